@@ -1,0 +1,144 @@
+/// One log record, normalised to journald-style field names.
+///
+/// Field values are bytes: log text is attacker-controlled and need not be UTF-8. Values live
+/// in one contiguous buffer so that a parsed line costs a few allocations, not one per field.
+package struct Event: Sendable {
+    /// Event time in microseconds since the Unix epoch (UTC), if the record carried one.
+    package var time: Int64?
+    /// Where the record came from, so that a finding can cite it and a checkpoint can resume after it.
+    package var position: SourcePosition
+    /// How many identical records this one stands for (`message repeated N times`).
+    package var repeatCount: Int
+    package var fields: EventFields
+
+    package init(time: Int64? = nil, position: SourcePosition, repeatCount: Int = 1, fields: EventFields = EventFields()) {
+        self.time = time
+        self.position = position
+        self.repeatCount = repeatCount
+        self.fields = fields
+    }
+
+    /// The first value of `name` decoded as UTF-8 (invalid sequences repaired), or nil.
+    package func string(_ name: String) -> String? {
+        fields.first(name).map { String(decoding: $0, as: UTF8.self) }
+    }
+}
+
+/// Where a record starts in its source.
+package struct SourcePosition: Sendable, Hashable, Codable {
+    /// A file path, `-` for standard input, or a listener address.
+    package var source: String
+    /// 1-based line (or entry) number within the source.
+    package var line: Int
+    /// Byte offset of the record's first byte.
+    package var offset: UInt64
+    /// An opaque resume token where the source has one (a journal cursor).
+    package var cursor: String?
+
+    package init(source: String, line: Int, offset: UInt64, cursor: String? = nil) {
+        self.source = source
+        self.line = line
+        self.offset = offset
+        self.cursor = cursor
+    }
+
+    /// A compact, stable rendering used in finding uids and evidence.
+    package var description: String {
+        if let cursor { return "\(source)@\(cursor)" }
+        return "\(source):\(line)"
+    }
+}
+
+/// An event's fields: names in order of appearance, values as byte ranges of one buffer.
+/// A name may repeat (journald allows it); matchers treat repeats as a multi-valued field.
+package struct EventFields: Sendable {
+    package private(set) var storage: [UInt8]
+    package private(set) var names: [String]
+    private var ranges: [Range<Int>]
+
+    package init(capacity: Int = 0) {
+        storage = []
+        storage.reserveCapacity(capacity)
+        names = []
+        ranges = []
+    }
+
+    /// Adopts `bytes` as the backing buffer; fields can then be added as ranges into it.
+    package init(backing bytes: [UInt8]) {
+        storage = bytes
+        names = []
+        names.reserveCapacity(12)
+        ranges = []
+        ranges.reserveCapacity(12)
+    }
+
+    package var count: Int { names.count }
+    package var isEmpty: Bool { names.isEmpty }
+
+    /// Adds a field whose value is a range of the backing buffer (no copy).
+    package mutating func add(_ name: String, range: Range<Int>) {
+        names.append(name)
+        ranges.append(range)
+    }
+
+    /// Adds a field with its own value, appended to the backing buffer.
+    package mutating func add(_ name: String, bytes: some Collection<UInt8>) {
+        let start = storage.count
+        storage.append(contentsOf: bytes)
+        names.append(name)
+        ranges.append(start..<storage.count)
+    }
+
+    package mutating func add(_ name: String, _ value: String) {
+        var value = value
+        value.withUTF8 { add(name, bytes: $0) }
+    }
+
+    /// Replaces every value of `name` with `value`, or adds it.
+    package mutating func set(_ name: String, _ value: String) {
+        remove(name)
+        add(name, value)
+    }
+
+    package mutating func remove(_ name: String) {
+        var i = names.count - 1
+        while i >= 0 {
+            if names[i] == name {
+                names.remove(at: i)
+                ranges.remove(at: i)
+            }
+            i -= 1
+        }
+    }
+
+    package func contains(_ name: String) -> Bool { names.contains(name) }
+
+    package func name(at index: Int) -> String { names[index] }
+    package func range(at index: Int) -> Range<Int> { ranges[index] }
+    package func value(at index: Int) -> ArraySlice<UInt8> { storage[ranges[index]] }
+
+    /// The first value of `name`.
+    package func first(_ name: String) -> ArraySlice<UInt8>? {
+        for i in names.indices where names[i] == name { return storage[ranges[i]] }
+        return nil
+    }
+
+    /// Every value of `name`, in order.
+    package func all(_ name: String) -> [ArraySlice<UInt8>] {
+        var out: [ArraySlice<UInt8>] = []
+        for i in names.indices where names[i] == name { out.append(storage[ranges[i]]) }
+        return out
+    }
+
+    /// Calls `body` with each value of `name` as a buffer; stops when `body` returns true.
+    @inline(__always)
+    package func anyValue(_ name: String, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
+        storage.withUnsafeBufferPointer { buffer in
+            for i in names.indices where names[i] == name {
+                let r = ranges[i]
+                if body(UnsafeBufferPointer(rebasing: buffer[r])) { return true }
+            }
+            return false
+        }
+    }
+}

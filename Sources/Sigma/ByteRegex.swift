@@ -1,0 +1,639 @@
+/// A linear-time regular expression engine over UTF-8 bytes (a Pike VM).
+///
+/// Log lines are written by attackers, so a backtracking engine's worst case is a denial of
+/// service. This engine runs in O(input × program) and also stops at a step budget. It covers
+/// the flavour Sigma rules use: literals, `.`, classes, `\d \w \s \b` and their negations,
+/// anchors, groups (capturing, `(?:`, named `(?<n>` and `(?P<n>`), alternation, greedy and
+/// lazy quantifiers including `{n,m}`, and the flags `i`, `m`, `s` (inline or as options).
+/// Case-insensitive matching folds ASCII letters.
+package struct ByteRegex: Sendable {
+    package struct Options: OptionSet, Sendable, Hashable {
+        package let rawValue: Int
+        package init(rawValue: Int) { self.rawValue = rawValue }
+        package static let ignoreCase = Options(rawValue: 1)
+        package static let multiline = Options(rawValue: 2)
+        package static let dotAll = Options(rawValue: 4)
+    }
+
+    package struct SyntaxError: Error, CustomStringConvertible, Equatable {
+        package var message: String
+        package var offset: Int
+        package var description: String { "\(message) at offset \(offset)" }
+    }
+
+    package let pattern: String
+    private let program: [Inst]
+    /// Capture group names, by group index (index 0 is the whole match).
+    package let groupNames: [String?]
+    /// Upper bound on VM steps per search; past it the search gives up and reports no match.
+    package var stepBudget: Int
+
+    package static let maxProgramSize = 50_000
+
+    package init(_ pattern: String, options: Options = [], stepBudget: Int = 20_000_000) throws(SyntaxError) {
+        self.pattern = pattern
+        var parser = RegexParser(Array(pattern.unicodeScalars), options: options)
+        let node = try parser.parseAll()
+        var compiler = RegexCompiler()
+        try compiler.emitGroup(node, index: 0)
+        compiler.program.append(.match)
+        self.program = compiler.program
+        var names: [String?] = [nil]
+        names.append(contentsOf: parser.groupNames)
+        self.groupNames = names
+        self.stepBudget = stepBudget
+    }
+
+    package enum Outcome: Equatable {
+        case match
+        case noMatch
+        /// The step budget ran out; treated as no match and counted by the caller.
+        case budgetExceeded
+    }
+
+    /// Unanchored search: does the pattern match anywhere in `input`?
+    package func search(_ input: UnsafeBufferPointer<UInt8>) -> Outcome {
+        var vm = PikeVM(program: program, slotCount: 0, budget: stepBudget)
+        return vm.run(input, captures: false).outcome
+    }
+
+    package func matches(_ s: String) -> Bool {
+        var s = s
+        return s.withUTF8 { search($0) } == .match
+    }
+
+    /// Leftmost-first match with capture groups; each range is a byte range of `input`.
+    package func firstMatch(_ input: UnsafeBufferPointer<UInt8>) -> [Range<Int>?]? {
+        var vm = PikeVM(program: program, slotCount: groupNames.count * 2, budget: stepBudget)
+        let result = vm.run(input, captures: true)
+        guard result.outcome == .match, let slots = result.slots else { return nil }
+        var groups: [Range<Int>?] = []
+        for g in 0..<groupNames.count {
+            let s = slots[2 * g]
+            let e = slots[2 * g + 1]
+            groups.append(s >= 0 && e >= s ? s..<e : nil)
+        }
+        return groups
+    }
+}
+
+// MARK: - Syntax tree
+
+indirect enum RegexNode {
+    case empty
+    case scalar(UInt32, fold: Bool)
+    case any(dotAll: Bool)
+    case set(CharSet)
+    case concat([RegexNode])
+    case alternate([RegexNode])
+    case repeatNode(RegexNode, min: Int, max: Int?, greedy: Bool)
+    case group(RegexNode, index: Int?)
+    case lineStart(multiline: Bool)
+    case lineEnd(multiline: Bool)
+    case wordBoundary(Bool)
+}
+
+struct CharSet {
+    var ranges: [ClosedRange<UInt32>] = []
+    var negated = false
+    var fold = false
+
+    func contains(_ c: UInt32) -> Bool {
+        var hit = ranges.contains { $0.contains(c) }
+        if !hit, fold {
+            if (65...90).contains(c) { hit = ranges.contains { $0.contains(c + 32) } }
+            else if (97...122).contains(c) { hit = ranges.contains { $0.contains(c - 32) } }
+        }
+        return hit != negated
+    }
+
+    static let digit = CharSet(ranges: [48...57])
+    static let word = CharSet(ranges: [48...57, 65...90, 95...95, 97...122])
+    static let space = CharSet(ranges: [9...13, 32...32])
+}
+
+struct RegexParser {
+    let s: [Unicode.Scalar]
+    var i = 0
+    var options: ByteRegex.Options
+    var groupNames: [String?] = []
+
+    init(_ s: [Unicode.Scalar], options: ByteRegex.Options) {
+        self.s = s
+        self.options = options
+    }
+
+    func fail(_ m: String) -> ByteRegex.SyntaxError { ByteRegex.SyntaxError(message: m, offset: i) }
+
+    mutating func parseAll() throws(ByteRegex.SyntaxError) -> RegexNode {
+        let node = try parseAlternation()
+        if i < s.count { throw fail(s[i] == ")" ? "unbalanced ')'" : "unexpected '\(s[i])'") }
+        return node
+    }
+
+    mutating func parseAlternation() throws(ByteRegex.SyntaxError) -> RegexNode {
+        var branches = [try parseConcat()]
+        while i < s.count, s[i] == "|" {
+            i += 1
+            branches.append(try parseConcat())
+        }
+        return branches.count == 1 ? branches[0] : .alternate(branches)
+    }
+
+    mutating func parseConcat() throws(ByteRegex.SyntaxError) -> RegexNode {
+        var items: [RegexNode] = []
+        while i < s.count, s[i] != "|", s[i] != ")" {
+            var atom = try parseAtom()
+            atom = try parseQuantifiers(atom)
+            items.append(atom)
+        }
+        if items.isEmpty { return .empty }
+        return items.count == 1 ? items[0] : .concat(items)
+    }
+
+    mutating func parseQuantifiers(_ atom: RegexNode) throws(ByteRegex.SyntaxError) -> RegexNode {
+        var atom = atom
+        while i < s.count {
+            var lo = 0
+            var hi: Int?
+            switch s[i] {
+            case "*": (lo, hi) = (0, nil); i += 1
+            case "+": (lo, hi) = (1, nil); i += 1
+            case "?": (lo, hi) = (0, 1); i += 1
+            case "{":
+                guard let (a, b, end) = braces(from: i) else { return atom }
+                (lo, hi) = (a, b)
+                i = end
+            default: return atom
+            }
+            if case .empty = atom { throw fail("quantifier without operand") }
+            var greedy = true
+            if i < s.count, s[i] == "?" {
+                greedy = false
+                i += 1
+            } else if i < s.count, s[i] == "+" {
+                i += 1  // possessive: matching semantics equal greedy for a yes/no answer
+            }
+            if let hi, hi < lo { throw fail("bad repetition range") }
+            if lo > 1000 || (hi ?? 0) > 1000 { throw fail("repetition count over 1000") }
+            atom = .repeatNode(atom, min: lo, max: hi, greedy: greedy)
+        }
+        return atom
+    }
+
+    /// `{n}`, `{n,}`, `{n,m}`; anything else is a literal brace.
+    func braces(from start: Int) -> (Int, Int?, Int)? {
+        var j = start + 1
+        func number() -> Int? {
+            var v: Int?
+            while j < s.count, let d = s[j].properties.numericType != nil ? Int(String(s[j])) : nil, s[j].isASCII {
+                v = (v ?? 0) * 10 + d
+                if v! > 100_000 { return nil }
+                j += 1
+            }
+            return v
+        }
+        guard let lo = number() else { return nil }
+        if j < s.count, s[j] == "}" { return (lo, lo, j + 1) }
+        guard j < s.count, s[j] == "," else { return nil }
+        j += 1
+        let hi = number()
+        guard j < s.count, s[j] == "}" else { return nil }
+        return (lo, hi, j + 1)
+    }
+
+    var fold: Bool { options.contains(.ignoreCase) }
+
+    mutating func parseAtom() throws(ByteRegex.SyntaxError) -> RegexNode {
+        let c = s[i]
+        switch c {
+        case "(":
+            return try parseGroup()
+        case "[":
+            return .set(try parseClass())
+        case ".":
+            i += 1
+            return .any(dotAll: options.contains(.dotAll))
+        case "^":
+            i += 1
+            return .lineStart(multiline: options.contains(.multiline))
+        case "$":
+            i += 1
+            return .lineEnd(multiline: options.contains(.multiline))
+        case "\\":
+            return try parseEscape(inClass: false)
+        case "*", "+", "?":
+            throw fail("quantifier without operand")
+        default:
+            i += 1
+            return .scalar(c.value, fold: fold)
+        }
+    }
+
+    mutating func parseGroup() throws(ByteRegex.SyntaxError) -> RegexNode {
+        i += 1
+        var index: Int? = nil
+        let saved = options
+        if i < s.count, s[i] == "?" {
+            i += 1
+            guard i < s.count else { throw fail("unterminated group") }
+            if s[i] == ":" {
+                i += 1
+            } else if s[i] == "<" || (s[i] == "P" && i + 1 < s.count && s[i + 1] == "<") {
+                if s[i] == "P" { i += 1 }
+                i += 1
+                var name = ""
+                while i < s.count, s[i] != ">" {
+                    name.unicodeScalars.append(s[i])
+                    i += 1
+                }
+                guard i < s.count, !name.isEmpty else { throw fail("bad group name") }
+                if name.first == "=" || name.first == "!" { throw fail("lookbehind is not supported") }
+                i += 1
+                groupNames.append(name)
+                index = groupNames.count
+            } else if s[i] == "=" || s[i] == "!" {
+                throw fail("lookahead is not supported")
+            } else {
+                // Inline flags: (?ims) for the rest of the group, (?ims:...) scoped, (?-i) to clear.
+                var on = true
+                var newOptions = options
+                while i < s.count, s[i] != ")", s[i] != ":" {
+                    switch s[i] {
+                    case "-": on = false
+                    case "i": if on { newOptions.insert(.ignoreCase) } else { newOptions.remove(.ignoreCase) }
+                    case "m": if on { newOptions.insert(.multiline) } else { newOptions.remove(.multiline) }
+                    case "s": if on { newOptions.insert(.dotAll) } else { newOptions.remove(.dotAll) }
+                    case "x", "u", "U": break
+                    default: throw fail("unsupported group flag '\(s[i])'")
+                    }
+                    i += 1
+                }
+                guard i < s.count else { throw fail("unterminated group") }
+                if s[i] == ")" {
+                    i += 1
+                    options = newOptions  // applies to the rest of the enclosing group
+                    return .empty
+                }
+                i += 1
+                options = newOptions
+                let inner = try parseAlternation()
+                options = saved
+                guard i < s.count, s[i] == ")" else { throw fail("missing ')'") }
+                i += 1
+                return .group(inner, index: nil)
+            }
+        } else {
+            groupNames.append(nil)
+            index = groupNames.count
+        }
+        let inner = try parseAlternation()
+        options = saved
+        guard i < s.count, s[i] == ")" else { throw fail("missing ')'") }
+        i += 1
+        return .group(inner, index: index)
+    }
+
+    mutating func parseEscape(inClass: Bool) throws(ByteRegex.SyntaxError) -> RegexNode {
+        i += 1
+        guard i < s.count else { throw fail("trailing backslash") }
+        let c = s[i]
+        i += 1
+        var set: CharSet?
+        switch c {
+        case "d": set = .digit
+        case "D": set = .digit; set!.negated = true
+        case "w": set = .word
+        case "W": set = .word; set!.negated = true
+        case "s": set = .space
+        case "S": set = .space; set!.negated = true
+        case "b" where !inClass: return .wordBoundary(true)
+        case "B" where !inClass: return .wordBoundary(false)
+        case "A" where !inClass: return .lineStart(multiline: false)
+        case "z", "Z": if !inClass { return .lineEnd(multiline: false) }
+        case "n": return .scalar(10, fold: false)
+        case "t": return .scalar(9, fold: false)
+        case "r": return .scalar(13, fold: false)
+        case "f": return .scalar(12, fold: false)
+        case "v": return .scalar(11, fold: false)
+        case "0": return .scalar(0, fold: false)
+        case "x":
+            var v: UInt32 = 0
+            var n = 0
+            if i < s.count, s[i] == "{" {
+                i += 1
+                while i < s.count, s[i] != "}", let h = s[i].hexValue { v = v * 16 + h; i += 1; n += 1 }
+                guard i < s.count, n > 0 else { throw fail("bad \\x escape") }
+                i += 1
+            } else {
+                while n < 2, i < s.count, let h = s[i].hexValue { v = v * 16 + h; i += 1; n += 1 }
+                guard n == 2 else { throw fail("bad \\x escape") }
+            }
+            return .scalar(v, fold: fold)
+        default:
+            if c.properties.isAlphabetic || ("1"..."9").contains(c) {
+                throw fail("unsupported escape '\\\(c)'")
+            }
+            return .scalar(c.value, fold: fold)
+        }
+        if let set { return .set(set) }
+        return .scalar(c.value, fold: fold)
+    }
+
+    mutating func parseClass() throws(ByteRegex.SyntaxError) -> CharSet {
+        i += 1
+        var set = CharSet()
+        set.fold = fold
+        if i < s.count, s[i] == "^" {
+            set.negated = true
+            i += 1
+        }
+        var first = true
+        while i < s.count, s[i] != "]" || first {
+            first = false
+            var lo: UInt32
+            if s[i] == "\\" {
+                let node = try parseEscape(inClass: true)
+                switch node {
+                case .set(let inner):
+                    if inner.negated {
+                        // [^...\S] style: expand the complement over the BMP-free ASCII range.
+                        for c in UInt32(0)...127 where inner.contains(c) { set.ranges.append(c...c) }
+                        set.ranges.append(128...0x10FFFF)
+                    } else {
+                        set.ranges.append(contentsOf: inner.ranges)
+                    }
+                    continue
+                case .scalar(let v, _): lo = v
+                default: throw fail("bad escape in class")
+                }
+            } else if s[i] == "[", i + 1 < s.count, s[i + 1] == ":" {
+                guard let end = (i..<s.count).first(where: { s[$0] == "]" && $0 > i + 1 }) else { throw fail("bad class") }
+                let name = String(String.UnicodeScalarView(s[(i + 2)..<(end - 1)]))
+                switch name {
+                case "alpha": set.ranges += [65...90, 97...122]
+                case "digit": set.ranges += [48...57]
+                case "alnum": set.ranges += [48...57, 65...90, 97...122]
+                case "space": set.ranges += [9...13, 32...32]
+                case "upper": set.ranges += [65...90]
+                case "lower": set.ranges += [97...122]
+                case "xdigit": set.ranges += [48...57, 65...70, 97...102]
+                case "punct": set.ranges += [33...47, 58...64, 91...96, 123...126]
+                default: throw fail("unknown class [:\(name):]")
+                }
+                i = end + 1
+                continue
+            } else {
+                lo = s[i].value
+                i += 1
+            }
+            if i + 1 < s.count, s[i] == "-", s[i + 1] != "]" {
+                i += 1
+                var hi: UInt32
+                if s[i] == "\\" {
+                    guard case .scalar(let v, _) = try parseEscape(inClass: true) else { throw fail("bad class range") }
+                    hi = v
+                } else {
+                    hi = s[i].value
+                    i += 1
+                }
+                guard hi >= lo else { throw fail("bad class range") }
+                set.ranges.append(lo...hi)
+            } else {
+                set.ranges.append(lo...lo)
+            }
+        }
+        guard i < s.count else { throw fail("missing ']'") }
+        i += 1
+        return set
+    }
+}
+
+extension Unicode.Scalar {
+    var hexValue: UInt32? {
+        switch value {
+        case 48...57: value - 48
+        case 65...70: value - 55
+        case 97...102: value - 87
+        default: nil
+        }
+    }
+}
+
+// MARK: - Program
+
+enum Inst {
+    case scalar(UInt32)
+    case scalarFold(UInt32)
+    case any(dotAll: Bool)
+    case set(CharSet)
+    case split(Int, Int)  // prefer the first
+    case jump(Int)
+    case save(Int)
+    case assertStart(multiline: Bool)
+    case assertEnd(multiline: Bool)
+    case assertWord(Bool)
+    case match
+}
+
+struct RegexCompiler {
+    var program: [Inst] = []
+
+    mutating func push(_ inst: Inst) throws(ByteRegex.SyntaxError) {
+        if program.count >= ByteRegex.maxProgramSize {
+            throw ByteRegex.SyntaxError(message: "pattern too large (over \(ByteRegex.maxProgramSize) instructions)", offset: 0)
+        }
+        program.append(inst)
+    }
+
+    mutating func emitGroup(_ node: RegexNode, index: Int) throws(ByteRegex.SyntaxError) {
+        try push(.save(2 * index))
+        try emit(node)
+        try push(.save(2 * index + 1))
+    }
+
+    mutating func emit(_ node: RegexNode) throws(ByteRegex.SyntaxError) {
+        switch node {
+        case .empty: break
+        case .scalar(let v, let fold):
+            let isLetter = (65...90).contains(v) || (97...122).contains(v)
+            try push(fold && isLetter ? .scalarFold(v | 0x20) : .scalar(v))
+        case .any(let dotAll): try push(.any(dotAll: dotAll))
+        case .set(let set): try push(.set(set))
+        case .concat(let items): for item in items { try emit(item) }
+        case .alternate(let branches):
+            var jumps: [Int] = []
+            for (k, branch) in branches.enumerated() {
+                if k < branches.count - 1 {
+                    let split = program.count
+                    try push(.split(split + 1, 0))
+                    try emit(branch)
+                    jumps.append(program.count)
+                    try push(.jump(0))
+                    program[split] = .split(split + 1, program.count)
+                } else {
+                    try emit(branch)
+                }
+            }
+            for j in jumps { program[j] = .jump(program.count) }
+        case .group(let inner, let index):
+            if let index { try emitGroup(inner, index: index) } else { try emit(inner) }
+        case .repeatNode(let inner, let lo, let hi, let greedy):
+            for _ in 0..<lo { try emit(inner) }
+            if let hi {
+                // Each optional copy: split(body, end)
+                var patches: [Int] = []
+                for _ in lo..<hi {
+                    let split = program.count
+                    try push(.split(0, 0))
+                    patches.append(split)
+                    try emit(inner)
+                }
+                let end = program.count
+                for p in patches { program[p] = greedy ? .split(p + 1, end) : .split(end, p + 1) }
+            } else {
+                let split = program.count
+                try push(.split(0, 0))
+                try emit(inner)
+                try push(.jump(split))
+                let end = program.count
+                program[split] = greedy ? .split(split + 1, end) : .split(end, split + 1)
+            }
+        case .lineStart(let m): try push(.assertStart(multiline: m))
+        case .lineEnd(let m): try push(.assertEnd(multiline: m))
+        case .wordBoundary(let b): try push(.assertWord(b))
+        }
+    }
+}
+
+// MARK: - Pike VM
+
+struct PikeVM {
+    let program: [Inst]
+    let slotCount: Int
+    var budget: Int
+
+    init(program: [Inst], slotCount: Int, budget: Int) {
+        self.program = program
+        self.slotCount = slotCount
+        self.budget = budget
+    }
+
+    struct ThreadList {
+        var pcs: [Int32]
+        var slots: [[Int]]
+        var onList: [UInt32]  // generation stamp per pc
+    }
+
+    /// Decodes the scalar at `i`; an invalid byte decodes to itself plus 0x110000 so it matches only `.`.
+    @inline(__always)
+    static func decode(_ b: UnsafeBufferPointer<UInt8>, _ i: Int) -> (UInt32, Int) {
+        let c0 = b[i]
+        if c0 < 0x80 { return (UInt32(c0), 1) }
+        let n = b.count
+        if c0 & 0xE0 == 0xC0, i + 1 < n, b[i + 1] & 0xC0 == 0x80 {
+            let v = UInt32(c0 & 0x1F) << 6 | UInt32(b[i + 1] & 0x3F)
+            if v >= 0x80 { return (v, 2) }
+        } else if c0 & 0xF0 == 0xE0, i + 2 < n, b[i + 1] & 0xC0 == 0x80, b[i + 2] & 0xC0 == 0x80 {
+            let v = UInt32(c0 & 0x0F) << 12 | UInt32(b[i + 1] & 0x3F) << 6 | UInt32(b[i + 2] & 0x3F)
+            if v >= 0x800 { return (v, 3) }
+        } else if c0 & 0xF8 == 0xF0, i + 3 < n, b[i + 1] & 0xC0 == 0x80, b[i + 2] & 0xC0 == 0x80, b[i + 3] & 0xC0 == 0x80 {
+            let v = UInt32(c0 & 0x07) << 18 | UInt32(b[i + 1] & 0x3F) << 12 | UInt32(b[i + 2] & 0x3F) << 6
+                | UInt32(b[i + 3] & 0x3F)
+            if v >= 0x10000, v <= 0x10FFFF { return (v, 4) }
+        }
+        return (0x110000 + UInt32(c0), 1)
+    }
+
+    static func isWord(_ b: UnsafeBufferPointer<UInt8>, _ i: Int) -> Bool {
+        guard i >= 0, i < b.count else { return false }
+        let c = b[i]
+        return (48...57).contains(c) || (65...90).contains(c) || (97...122).contains(c) || c == 95
+    }
+
+    mutating func run(_ input: UnsafeBufferPointer<UInt8>, captures: Bool) -> (outcome: ByteRegex.Outcome, slots: [Int]?) {
+        let size = program.count
+        var current = ThreadList(pcs: [], slots: [], onList: Array(repeating: 0, count: size))
+        var next = ThreadList(pcs: [], slots: [], onList: Array(repeating: 0, count: size))
+        current.pcs.reserveCapacity(size)
+        next.pcs.reserveCapacity(size)
+        var generation: UInt32 = 1
+        var matched: [Int]? = nil
+        var i = 0
+        let emptySlots = captures ? Array(repeating: -1, count: slotCount) : []
+        var stack: [(Int, [Int])] = []
+
+        func addThread(_ list: inout ThreadList, _ pc0: Int, _ slots0: [Int], _ at: Int, _ gen: UInt32, _ budget: inout Int) {
+            stack.removeAll(keepingCapacity: true)
+            stack.append((pc0, slots0))
+            while let (pc, slots) = stack.popLast() {
+                budget -= 1
+                if list.onList[pc] == gen { continue }
+                list.onList[pc] = gen
+                switch program[pc] {
+                case .jump(let t): stack.append((t, slots))
+                case .split(let a, let b):
+                    stack.append((b, slots))
+                    stack.append((a, slots))
+                case .save(let k):
+                    if captures, k < slots.count {
+                        var s = slots
+                        s[k] = at
+                        stack.append((pc + 1, s))
+                    } else {
+                        stack.append((pc + 1, slots))
+                    }
+                case .assertStart(let m):
+                    if at == 0 || (m && input[at - 1] == 10) { stack.append((pc + 1, slots)) }
+                case .assertEnd(let m):
+                    if at == input.count || (m && input[at] == 10) { stack.append((pc + 1, slots)) }
+                case .assertWord(let want):
+                    let boundary = Self.isWord(input, at - 1) != Self.isWord(input, at)
+                    if boundary == want { stack.append((pc + 1, slots)) }
+                default:
+                    list.pcs.append(Int32(pc))
+                    if captures { list.slots.append(slots) }
+                }
+            }
+        }
+
+        var budget = self.budget
+        addThread(&current, 0, emptySlots, 0, generation, &budget)
+        while true {
+            if budget <= 0 { return (.budgetExceeded, nil) }
+            generation &+= 1
+            next.pcs.removeAll(keepingCapacity: true)
+            next.slots.removeAll(keepingCapacity: true)
+            let (ch, width) = i < input.count ? Self.decode(input, i) : (UInt32.max, 0)
+            var k = 0
+            while k < current.pcs.count {
+                let pc = Int(current.pcs[k])
+                let slots = captures ? current.slots[k] : emptySlots
+                k += 1
+                budget -= 1
+                var advance = false
+                switch program[pc] {
+                case .match:
+                    if !captures { return (.match, nil) }
+                    matched = slots
+                    k = current.pcs.count  // lower-priority threads are cut off
+                    continue
+                case .scalar(let v): advance = width > 0 && ch == v
+                case .scalarFold(let v): advance = width > 0 && (ch | 0x20) == v && (ch >= 65 && ch <= 122)
+                case .any(let dotAll): advance = width > 0 && (dotAll || ch != 10)
+                case .set(let set): advance = width > 0 && ch < 0x110000 && set.contains(ch)
+                default: break
+                }
+                if advance { addThread(&next, pc + 1, slots, i + width, generation, &budget) }
+            }
+            if width == 0 { break }
+            i += width
+            // Unanchored search: a new attempt starts at every position until something matched.
+            if matched == nil { addThread(&next, 0, emptySlots, i, generation, &budget) }
+            swap(&current, &next)
+            if current.pcs.isEmpty, matched != nil { break }
+        }
+        if let matched { return (.match, matched) }
+        return (.noMatch, nil)
+    }
+}

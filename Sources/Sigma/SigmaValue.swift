@@ -79,28 +79,28 @@ package struct RuleError: Error, Sendable, CustomStringConvertible, Equatable {
 }
 
 extension Node {
-    func location(_ file: String) -> SourceLocation {
+    package func location(_ file: String) -> SourceLocation {
         SourceLocation(file: file, line: mark?.line ?? 0, column: mark?.column ?? 0)
     }
 
     /// Key/value pairs of a mapping, in document order.
-    var pairs: [(key: String, keyNode: Node, value: Node)]? {
+    package var pairs: [(key: String, keyNode: Node, value: Node)]? {
         guard case .mapping(let m) = self else { return nil }
         return m.map { (key: $0.key.string ?? "", keyNode: $0.key, value: $0.value) }
     }
 
-    func value(for key: String) -> Node? {
+    package func value(for key: String) -> Node? {
         guard case .mapping(let m) = self else { return nil }
         return m.first { $0.key.string == key }?.value
     }
 
-    var scalarText: String? {
+    package var scalarText: String? {
         if case .scalar(let s) = self { return s.string }
         return nil
     }
 
     /// A string, or each string of a list of strings.
-    var stringList: [String] {
+    package var stringList: [String] {
         switch self {
         case .scalar(let s): [s.string]
         case .sequence(let seq): seq.compactMap(\.scalarText)

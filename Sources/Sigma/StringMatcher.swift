@@ -177,3 +177,18 @@ package enum Fold {
         return 4
     }
 }
+
+extension StringMatcher {
+    /// A lower-case ASCII literal that every matching value contains, for the prefilter.
+    var requiredLiteral: [UInt8]? {
+        var best: [UInt8]?
+        switch kind {
+        case .glob:
+            for case .literal(let b) in tokens where b.count > (best?.count ?? 0) && b.allSatisfy({ $0 < 0x80 }) { best = b }
+        default:
+            best = needle
+        }
+        guard let b = best, !b.isEmpty, b.allSatisfy({ $0 < 0x80 }) else { return nil }
+        return b.map { Fold.table[Int($0)] }
+    }
+}

@@ -1,1 +1,176 @@
-print("x")
+import ArgumentParser
+import Daemon
+import Findings
+import Foundation
+import Ingest
+import Sigma
+
+@main
+struct LogTriage: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "logtriage",
+        abstract: "Security log triage: Sigma rules over journald and syslog, ranked and explained findings.",
+        discussion: """
+            Findings are OCSF Detection Finding JSON lines (or ECS with --format ecs) on standard output;
+            diagnostics and a one-line summary go to standard error.
+
+            Examples:
+              logtriage scan /var/log/auth.log
+              journalctl -o json --since today | logtriage scan -
+              logtriage rules lint /etc/logtriage/rules
+            """,
+        version: ScanPipeline.version,
+        subcommands: [Scan.self, Rules.self]
+    )
+}
+
+struct Scan: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Replay log files through the rules and print findings.",
+        discussion: """
+            Each input is read in the given or detected format: syslog (RFC 3164 and 5424, with or without
+            <PRI>), jsonl (one JSON object per line, as journalctl -o json prints) or journal-export
+            (journalctl -o export). Event time comes from the log, so aggregation windows follow the log.
+
+            Exit status: 0 when every input was read, 1 when rules failed to load, 2 when an input failed.
+            """)
+
+    @Option(name: .customLong("rules"), help: ArgumentHelp("Rule file or directory; repeatable. Default: the bundled pack.", valueName: "path"))
+    var rules: [String] = []
+
+    @Option(help: ArgumentHelp("Directory of pipeline files (logsource routing, field mappings, extractors). Default: the bundled pipelines.", valueName: "dir"))
+    var pipelines: String?
+
+    @Option(help: ArgumentHelp("Input format: \(InputFormat.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "format"))
+    var inputFormat: String = "auto"
+
+    @Option(help: ArgumentHelp("Finding schema: ocsf or ecs.", valueName: "schema"))
+    var format: String = "ocsf"
+
+    @Option(help: ArgumentHelp("Triage: builtin, worker or none.", valueName: "mode"))
+    var triage: String = "builtin"
+
+    @Option(help: ArgumentHelp("Inference worker base URL (with --triage worker).", valueName: "url"))
+    var workerURL: String?
+
+    @Option(help: ArgumentHelp("Model name to request from the worker.", valueName: "name"))
+    var workerModel: String?
+
+    @Option(help: ArgumentHelp("Year for syslog stamps that carry none. Default: inferred from the file's modification time.", valueName: "year"))
+    var year: Int?
+
+    @Option(help: ArgumentHelp("Repeats of a rule on the same source, user and host within this many seconds fold into one finding; 0 disables.", valueName: "seconds"))
+    var aggregateWindow: Int = 300
+
+    @Option(help: ArgumentHelp("Lines longer than this are cut (and counted).", valueName: "bytes"))
+    var maxLineBytes: Int = 1 << 20
+
+    @Flag(help: "Show a progress line on a terminal even for small inputs.")
+    var progress = false
+
+    @Argument(help: ArgumentHelp("Log files to read; - reads standard input.", valueName: "file"))
+    var files: [String]
+
+    func validate() throws {
+        guard InputFormat(rawValue: inputFormat) != nil else {
+            throw ValidationError("--input-format must be one of \(InputFormat.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard FindingFormat(rawValue: format) != nil else { throw ValidationError("--format must be ocsf or ecs") }
+        guard TriageMode(rawValue: triage) != nil else { throw ValidationError("--triage must be builtin, worker or none") }
+        guard aggregateWindow >= 0 else { throw ValidationError("--aggregate-window must not be negative") }
+        guard !files.isEmpty else { throw ValidationError("name at least one file, or - for standard input") }
+    }
+
+    func run() throws {
+        var config = ScanConfiguration()
+        config.rulePaths = rules
+        config.pipelineDirectory = pipelines
+        config.reader.format = InputFormat(rawValue: inputFormat)!
+        config.reader.year = year
+        config.reader.maxLineBytes = maxLineBytes
+        config.format = FindingFormat(rawValue: format)!
+        config.triage = TriageMode(rawValue: triage)!
+        config.aggregateWindowSeconds = aggregateWindow
+        config.showProgress = isatty(2) == 1
+        if config.triage == .worker {
+            printError("logtriage: the inference worker client is not part of this version; using built-in triage")
+        }
+        let pipeline: ScanPipeline
+        do {
+            pipeline = try ScanPipeline(configuration: config)
+        } catch {
+            printError("logtriage: \(error)")
+            throw ExitCode(1)
+        }
+        for e in pipeline.loadReport.errors { printError("\(e)") }
+        if pipeline.loadReport.loaded == 0 {
+            printError("logtriage: no rules loaded")
+            throw ExitCode(1)
+        }
+        var out = FileOutput(fd: 1)
+        let summary = pipeline.run(inputs: files, emit: { _, bytes in out.write(bytes) }, diagnostic: { printError("logtriage: \($0)") })
+        out.flush()
+        printError("logtriage: " + summary.line)
+        if out.failed != nil { throw ExitCode(2) }
+        if summary.filesFailed > 0 { throw ExitCode(2) }
+    }
+}
+
+struct Rules: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check and test Sigma rules.", subcommands: [Lint.self, Test.self])
+
+    struct Lint: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Load rules and report every problem as file:line: message.",
+            discussion: "Prints 'N loaded, M rejected' last; exits 1 if any rule is rejected.")
+
+        @Option(help: ArgumentHelp("Directory of pipeline files. Default: the bundled pipelines.", valueName: "dir"))
+        var pipelines: String?
+
+        @Flag(help: "Also print warnings (deprecated rules and the like).")
+        var warnings = false
+
+        @Argument(help: ArgumentHelp("Rule files or directories.", valueName: "path"))
+        var paths: [String]
+
+        func run() throws {
+            let pipeline = try loadPipeline(pipelines)
+            let (_, report) = RuleSet.load(paths: paths, pipeline: pipeline)
+            for e in report.errors { print(e) }
+            if warnings { for w in report.warnings { print("\(w) (warning)") } }
+            print("\(report.loaded) loaded, \(report.rejected) rejected")
+            if report.rejected > 0 { throw ExitCode(1) }
+        }
+    }
+
+    struct Test: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run rule tests: fixture lines and the matches each rule must give.",
+            discussion: "PATH is a rules directory holding a tests/ folder; default: the bundled rules.")
+
+        @Argument(help: ArgumentHelp("Rules directory.", valueName: "path"))
+        var path: String?
+
+        func run() throws {
+            let root = try path ?? BundledRules.require()
+            let pipeline = try loadPipeline(FileManager.default.fileExists(atPath: root + "/pipelines") ? root + "/pipelines" : nil)
+            let (set, report) = RuleSet.load(paths: [root], pipeline: pipeline)
+            for e in report.errors { print(e) }
+            let outcome = RuleTestRunner(rules: set).run(files: RuleTestRunner.testFiles(in: root + "/tests"))
+            for f in outcome.failures { print("FAIL \(f)") }
+            for u in outcome.untested { print("untested: \(u)") }
+            print("\(outcome.passed) passed, \(outcome.failures.count) failed")
+            if !outcome.failures.isEmpty || report.rejected > 0 { throw ExitCode(1) }
+        }
+    }
+}
+
+func loadPipeline(_ dir: String?) throws -> Pipeline {
+    do {
+        return try Pipeline.load(directory: dir ?? BundledRules.require() + "/pipelines")
+    } catch let e as RuleError {
+        printError("logtriage: \(e)")
+        throw ExitCode(1)
+    }
+}

@@ -1,0 +1,49 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Buffered writes to a file descriptor (stdout for `scan`).
+package struct FileOutput: ~Copyable {
+    private let fd: Int32
+    private var buffer: [UInt8] = []
+    package private(set) var failed: Int32?
+
+    package init(fd: Int32) {
+        self.fd = fd
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    package mutating func write(_ bytes: [UInt8]) {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    package mutating func flush() {
+        var done = 0
+        while done < buffer.count, failed == nil {
+            let n = buffer.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+            if n > 0 {
+                done += n
+            } else if n < 0, errno == EINTR {
+                continue
+            } else {
+                failed = errno
+            }
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    deinit {
+        if !buffer.isEmpty {
+            buffer.withUnsafeBytes { _ = Glibc.write(fd, $0.baseAddress!, $0.count) }
+        }
+    }
+}
+
+/// Writes a line to standard error.
+package func printError(_ text: String) {
+    var line = text + "\n"
+    line.withUTF8 { _ = write(2, $0.baseAddress!, $0.count) }
+}

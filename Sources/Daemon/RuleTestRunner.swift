@@ -1,0 +1,115 @@
+import EventModel
+import Findings
+import Foundation
+import Ingest
+import Sigma
+import Yams
+
+/// Runs rule tests: fixture log lines and what a rule must find in them.
+///
+/// A test file holds `tests:`, a list of cases with `rule` (id), `name`, `lines`, optional
+/// `format`, `matches` (how many of the lines the rule matches) and optional `observables`
+/// (name: value pairs the first match must carry).
+package struct RuleTestRunner {
+    package let rules: RuleSet
+
+    package init(rules: RuleSet) { self.rules = rules }
+
+    package struct Outcome: Sendable {
+        package var passed = 0
+        package var failures: [String] = []
+        /// Rules without any test case.
+        package var untested: [String] = []
+    }
+
+    package static func testFiles(in directory: String) -> [String] {
+        let fm = FileManager.default
+        let files = (try? fm.contentsOfDirectory(atPath: directory)) ?? []
+        return files.filter { $0.hasSuffix(".yml") || $0.hasSuffix(".yaml") }.sorted().map { directory + "/" + $0 }
+    }
+
+    package func run(files: [String]) -> Outcome {
+        var outcome = Outcome()
+        var tested = Set<String>()
+        for file in files {
+            guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+                outcome.failures.append("\(file): cannot read")
+                continue
+            }
+            let root: Node
+            do {
+                guard let n = try Yams.compose(yaml: text) else { continue }
+                root = n
+            } catch {
+                outcome.failures.append("\(file): YAML error: \(error)")
+                continue
+            }
+            for testCase in root.value(for: "tests")?.array() ?? [] {
+                let line = testCase.mark?.line ?? 0
+                let name = testCase.value(for: "name")?.scalarText ?? "case at line \(line)"
+                guard let ruleID = testCase.value(for: "rule")?.scalarText,
+                    let expected = Int(testCase.value(for: "matches")?.scalarText ?? "")
+                else {
+                    outcome.failures.append("\(file):\(line): a test needs 'rule' and 'matches'")
+                    continue
+                }
+                guard let ruleIndex = rules.rules.firstIndex(where: { $0.id == ruleID }) else {
+                    outcome.failures.append("\(file):\(line): \(name): no loaded rule has id \(ruleID)")
+                    continue
+                }
+                tested.insert(ruleID)
+                let lines = testCase.value(for: "lines")?.stringList ?? []
+                var options = ReaderOptions()
+                if let f = testCase.value(for: "format")?.scalarText, let format = InputFormat(rawValue: f) { options.format = format }
+                options.year = Int(testCase.value(for: "year")?.scalarText ?? "") ?? 2024
+                let result: (Int, Event?)
+                do {
+                    result = try matches(rule: ruleIndex, lines: lines, options: options)
+                } catch {
+                    outcome.failures.append("\(file):\(line): \(name): \(error)")
+                    continue
+                }
+                var problems: [String] = []
+                if result.0 != expected { problems.append("expected \(expected) matches, got \(result.0)") }
+                if let want = testCase.value(for: "observables")?.pairs {
+                    let got = result.1.map(Observable.from) ?? []
+                    for (k, _, v) in want {
+                        let value = v.scalarText ?? ""
+                        if !got.contains(where: { $0.name == k && $0.value == value }) {
+                            let seen = got.map { "\($0.name)=\($0.value)" }.joined(separator: ", ")
+                            problems.append("expected observable \(k)=\(value), got [\(seen)]")
+                        }
+                    }
+                }
+                if problems.isEmpty {
+                    outcome.passed += 1
+                } else {
+                    outcome.failures.append("\(file):\(line): \(name) (rule \(ruleID)): " + problems.joined(separator: "; "))
+                }
+            }
+        }
+        outcome.untested = rules.rules.filter { !tested.contains($0.id) }.map { "\($0.location.file): \($0.title) (\($0.id))" }
+        return outcome
+    }
+
+    /// How many of `lines` the rule matches, and the first matching event (enriched).
+    func matches(rule: Int, lines: [String], options: ReaderOptions) throws -> (Int, Event?) {
+        let path = NSTemporaryDirectory() + "logtriage-ruletest-\(getpid())-\(UUID().uuidString).log"
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: path))
+        var reader = try EventReader(path: path, options: options)
+        var context = RuleSet.Context()
+        var count = 0
+        var first: Event?
+        while var event = try reader.next() {
+            if rules.match(&event, context: &context).contains(rule) {
+                count += 1
+                if first == nil {
+                    rules.enrich(&event)
+                    first = event
+                }
+            }
+        }
+        return (count, first)
+    }
+}

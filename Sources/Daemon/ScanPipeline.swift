@@ -1,0 +1,164 @@
+import EventModel
+import Findings
+import Foundation
+import Ingest
+import Sigma
+import Triage
+
+/// How `scan` reads, detects, triages and writes.
+package struct ScanConfiguration: Sendable {
+    package var rulePaths: [String] = []
+    package var pipelineDirectory: String?
+    package var reader = ReaderOptions()
+    package var format: FindingFormat = .ocsf
+    package var triage: TriageMode = .builtin
+    package var aggregateWindowSeconds = 300
+    package var evidenceCap = 10
+    package var showProgress = false
+    package init() {}
+}
+
+package enum TriageMode: String, Sendable, CaseIterable {
+    case builtin
+    case worker
+    case none
+}
+
+/// Totals printed after a scan.
+package struct ScanSummary: Sendable {
+    package var read = ReadStatistics()
+    package var matches = 0
+    package var findings = 0
+    package var rulesLoaded = 0
+    package var rulesRejected = 0
+    package var filesFailed = 0
+    package var regexBudgetExceeded = 0
+    package var groupsClosedEarly = 0
+    package var seconds = 0.0
+
+    package var line: String {
+        let mb = Double(read.bytes) / 1_048_576
+        let rate = seconds > 0 ? Int(Double(read.lines) / seconds) : 0
+        var s = "scanned \(read.lines) lines (\(String(format: "%.1f", mb)) MB) in \(String(format: "%.2f", seconds)) s"
+        s += " (\(rate) lines/s): \(read.events) events, \(read.unparsable) unparsable, \(read.truncated) truncated;"
+        s += " \(matches) matches, \(findings) findings; \(rulesLoaded) rules loaded, \(rulesRejected) rejected"
+        if filesFailed > 0 { s += "; \(filesFailed) inputs failed" }
+        if regexBudgetExceeded > 0 { s += "; \(regexBudgetExceeded) regex evaluations over budget" }
+        if groupsClosedEarly > 0 { s += "; \(groupsClosedEarly) aggregation groups closed early" }
+        return s
+    }
+}
+
+/// The offline pipeline: files → events → rules → aggregated findings → triage → JSON lines.
+package struct ScanPipeline {
+    package let configuration: ScanConfiguration
+    package let rules: RuleSet
+    package let loadReport: LoadReport
+    private let encoder: FindingEncoder
+    private let summaries: [RuleSummary]
+
+    package static let version = "0.1.0"
+
+    package init(configuration: ScanConfiguration) throws {
+        self.configuration = configuration
+        let bundled = BundledRules.directory()
+        guard let pipelineDir = configuration.pipelineDirectory ?? bundled.map({ $0 + "/pipelines" }) else {
+            throw BundledRules.NotFound()
+        }
+        let pipeline = try Pipeline.load(directory: pipelineDir)
+        var paths = configuration.rulePaths
+        if paths.isEmpty {
+            guard let bundled else { throw BundledRules.NotFound() }
+            paths = [bundled + "/linux"]
+        }
+        (rules, loadReport) = RuleSet.load(paths: paths, pipeline: pipeline)
+        encoder = FindingEncoder(format: configuration.format, productVersion: Self.version)
+        summaries = rules.rules.map(RuleSummary.init)
+    }
+
+    /// Scans `inputs` in order, writing findings with `emit`. Diagnostics go to `diagnostic`.
+    package func run(inputs: [String], emit: (Finding, [UInt8]) -> Void, diagnostic: (String) -> Void) -> ScanSummary {
+        var summary = ScanSummary()
+        summary.rulesLoaded = loadReport.loaded
+        summary.rulesRejected = loadReport.rejected
+        let start = Date()
+        var context = RuleSet.Context()
+        var aggregator = Aggregator(windowSeconds: configuration.aggregateWindowSeconds, evidenceCap: configuration.evidenceCap)
+        let triager = BuiltinTriager()
+        let wallClock = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        var progress = ProgressLine(enabled: configuration.showProgress)
+
+        func deliver(_ findings: [Finding]) {
+            for var f in findings {
+                switch configuration.triage {
+                case .builtin, .worker: triager.triage(&f)
+                case .none: f.triage = .init(riskScore: BuiltinTriager.base(f.severity), source: "none")
+                }
+                summary.findings += 1
+                emit(f, encoder.encode(f))
+            }
+        }
+
+        for input in inputs {
+            var reader: EventReader
+            do {
+                reader = try EventReader(path: input, options: configuration.reader)
+            } catch {
+                diagnostic("\(input): \(error)")
+                summary.filesFailed += 1
+                continue
+            }
+            do {
+                while var event = try reader.next() {
+                    let matched = rules.match(&event, context: &context)
+                    if !matched.isEmpty {
+                        rules.enrich(&event)
+                        for r in matched {
+                            summary.matches += 1
+                            deliver(aggregator.add(rule: summaries[r], event: event, time: event.time ?? wallClock))
+                        }
+                    }
+                    if progress.enabled, reader.statistics.lines & 0x3FFF == 0 {
+                        var s = summary.read
+                        s += reader.statistics
+                        progress.update(s, since: start)
+                    }
+                }
+            } catch {
+                diagnostic("\(input): \(error)")
+                summary.filesFailed += 1
+            }
+            summary.read += reader.statistics
+        }
+        deliver(aggregator.flush())
+        progress.finish()
+        summary.regexBudgetExceeded = context.statistics.regexBudgetExceeded
+        summary.groupsClosedEarly = aggregator.closedEarly
+        summary.seconds = Date().timeIntervalSince(start)
+        return summary
+    }
+}
+
+/// A single self-overwriting progress line on a terminal.
+struct ProgressLine {
+    let enabled: Bool
+    private var last = Date.distantPast
+    private var shown = false
+
+    init(enabled: Bool) { self.enabled = enabled }
+
+    mutating func update(_ s: ReadStatistics, since start: Date) {
+        let now = Date()
+        guard now.timeIntervalSince(last) >= 0.5 else { return }
+        last = now
+        shown = true
+        let secs = max(0.001, now.timeIntervalSince(start))
+        let mb = Double(s.bytes) / 1_048_576
+        FileHandle.standardError.write(
+            "\r\u{1B}[K\(s.lines) lines, \(String(format: "%.1f", mb)) MB, \(Int(Double(s.lines) / secs)) lines/s".data(using: .utf8)!)
+    }
+
+    mutating func finish() {
+        if shown { FileHandle.standardError.write("\r\u{1B}[K".data(using: .utf8)!) }
+    }
+}

@@ -1,0 +1,141 @@
+import EventModel
+import Sigma
+
+/// A detection: one rule matching one or more events that share an aggregation key.
+package struct Finding: Sendable {
+    package var uid: String
+    package var rule: RuleSummary
+    package var firstSeen: Int64
+    package var lastSeen: Int64
+    package var count: Int
+    /// The first events (up to the evidence cap), each with its source position.
+    package var evidences: [Event]
+    package var observables: [Observable]
+    package var hostname: String?
+    package var activity: Activity = .create
+    package var triage: Triage
+
+    package enum Activity: Int, Sendable {
+        case create = 1
+        case update = 2
+    }
+
+    /// The triage a finding carries: its rank, why, and what to do.
+    package struct Triage: Sendable {
+        package var riskScore: Int
+        package var explanation: String?
+        package var remediation: String?
+        package var confidence: Int?
+        /// `builtin`, `worker` or `none`, and why when the worker's answer was not used.
+        package var source: String
+        package var note: String?
+        package var model: String?
+
+        package init(riskScore: Int, source: String) {
+            self.riskScore = riskScore
+            self.source = source
+        }
+    }
+
+    package var severity: Severity { rule.level }
+}
+
+/// The rule facts a finding carries (the Sigma licence requires the author).
+package struct RuleSummary: Sendable {
+    package var id: String
+    package var title: String
+    package var description: String?
+    package var author: String?
+    package var level: Severity
+    package var status: String?
+    package var tags: [String]
+    package var techniques: [String]
+    package var tactics: [String]
+    package var references: [String]
+    package var falsePositives: [String]
+    package var file: String
+
+    package init(_ rule: SigmaRule) {
+        id = rule.id
+        title = rule.title
+        description = rule.description
+        author = rule.author
+        level = rule.level
+        status = rule.status
+        tags = rule.tags
+        techniques = rule.attackTechniques
+        tactics = rule.attackTactics
+        references = rule.references
+        falsePositives = rule.falsePositives
+        file = rule.location.file
+    }
+}
+
+/// An entity a finding names: a source address, a user, a host, a process.
+package struct Observable: Sendable, Hashable {
+    package var name: String
+    /// OCSF observable type: 1 hostname, 2 IP address, 4 user name, 9 process name, 11 port.
+    package var typeID: Int
+    package var value: String
+
+    package init(name: String, typeID: Int, value: String) {
+        self.name = name
+        self.typeID = typeID
+        self.value = value
+    }
+
+    /// Event fields that become observables, with their OCSF names and types.
+    package static let fieldMap: [(field: String, name: String, typeID: Int)] = [
+        ("source.ip", "src_endpoint.ip", 2),
+        ("source.address", "src_endpoint.hostname", 1),
+        ("user.name", "user.name", 4),
+        ("user.target", "user.name", 4),
+        (FieldName.hostname, "device.hostname", 1),
+        (FieldName.identifier, "process.name", 9),
+    ]
+
+    /// The observables an event names, in `fieldMap` order, without duplicates.
+    package static func from(_ event: Event) -> [Observable] {
+        var out: [Observable] = []
+        for (field, name, type) in fieldMap {
+            guard let raw = event.fields.first(field), !raw.isEmpty, raw.count <= 512 else { continue }
+            var value = String(decoding: raw, as: UTF8.self)
+            var typeID = type
+            if field == "source.address" {
+                // A textual address is an IP if it parses as one, else a hostname.
+                if let ip = IPAddress(value) {
+                    _ = ip
+                    typeID = 2
+                }
+            }
+            if typeID == 2, value.hasPrefix("::ffff:"), IPAddress(String(value.dropFirst(7))) != nil {
+                value = String(value.dropFirst(7))
+            }
+            let obs = Observable(name: typeID == 2 ? "src_endpoint.ip" : name, typeID: typeID, value: value)
+            if !out.contains(obs) { out.append(obs) }
+        }
+        return out
+    }
+}
+
+/// Deterministic finding ids: the same rule and first event always give the same uid, so a
+/// replay after a crash repeats it and consumers can deduplicate.
+package enum FindingID {
+    package static func make(ruleID: String, position: SourcePosition) -> String {
+        let text = Array("\(ruleID)|\(position.source)|\(position.offset)|\(position.cursor ?? "")".utf8)
+        let a = fnv1a(text, seed: 0xcbf2_9ce4_8422_2325)
+        let b = fnv1a(text, seed: 0x8422_2325_cbf2_9ce4 ^ a)
+        let hex = String(a, radix: 16).leftPadded(16) + String(b, radix: 16).leftPadded(16)
+        let c = Array(hex)
+        return "\(String(c[0..<8]))-\(String(c[8..<12]))-\(String(c[12..<16]))-\(String(c[16..<20]))-\(String(c[20..<32]))"
+    }
+
+    private static func fnv1a(_ bytes: [UInt8], seed: UInt64) -> UInt64 {
+        var h = seed
+        for b in bytes {
+            h ^= UInt64(b)
+            h = h &* 0x0000_0100_0000_01B3
+        }
+        return h
+    }
+}

@@ -1,0 +1,251 @@
+import EventModel
+
+/// Output schemas for findings.
+package enum FindingFormat: String, Sendable, CaseIterable {
+    case ocsf
+    case ecs
+}
+
+/// Encodes findings as one JSON object per line.
+package struct FindingEncoder: Sendable {
+    package var format: FindingFormat
+    package var productVersion: String
+    /// Fields of each evidence event written out; others are left out to keep lines small.
+    package var evidenceFieldLimit = 32
+    package var evidenceValueLimit = 4096
+
+    package init(format: FindingFormat, productVersion: String) {
+        self.format = format
+        self.productVersion = productVersion
+    }
+
+    package func encode(_ f: Finding) -> [UInt8] {
+        var w = JSONWriter()
+        switch format {
+        case .ocsf: ocsf(f, &w)
+        case .ecs: ecs(f, &w)
+        }
+        var out = w.bytes
+        out.append(10)
+        return out
+    }
+
+    private static func ms(_ micros: Int64) -> Int64 { micros / 1000 }
+
+    private func ocsf(_ f: Finding, _ w: inout JSONWriter) {
+        let sev = f.severity
+        w.beginObject()
+        w.field("activity_id", f.activity.rawValue)
+        w.field("activity_name", f.activity == .create ? "Create" : "Update")
+        w.field("category_uid", 2)
+        w.field("category_name", "Findings")
+        w.field("class_uid", 2004)
+        w.field("class_name", "Detection Finding")
+        w.field("type_uid", 200400 + f.activity.rawValue)
+        w.field("time", Self.ms(f.lastSeen))
+        w.field("severity_id", sev.ocsfID)
+        w.field("severity", sev.name.capitalized)
+        w.field("status_id", 1)
+        w.field("status", "New")
+        w.field("message", message(f))
+        w.field("count", f.count)
+        w.field("risk_score", f.triage.riskScore)
+        w.field("risk_level", riskLevel(f.triage.riskScore))
+        if let c = f.triage.confidence { w.field("confidence_score", c) }
+        w.beginObject("finding_info")
+        w.field("uid", f.uid)
+        w.field("title", f.rule.title)
+        w.field("desc", f.triage.explanation ?? f.rule.description)
+        w.beginObject("analytic")
+        w.field("uid", f.rule.id)
+        w.field("name", f.rule.title)
+        w.field("type_id", 1)
+        w.field("type", "Rule")
+        w.field("desc", f.rule.description)
+        w.endObject()
+        w.beginArray("attacks")
+        for t in f.rule.techniques {
+            w.beginObject()
+            w.beginObject("technique")
+            w.field("uid", t)
+            w.endObject()
+            if let tactic = f.rule.tactics.first {
+                w.beginObject("tactic")
+                w.field("name", tactic)
+                w.endObject()
+            }
+            w.field("version", "19")
+            w.endObject()
+        }
+        w.endArray()
+        w.field("first_seen_time", Self.ms(f.firstSeen))
+        w.field("last_seen_time", Self.ms(f.lastSeen))
+        w.field("types", strings: f.rule.tags)
+        w.endObject()
+        if let remediation = f.triage.remediation {
+            w.beginObject("remediation")
+            w.field("desc", remediation)
+            w.endObject()
+        }
+        observables(f, &w)
+        w.beginArray("evidences")
+        for e in f.evidences { evidence(e, &w) }
+        w.endArray()
+        w.beginObject("device")
+        w.field("hostname", f.hostname ?? "unknown")
+        w.field("type_id", 0)
+        w.endObject()
+        w.beginObject("metadata")
+        w.field("version", "1.3.0")
+        w.beginObject("product")
+        w.field("name", "logtriage")
+        w.field("vendor_name", "logtriage")
+        w.field("version", productVersion)
+        w.endObject()
+        w.field("log_name", "findings")
+        w.endObject()
+        if let model = f.triage.model {
+            w.beginObject("ai_model")
+            w.field("name", model)
+            w.endObject()
+        }
+        w.beginObject("unmapped")
+        w.beginObject("sigma")
+        w.field("author", f.rule.author ?? "unknown")
+        w.field("level", f.rule.level.name)
+        w.field("status", f.rule.status)
+        w.field("references", strings: f.rule.references)
+        w.field("falsepositives", strings: f.rule.falsePositives)
+        w.field("file", f.rule.file)
+        w.endObject()
+        w.beginObject("triage")
+        w.field("source", f.triage.source)
+        w.field("note", f.triage.note)
+        w.endObject()
+        w.endObject()
+        w.endObject()
+    }
+
+    private func riskLevel(_ score: Int) -> String {
+        switch score {
+        case ..<20: "Info"
+        case ..<40: "Low"
+        case ..<60: "Medium"
+        case ..<80: "High"
+        default: "Critical"
+        }
+    }
+
+    private func message(_ f: Finding) -> String {
+        var parts = [f.rule.title]
+        let who = f.observables.filter { $0.typeID == 2 || $0.typeID == 4 }.map { "\($0.name)=\($0.value)" }
+        if !who.isEmpty { parts.append("(" + who.joined(separator: ", ") + ")") }
+        if f.count > 1 { parts.append("×\(f.count)") }
+        return parts.joined(separator: " ")
+    }
+
+    private func observables(_ f: Finding, _ w: inout JSONWriter) {
+        w.beginArray("observables")
+        for o in f.observables {
+            w.beginObject()
+            w.field("name", o.name)
+            w.field("type_id", o.typeID)
+            w.field("value", o.value)
+            w.endObject()
+        }
+        w.endArray()
+    }
+
+    private func evidence(_ e: Event, _ w: inout JSONWriter) {
+        w.beginObject()
+        w.beginObject("data")
+        var written = 0
+        for i in 0..<e.fields.count where written < evidenceFieldLimit {
+            let name = e.fields.name(at: i)
+            if name.hasPrefix("__") && name != FieldName.cursor { continue }
+            w.field(name, bytes: e.fields.value(at: i).prefix(evidenceValueLimit))
+            written += 1
+        }
+        w.endObject()
+        w.beginObject("src")
+        w.field("path", e.position.source)
+        w.field("line", e.position.line)
+        w.field("offset", Int64(e.position.offset))
+        w.field("cursor", e.position.cursor)
+        w.endObject()
+        if let t = e.time { w.field("time", Self.ms(t)) }
+        w.endObject()
+    }
+
+    private func ecs(_ f: Finding, _ w: inout JSONWriter) {
+        w.beginObject()
+        w.field("@timestamp", CivilTime.rfc3339(micros: f.lastSeen))
+        w.field("message", message(f))
+        w.beginObject("ecs")
+        w.field("version", "8.11.0")
+        w.endObject()
+        w.beginObject("event")
+        w.field("kind", "alert")
+        w.field("category", strings: ["intrusion_detection"])
+        w.field("type", strings: ["indicator"])
+        w.field("id", f.uid)
+        w.field("action", f.activity == .create ? "created" : "updated")
+        w.field("severity", f.severity.rawValue)
+        w.field("risk_score", f.triage.riskScore)
+        w.field("start", CivilTime.rfc3339(micros: f.firstSeen))
+        w.field("end", CivilTime.rfc3339(micros: f.lastSeen))
+        w.field("dataset", "logtriage.finding")
+        w.field("provider", "logtriage")
+        w.field("reason", f.triage.explanation)
+        w.endObject()
+        w.beginObject("rule")
+        w.field("id", f.rule.id)
+        w.field("uuid", f.rule.id)
+        w.field("name", f.rule.title)
+        w.field("description", f.rule.description)
+        w.field("author", strings: [f.rule.author ?? "unknown"])
+        w.field("ruleset", "sigma")
+        w.field("reference", f.rule.references.first)
+        w.endObject()
+        if let ip = f.observables.first(where: { $0.typeID == 2 }) {
+            w.beginObject("source")
+            w.field("ip", ip.value)
+            w.endObject()
+        }
+        if let user = f.observables.first(where: { $0.typeID == 4 }) {
+            w.beginObject("user")
+            w.field("name", user.value)
+            w.endObject()
+        }
+        w.beginObject("host")
+        w.field("hostname", f.hostname ?? "unknown")
+        w.endObject()
+        if let p = f.observables.first(where: { $0.typeID == 9 }) {
+            w.beginObject("process")
+            w.field("name", p.value)
+            w.endObject()
+        }
+        if !f.rule.techniques.isEmpty {
+            w.beginObject("threat")
+            w.field("framework", "MITRE ATT&CK")
+            w.beginArray("technique")
+            for t in f.rule.techniques {
+                w.beginObject()
+                w.field("id", t)
+                w.endObject()
+            }
+            w.endArray()
+            w.endObject()
+        }
+        w.beginObject("logtriage")
+        w.field("count", f.count)
+        w.field("level", f.rule.level.name)
+        w.field("triage", f.triage.source)
+        w.field("remediation", f.triage.remediation)
+        w.beginArray("evidence")
+        for e in f.evidences { evidence(e, &w) }
+        w.endArray()
+        w.endObject()
+        w.endObject()
+    }
+}

@@ -1,0 +1,159 @@
+/// Appends JSON to a byte buffer with a fixed key order, so output is stable and cheap to build.
+///
+/// Text from logs is escaped strictly: control characters (including NUL and ESC) become
+/// `\u00XX` escapes and invalid UTF-8 becomes U+FFFD, so a consumer never sees raw control bytes.
+package struct JSONWriter {
+    package private(set) var bytes: [UInt8] = []
+    private var needsComma: [Bool] = [false]
+
+    package init() { bytes.reserveCapacity(2048) }
+
+    private mutating func separator() {
+        if needsComma[needsComma.count - 1] { bytes.append(UInt8(ascii: ",")) }
+        needsComma[needsComma.count - 1] = true
+    }
+
+    private mutating func key(_ k: String) {
+        separator()
+        string(k, asValue: false)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    package mutating func beginObject(_ k: String? = nil) {
+        if let k { key(k) } else { separator() }
+        bytes.append(UInt8(ascii: "{"))
+        needsComma.append(false)
+    }
+
+    package mutating func endObject() {
+        needsComma.removeLast()
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    package mutating func beginArray(_ k: String? = nil) {
+        if let k { key(k) } else { separator() }
+        bytes.append(UInt8(ascii: "["))
+        needsComma.append(false)
+    }
+
+    package mutating func endArray() {
+        needsComma.removeLast()
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    package mutating func field(_ k: String, _ v: String?) {
+        guard let v else { return }
+        key(k)
+        string(v, asValue: false)
+    }
+
+    package mutating func field(_ k: String, bytes v: some Collection<UInt8>) {
+        key(k)
+        escaped(v)
+    }
+
+    package mutating func field(_ k: String, _ v: Int?) {
+        guard let v else { return }
+        key(k)
+        bytes.append(contentsOf: String(v).utf8)
+    }
+
+    package mutating func field(_ k: String, _ v: Int64?) {
+        guard let v else { return }
+        key(k)
+        bytes.append(contentsOf: String(v).utf8)
+    }
+
+    package mutating func field(_ k: String, _ v: Bool) {
+        key(k)
+        bytes.append(contentsOf: (v ? "true" : "false").utf8)
+    }
+
+    package mutating func field(_ k: String, strings v: [String]) {
+        beginArray(k)
+        for s in v { element(s) }
+        endArray()
+    }
+
+    package mutating func element(_ v: String) {
+        separator()
+        string(v, asValue: false)
+    }
+
+    private mutating func string(_ s: String, asValue: Bool) {
+        var s = s
+        s.withUTF8 { escaped($0) }
+    }
+
+    private static let hex = Array("0123456789abcdef".utf8)
+
+    /// Writes `v` as a JSON string, repairing invalid UTF-8 and escaping control characters.
+    package mutating func escaped(_ v: some Collection<UInt8>) {
+        bytes.append(UInt8(ascii: "\""))
+        var it = v.makeIterator()
+        var pending: UInt8? = nil
+        func next() -> UInt8? {
+            if let p = pending {
+                pending = nil
+                return p
+            }
+            return it.next()
+        }
+        while let c = next() {
+            if c < 0x80 {
+                switch c {
+                case UInt8(ascii: "\""): bytes += [92, 34]
+                case UInt8(ascii: "\\"): bytes += [92, 92]
+                case 10: bytes += [92, UInt8(ascii: "n")]
+                case 13: bytes += [92, UInt8(ascii: "r")]
+                case 9: bytes += [92, UInt8(ascii: "t")]
+                case 0..<0x20, 0x7F:
+                    bytes += [92, UInt8(ascii: "u"), 48, 48, Self.hex[Int(c >> 4)], Self.hex[Int(c & 15)]]
+                default: bytes.append(c)
+                }
+                continue
+            }
+            // Multi-byte sequence: validate, else emit U+FFFD for the lead byte.
+            let need: Int
+            var minScalar: UInt32
+            var scalar: UInt32
+            switch c {
+            case 0xC2...0xDF: need = 1; scalar = UInt32(c & 0x1F); minScalar = 0x80
+            case 0xE0...0xEF: need = 2; scalar = UInt32(c & 0x0F); minScalar = 0x800
+            case 0xF0...0xF4: need = 3; scalar = UInt32(c & 0x07); minScalar = 0x10000
+            default:
+                bytes += [0xEF, 0xBF, 0xBD]
+                continue
+            }
+            var seq: [UInt8] = [c]
+            var ok = true
+            for _ in 0..<need {
+                guard let d = next() else { ok = false; break }
+                if d & 0xC0 != 0x80 {
+                    pending = d
+                    ok = false
+                    break
+                }
+                seq.append(d)
+                scalar = scalar << 6 | UInt32(d & 0x3F)
+            }
+            if ok, scalar >= minScalar, scalar <= 0x10FFFF, !(0xD800...0xDFFF).contains(scalar) {
+                // C1 controls and the line/paragraph separators are escaped too.
+                if (0x80...0x9F).contains(scalar) || scalar == 0x2028 || scalar == 0x2029 {
+                    bytes += Array("\\u\(String(scalar, radix: 16).leftPadded(4))".utf8)
+                } else {
+                    bytes += seq
+                }
+            } else {
+                bytes += [0xEF, 0xBF, 0xBD]
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

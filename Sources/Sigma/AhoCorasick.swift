@@ -1,0 +1,88 @@
+/// A case-insensitive (ASCII) multi-pattern automaton: one pass over a value finds every
+/// pattern it contains, so prefiltering cost does not grow with the number of rules.
+package struct AhoCorasick: Sendable {
+    private let classOf: [UInt8]
+    private let classCount: Int
+    private let delta: [Int32]
+    private let outputs: [[Int32]]
+    package let patternCount: Int
+
+    /// `patterns` must already be lower-case ASCII.
+    package init(patterns: [[UInt8]]) {
+        patternCount = patterns.count
+        // Compress the alphabet: bytes that occur in no pattern share one class.
+        var classes = [UInt8](repeating: 0, count: 256)
+        var next: UInt8 = 1
+        for p in patterns {
+            for c in p where classes[Int(c)] == 0 {
+                classes[Int(c)] = next
+                next += 1
+            }
+        }
+        for c in 65...90 where classes[c + 32] != 0 { classes[c] = classes[c + 32] }
+        let k = Int(next)
+        classOf = classes
+        classCount = k
+
+        var goto: [[Int32]] = [[Int32](repeating: -1, count: k)]
+        var out: [[Int32]] = [[]]
+        for (id, p) in patterns.enumerated() {
+            var s = 0
+            for c in p {
+                let cls = Int(classes[Int(c)])
+                if goto[s][cls] < 0 {
+                    goto[s][cls] = Int32(goto.count)
+                    goto.append([Int32](repeating: -1, count: k))
+                    out.append([])
+                }
+                s = Int(goto[s][cls])
+            }
+            out[s].append(Int32(id))
+        }
+        var fail = [Int32](repeating: 0, count: goto.count)
+        var table = [Int32](repeating: 0, count: goto.count * k)
+        var queue: [Int] = []
+        for cls in 0..<k {
+            let t = goto[0][cls]
+            if t > 0 {
+                table[cls] = t
+                queue.append(Int(t))
+            }
+        }
+        var head = 0
+        while head < queue.count {
+            let s = queue[head]
+            head += 1
+            out[s] += out[Int(fail[s])]
+            for cls in 0..<k {
+                let t = goto[s][cls]
+                if t > 0 {
+                    fail[Int(t)] = table[Int(fail[s]) * k + cls]
+                    table[s * k + cls] = t
+                    queue.append(Int(t))
+                } else {
+                    table[s * k + cls] = table[Int(fail[s]) * k + cls]
+                }
+            }
+        }
+        delta = table
+        outputs = out
+    }
+
+    /// Calls `hit` with the id of each pattern occurrence in `value` (an id may repeat).
+    @inline(__always)
+    package func scan(_ value: UnsafeBufferPointer<UInt8>, _ hit: (Int32) -> Void) {
+        classOf.withUnsafeBufferPointer { classOf in
+            delta.withUnsafeBufferPointer { delta in
+                var s = 0
+                let k = classCount
+                for c in value {
+                    s = Int(delta[s &* k &+ Int(classOf[Int(c)])])
+                    if !outputs[s].isEmpty {
+                        for id in outputs[s] { hit(id) }
+                    }
+                }
+            }
+        }
+    }
+}

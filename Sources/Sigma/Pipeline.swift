@@ -1,0 +1,202 @@
+import EventModel
+import Foundation
+import Yams
+
+/// Logsource routing, field mapping and field extraction, loaded from pipeline YAML files.
+///
+/// A rule's `logsource` picks the most specific route whose `logsource` keys it has; the route's
+/// event predicate decides which events the rule sees. Field mappings rename Sigma fields to
+/// event fields. Extractors pull fields out of message text: at the `detect` stage before rules
+/// run (fields rules test), at the `finding` stage only for events that matched (observables).
+package struct Pipeline: Sendable {
+    package var routes: [Route] = []
+    package var fieldMappings: [FieldMapping] = []
+    package var extractors: [Extractor] = []
+    package var keywordFields: [String] = [FieldName.message]
+    package var files: [String] = []
+
+    package init() {}
+
+    package struct Route: Sendable {
+        package var logsource: [String: String]
+        package var events: EventPredicate
+        package var location: SourceLocation
+    }
+
+    package struct FieldMapping: Sendable {
+        package var logsource: [String: String]
+        package var fields: [String: [String]]
+    }
+
+    package enum Stage: String, Sendable {
+        case detect
+        case finding
+    }
+
+    package struct Extractor: Sendable {
+        package var name: String
+        package var stage: Stage
+        package var events: EventPredicate
+        package var field: String
+        package var patterns: [ByteRegex]
+        /// Only the first `maxInputBytes` of the field are searched.
+        package var maxInputBytes: Int
+    }
+
+    /// OR of conditions; a condition is an AND of `field: one of values` (case-insensitive).
+    package struct EventPredicate: Sendable {
+        package var anyEvent: Bool
+        package var conditions: [[(field: String, values: [StringMatcher])]]
+
+        package static let all = EventPredicate(anyEvent: true, conditions: [])
+
+        package func matches(_ fields: EventFields) -> Bool {
+            if anyEvent { return true }
+            for condition in conditions {
+                var ok = true
+                for (field, values) in condition {
+                    if !fields.anyValue(field, { v in values.contains { $0.matches(v) } }) {
+                        ok = false
+                        break
+                    }
+                }
+                if ok { return true }
+            }
+            return false
+        }
+    }
+
+    // MARK: Loading
+
+    /// Loads every `.yml` pipeline file in `directory` (sorted by name; later files add to earlier ones).
+    package static func load(directory: String) throws(RuleError) -> Pipeline {
+        var pipeline = Pipeline()
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: directory)) ?? [])
+            .filter { $0.hasSuffix(".yml") || $0.hasSuffix(".yaml") }.sorted()
+        if files.isEmpty { throw RuleError(SourceLocation(file: directory, line: 0), "no pipeline files found") }
+        for f in files { try pipeline.add(file: directory + "/" + f) }
+        return pipeline
+    }
+
+    package mutating func add(file: String) throws(RuleError) {
+        let loc0 = SourceLocation(file: file, line: 0)
+        guard let data = FileManager.default.contents(atPath: file), let text = String(data: data, encoding: .utf8) else {
+            throw RuleError(loc0, "cannot read pipeline file")
+        }
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else { throw RuleError(loc0, "empty pipeline file") }
+            root = node
+        } catch let e as YamlError {
+            throw RuleFileReader.yamlError(e, file: file)
+        } catch let e as RuleError {
+            throw e
+        } catch {
+            throw RuleError(loc0, "YAML error: \(error)")
+        }
+        files.append(file)
+        if let kw = root.value(for: "keyword_fields") { keywordFields = kw.stringList }
+        for r in root.value(for: "routes")?.array() ?? [] {
+            guard let ls = r.value(for: "logsource"), let ev = r.value(for: "events") else {
+                throw RuleError(r.location(file), "a route needs 'logsource' and 'events'")
+            }
+            routes.append(Route(logsource: try Self.logsource(ls, file), events: try Self.predicate(ev, file), location: r.location(file)))
+        }
+        for m in root.value(for: "field_mappings")?.array() ?? [] {
+            var fields: [String: [String]] = [:]
+            for (k, _, v) in m.value(for: "fields")?.pairs ?? [] { fields[k] = v.stringList }
+            let ls = try m.value(for: "logsource").map { node throws(RuleError) in try Self.logsource(node, file) } ?? [:]
+            fieldMappings.append(FieldMapping(logsource: ls, fields: fields))
+        }
+        for x in root.value(for: "extractors")?.array() ?? [] {
+            let name = x.value(for: "name")?.scalarText ?? "extractor"
+            guard let field = x.value(for: "field")?.scalarText, let patterns = x.value(for: "patterns") else {
+                throw RuleError(x.location(file), "extractor '\(name)' needs 'field' and 'patterns'")
+            }
+            var compiled: [ByteRegex] = []
+            for p in patterns.array() {
+                guard let text = p.scalarText else { throw RuleError(p.location(file), "pattern must be a string") }
+                do {
+                    compiled.append(try ByteRegex(text, stepBudget: 2_000_000))
+                } catch {
+                    throw RuleError(p.location(file), "extractor '\(name)': bad pattern: \(error)")
+                }
+            }
+            let stageText = x.value(for: "stage")?.scalarText ?? "finding"
+            guard let stage = Stage(rawValue: stageText) else {
+                throw RuleError(x.location(file), "extractor '\(name)': stage must be 'detect' or 'finding'")
+            }
+            let events = try x.value(for: "events").map { n throws(RuleError) in try Self.predicate(n, file) } ?? .all
+            let maxBytes = Int(x.value(for: "max_input_bytes")?.scalarText ?? "") ?? 4096
+            extractors.append(Extractor(name: name, stage: stage, events: events, field: field, patterns: compiled, maxInputBytes: maxBytes))
+        }
+    }
+
+    static func logsource(_ node: Node, _ file: String) throws(RuleError) -> [String: String] {
+        guard let pairs = node.pairs else { throw RuleError(node.location(file), "logsource must be a map") }
+        var out: [String: String] = [:]
+        for (k, _, v) in pairs { out[k] = v.scalarText?.lowercased() }
+        return out
+    }
+
+    static func predicate(_ node: Node, _ file: String) throws(RuleError) -> EventPredicate {
+        if node.scalarText == "all" { return .all }
+        var conditions: [[(field: String, values: [StringMatcher])]] = []
+        let items: [Node] = node.pairs != nil ? [node] : node.array()
+        for item in items {
+            guard let pairs = item.pairs else { throw RuleError(item.location(file), "an event condition must be a map of field: values") }
+            conditions.append(pairs.map { (k, _, v) in
+                (k, v.stringList.map { StringMatcher(SigmaPattern(sigma: $0), caseSensitive: false) })
+            })
+        }
+        return EventPredicate(anyEvent: false, conditions: conditions)
+    }
+
+    // MARK: Use
+
+    /// The most specific route for a rule's logsource, or nil if no configured source produces it.
+    package func route(for logsource: [String: String]) -> Int? {
+        var best: Int?
+        var bestKeys = -1
+        for (i, r) in routes.enumerated() {
+            let fits = r.logsource.allSatisfy { k, v in logsource[k]?.lowercased() == v }
+            if fits, r.logsource.count > bestKeys {
+                best = i
+                bestKeys = r.logsource.count
+            }
+        }
+        return best
+    }
+
+    /// The event fields a Sigma field reads for a rule with `logsource`.
+    package func eventFields(for sigmaField: String, logsource: [String: String]) -> [String] {
+        var result: [String]?
+        var bestKeys = -1
+        for m in fieldMappings {
+            guard let target = m.fields[sigmaField] else { continue }
+            let fits = m.logsource.allSatisfy { k, v in logsource[k]?.lowercased() == v }
+            if fits, m.logsource.count > bestKeys {
+                result = target
+                bestKeys = m.logsource.count
+            }
+        }
+        return result ?? [sigmaField]
+    }
+
+    /// Runs the extractors of `stage` whose events match, adding their named groups as fields.
+    package func extract(_ stage: Stage, into event: inout Event) {
+        for x in extractors where x.stage == stage && x.events.matches(event.fields) {
+            guard let value = event.fields.first(x.field) else { continue }
+            let input = Array(value.prefix(x.maxInputBytes))
+            for regex in x.patterns {
+                let groups = input.withUnsafeBufferPointer { regex.firstMatch($0) }
+                guard let groups else { continue }
+                for (k, range) in groups.enumerated() {
+                    guard let name = regex.groupNames[k], let range, !range.isEmpty, !event.fields.contains(name) else { continue }
+                    event.fields.add(name, bytes: input[range])
+                }
+                break
+            }
+        }
+    }
+}

@@ -1,0 +1,374 @@
+import EventModel
+import Foundation
+import Yams
+
+/// What loading rules produced: every problem with its place, and the counts `rules lint` prints.
+package struct LoadReport: Sendable {
+    package var loaded = 0
+    package var rejected = 0
+    package var errors: [RuleError] = []
+    package var warnings: [RuleError] = []
+    package init() {}
+}
+
+/// Compiled rules with logsource routing and a literal prefilter, ready to match events.
+package struct RuleSet: Sendable {
+    package private(set) var rules: [SigmaRule] = []
+    package let pipeline: Pipeline
+    private var ruleRoute: [Int] = []
+    /// Rules that must be evaluated for every routed event (no literal is necessary for them).
+    private var alwaysEvaluate: [Bool] = []
+    private var routeRules: [[Int]] = []
+    private var automata: [AhoCorasick] = []
+    private var automatonField: [String] = []
+    /// For each automaton, pattern id → rules it makes candidates.
+    private var patternRules: [[[Int32]]] = []
+    /// For each route, the automata its rules need.
+    private var routeAutomata: [[Int]] = []
+
+    package init(pipeline: Pipeline) { self.pipeline = pipeline }
+
+    /// Loads and compiles every rule file below `paths`.
+    package static func load(paths: [String], pipeline: Pipeline) -> (RuleSet, LoadReport) {
+        var set = RuleSet(pipeline: pipeline)
+        var report = LoadReport()
+        let reader = RuleFileReader()
+        var ids: [String: SourceLocation] = [:]
+        for path in paths {
+            if !FileManager.default.fileExists(atPath: path) {
+                report.errors.append(RuleError(SourceLocation(file: path, line: 0), "no such file or directory"))
+                continue
+            }
+            for file in RuleFileReader.ruleFiles(at: path) {
+                let (docs, errors) = reader.documents(file: file)
+                report.errors += errors
+                report.rejected += errors.count
+                for doc in docs {
+                    switch doc.kind {
+                    case .detection:
+                        switch set.compile(doc) {
+                        case .success(let rule):
+                            if let first = ids[rule.id] {
+                                report.errors.append(RuleError(rule.location, "duplicate rule id \(rule.id) (first at \(first))"))
+                                report.rejected += 1
+                                continue
+                            }
+                            ids[rule.id] = rule.location
+                            if rule.status == "deprecated" || rule.status == "unsupported" {
+                                report.warnings.append(RuleError(rule.location, "rule status is '\(rule.status!)'"))
+                            }
+                            set.add(rule)
+                            report.loaded += 1
+                        case .failure(let problems):
+                            report.errors += problems.list
+                            report.rejected += 1
+                        }
+                    case .correlation:
+                        report.errors.append(RuleError(doc.node.location(file), "correlation rules are not evaluated by this version"))
+                        report.rejected += 1
+                    case .filter:
+                        report.errors.append(RuleError(doc.node.location(file), "Sigma filter documents are not evaluated by this version"))
+                        report.rejected += 1
+                    }
+                }
+            }
+        }
+        set.buildPrefilter()
+        return (set, report)
+    }
+
+    // MARK: Compiling
+
+    struct Problems: Error { var list: [RuleError] }
+
+    func compile(_ doc: RuleDocument) -> Result<SigmaRule, Problems> {
+        let node = doc.node
+        let file = doc.file
+        var problems: [RuleError] = []
+        let loc = node.location(file)
+        func text(_ key: String) -> String? { node.value(for: key)?.scalarText }
+
+        let title = text("title") ?? ""
+        if title.isEmpty { problems.append(RuleError(loc, "rule has no 'title'")) }
+        guard let lsNode = node.value(for: "logsource"), let lsPairs = lsNode.pairs else {
+            return .failure(Problems(list: problems + [RuleError(loc, "rule has no 'logsource' map")]))
+        }
+        var logsource: [String: String] = [:]
+        for (k, _, v) in lsPairs { logsource[k] = v.scalarText }
+        guard let route = pipeline.route(for: logsource) else {
+            let desc = logsource.filter { $0.key != "definition" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+            return .failure(Problems(list: problems + [RuleError(lsNode.location(file), "no pipeline route for logsource \(desc.joined(separator: ", "))")]))
+        }
+        var level = Severity.medium
+        if let l = text("level") {
+            if let s = Severity(sigmaLevel: l) { level = s } else { problems.append(RuleError(loc, "unknown level '\(l)'")) }
+        }
+        let detection: CompiledDetection
+        switch compileDetection(node.value(for: "detection")!, file: file, logsource: logsource) {
+        case .success(let d): detection = d
+        case .failure(let e): return .failure(Problems(list: problems + e.list))
+        }
+        if !problems.isEmpty { return .failure(Problems(list: problems)) }
+        let id = text("id") ?? text("name") ?? "\(URL(fileURLWithPath: file).lastPathComponent):\(loc.line)"
+        var rule = SigmaRule(
+            id: id, name: text("name"), title: title, status: text("status"), description: text("description"),
+            author: text("author"), references: node.value(for: "references")?.stringList ?? [],
+            tags: node.value(for: "tags")?.stringList ?? [], falsePositives: node.value(for: "falsepositives")?.stringList ?? [],
+            level: level, logsource: logsource, location: loc, detection: detection)
+        rule.logsource["_route"] = String(route)
+        return .success(rule)
+    }
+
+    func compileDetection(_ node: Node, file: String, logsource: [String: String]) -> Result<CompiledDetection, Problems> {
+        let compiler = ItemCompiler(
+            file: file, mapField: { pipeline.eventFields(for: $0, logsource: logsource) }, keywordFields: pipeline.keywordFields)
+        guard let pairs = node.pairs else { return .failure(Problems(list: [RuleError(node.location(file), "'detection' must be a map")])) }
+        var names: [String] = []
+        var selections: [Selection] = []
+        var problems: [RuleError] = []
+        var conditionNode: Node?
+        for (key, keyNode, value) in pairs {
+            if key == "condition" {
+                conditionNode = value
+                continue
+            }
+            if key == "timeframe" {
+                problems.append(RuleError(keyNode.location(file), "'timeframe' is obsolete; write a Sigma correlation rule"))
+                continue
+            }
+            do {
+                selections.append(try compileSelection(value, compiler: compiler, file: file))
+                names.append(key)
+            } catch {
+                problems.append(error)
+            }
+        }
+        guard let conditionNode else {
+            return .failure(Problems(list: problems + [RuleError(node.location(file), "detection has no 'condition'")]))
+        }
+        if selections.isEmpty, problems.isEmpty {
+            problems.append(RuleError(node.location(file), "detection is empty"))
+        }
+        if !problems.isEmpty { return .failure(Problems(list: problems)) }
+        var expressions: [ConditionExpression] = []
+        for text in conditionNode.stringList {
+            var parser = ConditionParser(text, identifiers: names)
+            do {
+                expressions.append(try parser.parse())
+            } catch {
+                problems.append(RuleError(conditionNode.location(file), error.message))
+            }
+        }
+        if !problems.isEmpty { return .failure(Problems(list: problems)) }
+        let condition = expressions.count == 1 ? expressions[0] : .or(expressions)
+        return .success(CompiledDetection(selections: selections, selectionNames: names, condition: condition))
+    }
+
+    private func compileSelection(_ value: Node, compiler: ItemCompiler, file: String) throws(RuleError) -> Selection {
+        switch value {
+        case .mapping:
+            let pairs = value.pairs!
+            if pairs.isEmpty { throw RuleError(value.location(file), "empty search identifier") }
+            var items: [DetectionItem] = []
+            for (k, kn, v) in pairs { items.append(try compiler.compile(key: k, keyNode: kn, value: v)) }
+            return .allOf(items)
+        case .sequence(let seq):
+            if seq.isEmpty { throw RuleError(value.location(file), "empty search identifier") }
+            if seq.allSatisfy({ $0.pairs != nil }) {
+                var maps: [[DetectionItem]] = []
+                for m in seq {
+                    var items: [DetectionItem] = []
+                    for (k, kn, v) in m.pairs! { items.append(try compiler.compile(key: k, keyNode: kn, value: v)) }
+                    maps.append(items)
+                }
+                return .anyOf(maps)
+            }
+            if seq.allSatisfy({ $0.scalarText != nil }) {
+                return .allOf([try compiler.compile(key: "", keyNode: value, value: value)])
+            }
+            throw RuleError(value.location(file), "a list must hold either maps or plain keywords, not both")
+        case .scalar:
+            return .allOf([try compiler.compile(key: "", keyNode: value, value: value)])
+        default:
+            throw RuleError(value.location(file), "unsupported search identifier")
+        }
+    }
+
+    private mutating func add(_ rule: SigmaRule) {
+        var rule = rule
+        let route = Int(rule.logsource.removeValue(forKey: "_route")!)!
+        rules.append(rule)
+        ruleRoute.append(route)
+    }
+
+    // MARK: Prefilter
+
+    /// A set of (field, literal) pairs at least one of which every match contains; nil if none is known.
+    typealias Literals = [(field: String, literal: [UInt8])]
+
+    private func literals(_ e: ConditionExpression, _ d: CompiledDetection) -> Literals? {
+        switch e {
+        case .selection(let i): return literals(d.selections[i])
+        case .constant, .not: return nil
+        case .or(let xs):
+            var all: Literals = []
+            for x in xs {
+                guard let l = literals(x, d) else { return nil }
+                all += l
+            }
+            return all
+        case .and(let xs):
+            return xs.compactMap { literals($0, d) }.max { Self.strength($0) < Self.strength($1) }
+        }
+    }
+
+    private func literals(_ s: Selection) -> Literals? {
+        switch s {
+        case .allOf(let items): return items.compactMap(literals).max { Self.strength($0) < Self.strength($1) }
+        case .anyOf(let maps):
+            var all: Literals = []
+            for items in maps {
+                guard let l = items.compactMap(literals).max(by: { Self.strength($0) < Self.strength($1) }) else { return nil }
+                all += l
+            }
+            return all
+        }
+    }
+
+    private func literals(_ item: DetectionItem) -> Literals? {
+        if item.negate || item.exists != nil || item.matchesAbsent || item.values.isEmpty { return nil }
+        func valueLiterals(_ alternatives: [ValueTest]) -> [[UInt8]]? {
+            var out: [[UInt8]] = []
+            for t in alternatives {
+                guard case .string(let m) = t, let lit = m.requiredLiteral else { return nil }
+                out.append(lit)
+            }
+            return out
+        }
+        var chosen: [[UInt8]]?
+        if item.linkAll {
+            chosen = item.values.compactMap(valueLiterals).max { ($0.map(\.count).min() ?? 0) < ($1.map(\.count).min() ?? 0) }
+        } else {
+            var all: [[UInt8]] = []
+            for v in item.values {
+                guard let l = valueLiterals(v) else { return nil }
+                all += l
+            }
+            chosen = all
+        }
+        guard let chosen, !chosen.isEmpty else { return nil }
+        return item.fields.flatMap { f in chosen.map { (field: f, literal: $0) } }
+    }
+
+    /// Prefer few, long literals: a short one matches too often to filter anything.
+    private static func strength(_ l: Literals) -> Int {
+        let shortest = l.map(\.literal.count).min() ?? 0
+        return min(shortest, 8) * 1000 - l.count
+    }
+
+    private mutating func buildPrefilter() {
+        alwaysEvaluate = []
+        routeRules = Array(repeating: [], count: pipeline.routes.count)
+        var fieldPatterns: [String: [[UInt8]]] = [:]
+        var fieldPatternRules: [String: [[Int32]]] = [:]
+        var fieldIndex: [String: [[UInt8]: Int]] = [:]
+        var routeFields: [Set<String>] = Array(repeating: [], count: pipeline.routes.count)
+        for (r, rule) in rules.enumerated() {
+            routeRules[ruleRoute[r]].append(r)
+            guard let lits = literals(rule.detection.condition, rule.detection) else {
+                alwaysEvaluate.append(true)
+                continue
+            }
+            alwaysEvaluate.append(false)
+            for (field, lit) in lits {
+                routeFields[ruleRoute[r]].insert(field)
+                if let k = fieldIndex[field]?[lit] {
+                    if fieldPatternRules[field]![k].last != Int32(r) { fieldPatternRules[field]![k].append(Int32(r)) }
+                } else {
+                    fieldIndex[field, default: [:]][lit] = fieldPatterns[field, default: []].count
+                    fieldPatterns[field, default: []].append(lit)
+                    fieldPatternRules[field, default: []].append([Int32(r)])
+                }
+            }
+        }
+        automata = []
+        automatonField = []
+        patternRules = []
+        for field in fieldPatterns.keys.sorted() {
+            automatonField.append(field)
+            automata.append(AhoCorasick(patterns: fieldPatterns[field]!))
+            patternRules.append(fieldPatternRules[field]!)
+        }
+        routeAutomata = routeFields.map { fields in fields.compactMap { automatonField.firstIndex(of: $0) }.sorted() }
+    }
+
+    // MARK: Matching
+
+    /// Per-thread scratch space and counters for `match`.
+    package struct Context: Sendable {
+        var stamp: [UInt32] = []
+        var generation: UInt32 = 0
+        var routeActive: [Bool] = []
+        var automatonDone: [Bool] = []
+        package var statistics = MatchStatistics()
+        package init() {}
+    }
+
+    /// Indices of the rules that match `event`. Detect-stage extractors run first and may add fields.
+    package func match(_ event: inout Event, context c: inout Context) -> [Int] {
+        if c.stamp.count != rules.count {
+            c.stamp = Array(repeating: 0, count: rules.count)
+            c.routeActive = Array(repeating: false, count: pipeline.routes.count)
+            c.automatonDone = Array(repeating: false, count: automata.count)
+        }
+        c.generation &+= 1
+        if c.generation == 0 {
+            for i in c.stamp.indices { c.stamp[i] = 0 }
+            c.generation = 1
+        }
+        pipeline.extract(.detect, into: &event)
+        var anyActive = false
+        for r in pipeline.routes.indices {
+            let active = !routeRules[r].isEmpty && pipeline.routes[r].events.matches(event.fields)
+            c.routeActive[r] = active
+            anyActive = anyActive || active
+        }
+        guard anyActive else { return [] }
+        for a in automata.indices { c.automatonDone[a] = false }
+        let gen = c.generation
+        for r in pipeline.routes.indices where c.routeActive[r] {
+            for a in routeAutomata[r] where !c.automatonDone[a] {
+                c.automatonDone[a] = true
+                let rulesFor = patternRules[a]
+                let automaton = automata[a]
+                var stamp = c.stamp
+                c.stamp = []
+                _ = event.fields.anyValue(automatonField[a]) { value in
+                    if Fold.hasNonASCII(value) {
+                        // Unicode folding can turn non-ASCII letters into ASCII ones; scan the folded text too.
+                        let folded = Fold.lowercased(Array(value))
+                        folded.withUnsafeBufferPointer { v in
+                            automaton.scan(v) { pid in for rule in rulesFor[Int(pid)] { stamp[Int(rule)] = gen } }
+                        }
+                    }
+                    automaton.scan(value) { pid in for rule in rulesFor[Int(pid)] { stamp[Int(rule)] = gen } }
+                    return false
+                }
+                c.stamp = stamp
+            }
+        }
+        var matched: [Int] = []
+        for r in pipeline.routes.indices where c.routeActive[r] {
+            for rule in routeRules[r] where alwaysEvaluate[rule] || c.stamp[rule] == gen {
+                c.statistics.rulesEvaluated += 1
+                if rules[rule].detection.evaluate(event.fields, stats: &c.statistics) { matched.append(rule) }
+            }
+        }
+        return matched
+    }
+
+    /// Runs the finding-stage extractors on a matched event (observables such as source IP and user).
+    package func enrich(_ event: inout Event) {
+        pipeline.extract(.finding, into: &event)
+    }
+}

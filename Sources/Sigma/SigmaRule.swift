@@ -1,0 +1,121 @@
+import EventModel
+import Yams
+
+/// A Sigma detection rule's metadata and its compiled detection.
+package struct SigmaRule: Sendable {
+    package var id: String
+    package var name: String?
+    package var title: String
+    package var status: String?
+    package var description: String?
+    package var author: String?
+    package var references: [String]
+    package var tags: [String]
+    package var falsePositives: [String]
+    package var level: Severity
+    package var logsource: [String: String]
+    package var location: SourceLocation
+    package var detection: CompiledDetection
+
+    /// ATT&CK technique ids from the tags (`attack.t1110.001` → `T1110.001`).
+    package var attackTechniques: [String] {
+        tags.compactMap { tag in
+            let lower = tag.lowercased()
+            guard lower.hasPrefix("attack.t"), lower.dropFirst(8).first?.isNumber == true else { return nil }
+            return "T" + lower.dropFirst(8)
+        }
+    }
+
+    /// ATT&CK tactic names from the tags (`attack.credential-access`).
+    package var attackTactics: [String] {
+        tags.compactMap { tag in
+            let lower = tag.lowercased()
+            guard lower.hasPrefix("attack."), !(lower.dropFirst(7).first.map { $0 == "t" || $0 == "g" || $0 == "s" } ?? true)
+                || lower.dropFirst(7).dropFirst().first?.isNumber == false
+            else { return nil }
+            let name = String(lower.dropFirst(7))
+            return name.contains("-") || name.allSatisfy(\.isLetter) ? name : nil
+        }
+    }
+}
+
+/// A parsed but not yet compiled rule document.
+struct RuleDocument {
+    var node: Node
+    var file: String
+    var kind: Kind
+
+    enum Kind { case detection, correlation, filter }
+}
+
+/// Reads rule files into documents and reports what cannot be used.
+package struct RuleFileReader {
+    package init() {}
+
+    /// Every `.yml`/`.yaml` below `path` (or `path` itself), sorted, skipping `tests` and `pipelines` folders.
+    package static func ruleFiles(at path: String) -> [String] {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { return [path] }
+        if !isDir.boolValue { return [path] }
+        var out: [String] = []
+        let base = URL(fileURLWithPath: path)
+        guard let e = FileManager.default.enumerator(at: base, includingPropertiesForKeys: [.isDirectoryKey]) else { return [] }
+        for case let url as URL in e {
+            let name = url.lastPathComponent
+            if (try? url.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true {
+                if name == "tests" || name == "pipelines" || name.hasPrefix(".") { e.skipDescendants() }
+                continue
+            }
+            if name.hasSuffix(".yml") || name.hasSuffix(".yaml") { out.append(url.path) }
+        }
+        return out.sorted()
+    }
+
+    func documents(file: String) -> ([RuleDocument], [RuleError]) {
+        guard let data = FileManager.default.contents(atPath: file) else {
+            return ([], [RuleError(SourceLocation(file: file, line: 0), "cannot read file")])
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            return ([], [RuleError(SourceLocation(file: file, line: 0), "file is not valid UTF-8")])
+        }
+        var docs: [RuleDocument] = []
+        var errors: [RuleError] = []
+        do {
+            let parser = try Yams.Parser(yaml: text)
+            while let node = try parser.nextRoot() {
+                let loc = node.location(file)
+                guard node.pairs != nil else {
+                    errors.append(RuleError(loc, "a rule document must be a map"))
+                    continue
+                }
+                if node.value(for: "action")?.scalarText == "global" {
+                    errors.append(RuleError(loc, "'action: global' multi-document rules are obsolete; write one rule per document"))
+                } else if node.value(for: "correlation") != nil {
+                    docs.append(RuleDocument(node: node, file: file, kind: .correlation))
+                } else if node.value(for: "filter") != nil {
+                    docs.append(RuleDocument(node: node, file: file, kind: .filter))
+                } else if node.value(for: "detection") != nil {
+                    docs.append(RuleDocument(node: node, file: file, kind: .detection))
+                } else {
+                    errors.append(RuleError(loc, "document has neither 'detection', 'correlation' nor 'filter'"))
+                }
+            }
+        } catch let error as YamlError {
+            errors.append(Self.yamlError(error, file: file))
+        } catch {
+            errors.append(RuleError(SourceLocation(file: file, line: 0), "YAML error: \(error)"))
+        }
+        return (docs, errors)
+    }
+
+    static func yamlError(_ error: YamlError, file: String) -> RuleError {
+        switch error {
+        case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
+            return RuleError(SourceLocation(file: file, line: mark.line, column: mark.column), "YAML error: \(problem)")
+        default:
+            return RuleError(SourceLocation(file: file, line: 0), "YAML error: \(error)")
+        }
+    }
+}
+
+import Foundation

@@ -1,0 +1,227 @@
+import EventModel
+import Foundation
+import Sigma
+import Testing
+import TestSupport
+
+/// Conformance tables derived from the Sigma v2.1 specification and pySigma's semantics.
+struct ConformanceTests {
+    struct Case: Sendable, CustomStringConvertible {
+        var detection: String
+        var event: [(String, String)]
+        var expected: Bool
+        var description: String { "\(detection.replacingOccurrences(of: "\n", with: " ⏎ ")) on \(event.map { "\($0.0)=\($0.1)" }) → \(expected)" }
+    }
+
+    static func evaluate(_ detection: String, _ fields: [(String, String)]) throws -> Bool {
+        let yaml = """
+            title: conformance
+            id: conformance-rule
+            logsource: {product: linux}
+            detection:
+            \(detection.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n"))
+            level: low
+            """
+        let (set, report) = try Fixtures.ruleSet(yaml)
+        guard report.errors.isEmpty else { throw RuleLoadFailure(errors: report.errors.map(\.description)) }
+        var ev = EventFields()
+        for (k, v) in fields { ev.add(k, v) }
+        var event = Event(position: SourcePosition(source: "t", line: 1, offset: 0), fields: ev)
+        var context = RuleSet.Context()
+        return !set.match(&event, context: &context).isEmpty
+    }
+
+    struct RuleLoadFailure: Error { var errors: [String] }
+
+    static let modifiers: [Case] = [
+        // plain equality: anchored and case-insensitive
+        Case(detection: "sel: {F: 'abc'}\ncondition: sel", event: [("F", "ABC")], expected: true),
+        Case(detection: "sel: {F: 'abc'}\ncondition: sel", event: [("F", "xabc")], expected: false),
+        // wildcards and escapes
+        Case(detection: "sel: {F: 'a*c'}\ncondition: sel", event: [("F", "abbbc")], expected: true),
+        Case(detection: "sel: {F: 'a?c'}\ncondition: sel", event: [("F", "abc")], expected: true),
+        Case(detection: "sel: {F: 'a?c'}\ncondition: sel", event: [("F", "ac")], expected: false),
+        Case(detection: "sel: {F: '*ab?d'}\ncondition: sel", event: [("F", "abxcabyd")], expected: true),
+        Case(detection: "sel: {F: 'a\\*c'}\ncondition: sel", event: [("F", "a*c")], expected: true),
+        Case(detection: "sel: {F: 'a\\*c'}\ncondition: sel", event: [("F", "abc")], expected: false),
+        Case(detection: "sel: {F: 'C:\\Windows\\'}\ncondition: sel", event: [("F", "c:\\windows\\")], expected: true),
+        Case(detection: "sel: {F: 'a\\\\*'}\ncondition: sel", event: [("F", "a\\xyz")], expected: true),
+        Case(detection: "sel: {F: '?'}\ncondition: sel", event: [("F", "é")], expected: true),
+        // contains / startswith / endswith / all
+        Case(detection: "sel: {F|contains: 'bc'}\ncondition: sel", event: [("F", "ABCD")], expected: true),
+        Case(detection: "sel: {F|startswith: 'ab'}\ncondition: sel", event: [("F", "abz")], expected: true),
+        Case(detection: "sel: {F|startswith: 'ab'}\ncondition: sel", event: [("F", "zab")], expected: false),
+        Case(detection: "sel: {F|endswith: '/curl'}\ncondition: sel", event: [("F", "/usr/bin/curl")], expected: true),
+        Case(detection: "sel: {F|contains|all: ['a', 'z']}\ncondition: sel", event: [("F", "a..z")], expected: true),
+        Case(detection: "sel: {F|contains|all: ['a', 'z']}\ncondition: sel", event: [("F", "a..y")], expected: false),
+        Case(detection: "sel: {F|contains: ['x', 'y']}\ncondition: sel", event: [("F", "..y")], expected: true),
+        // cased
+        Case(detection: "sel: {F|cased: 'Abc'}\ncondition: sel", event: [("F", "abc")], expected: false),
+        Case(detection: "sel: {F|contains|cased: 'Abc'}\ncondition: sel", event: [("F", "xAbcx")], expected: true),
+        // Unicode case folding
+        Case(detection: "sel: {F: 'ärger'}\ncondition: sel", event: [("F", "ÄRGER")], expected: true),
+        Case(detection: "sel: {F|contains: 'straße'}\ncondition: sel", event: [("F", "DIE STRASSE")], expected: false),
+        Case(detection: "sel: {F|contains: 'kernel'}\ncondition: sel", event: [("F", "\u{212A}ERNEL")], expected: true),
+        // exists, null, empty
+        Case(detection: "sel: {F|exists: true}\ncondition: sel", event: [("F", "")], expected: true),
+        Case(detection: "sel: {F|exists: true}\ncondition: sel", event: [("G", "x")], expected: false),
+        Case(detection: "sel: {F|exists: false}\ncondition: sel", event: [("G", "x")], expected: true),
+        Case(detection: "sel: {F: null}\ncondition: sel", event: [("G", "x")], expected: true),
+        Case(detection: "sel: {F: null}\ncondition: sel", event: [("F", "x")], expected: false),
+        Case(detection: "sel: {F: ''}\ncondition: sel", event: [("F", "")], expected: true),
+        Case(detection: "sel: {F: ''}\ncondition: sel", event: [("G", "")], expected: false),
+        // neq
+        Case(detection: "sel: {F|neq: ['a', 'b']}\ncondition: sel", event: [("F", "c")], expected: true),
+        Case(detection: "sel: {F|neq: ['a', 'b']}\ncondition: sel", event: [("F", "b")], expected: false),
+        // re with flags; unanchored search
+        Case(detection: "sel: {F|re: '-D'}\ncondition: sel", event: [("F", "ssh -D 1080")], expected: true),
+        Case(detection: "sel: {F|re: '^abc$'}\ncondition: sel", event: [("F", "ABC")], expected: false),
+        Case(detection: "sel: {F|re|i: '^abc$'}\ncondition: sel", event: [("F", "ABC")], expected: true),
+        Case(detection: "sel: {F|re|m: '^b$'}\ncondition: sel", event: [("F", "a\nb\nc")], expected: true),
+        Case(detection: "sel: {F|re: 'a.c'}\ncondition: sel", event: [("F", "a\nc")], expected: false),
+        Case(detection: "sel: {F|re|s: 'a.c'}\ncondition: sel", event: [("F", "a\nc")], expected: true),
+        Case(detection: "sel: {F|re: '(?i)/lib/python3\\.([5-9]|[0-9]{2})/site-packages/'}\ncondition: sel", event: [("F", "/LIB/python3.11/site-packages/x")], expected: true),
+        Case(detection: "sel: {F|re: '[^/]{10,}$'}\ncondition: sel", event: [("F", "/a/bbbbbbbbbbbb")], expected: true),
+        // cidr
+        Case(detection: "sel: {F|cidr: '10.0.0.0/8'}\ncondition: sel", event: [("F", "10.2.3.4")], expected: true),
+        Case(detection: "sel: {F|cidr: '10.0.0.0/8'}\ncondition: sel", event: [("F", "11.2.3.4")], expected: false),
+        Case(detection: "sel: {F|cidr: '2001:db8::/32'}\ncondition: sel", event: [("F", "2001:db8:1::5")], expected: true),
+        Case(detection: "sel: {F|cidr: '192.168.0.0/16'}\ncondition: sel", event: [("F", "::ffff:192.168.1.1")], expected: true),
+        // numbers and comparisons
+        Case(detection: "sel: {F: 33}\ncondition: sel", event: [("F", "33")], expected: true),
+        Case(detection: "sel: {F: 33}\ncondition: sel", event: [("F", "033")], expected: true),
+        Case(detection: "sel: {F|gt: 10}\ncondition: sel", event: [("F", "11")], expected: true),
+        Case(detection: "sel: {F|gte: 10}\ncondition: sel", event: [("F", "10")], expected: true),
+        Case(detection: "sel: {F|lt: 10}\ncondition: sel", event: [("F", "10")], expected: false),
+        Case(detection: "sel: {F|lte: 10}\ncondition: sel", event: [("F", "abc")], expected: false),
+        Case(detection: "sel: {F: true}\ncondition: sel", event: [("F", "True")], expected: true),
+        // fieldref
+        Case(detection: "sel: {F|fieldref: G}\ncondition: sel", event: [("F", "same"), ("G", "SAME")], expected: true),
+        Case(detection: "sel: {F|fieldref|endswith: G}\ncondition: sel", event: [("F", "/tmp/x"), ("G", "x")], expected: true),
+        Case(detection: "sel: {F|fieldref: G}\ncondition: sel", event: [("F", "a"), ("G", "b")], expected: false),
+        // encodings
+        Case(detection: "sel: {F|base64: 'http'}\ncondition: sel", event: [("F", "aHR0cA==")], expected: true),
+        Case(detection: "sel: {F|base64offset|contains: 'http'}\ncondition: sel", event: [("F", "xxodHRwOi8v")], expected: true),
+        Case(detection: "sel: {F|base64offset|contains: 'http'}\ncondition: sel", event: [("F", "Zmh0dHA6")], expected: true),
+        Case(detection: "sel: {F|wide|base64offset|contains: 'ab'}\ncondition: sel", event: [("F", "YQBiAA==")], expected: true),
+        Case(detection: "sel: {F|windash|contains: ' -exec '}\ncondition: sel", event: [("F", "find / /exec x")], expected: true),
+        Case(detection: "sel: {F|windash|contains: ' -exec '}\ncondition: sel", event: [("F", "find / \u{2013}exec x")], expected: true),
+        // time parts
+        Case(detection: "sel: {F|hour: 14}\ncondition: sel", event: [("F", "2024-05-01T14:30:00Z")], expected: true),
+        Case(detection: "sel: {F|month: 5}\ncondition: sel", event: [("F", "2024-05-01T14:30:00Z")], expected: true),
+        Case(detection: "sel: {F|week: 1}\ncondition: sel", event: [("F", "2024-01-01T00:00:00Z")], expected: true),
+        // multi-valued fields match if any value does
+        Case(detection: "sel: {F: 'b'}\ncondition: sel", event: [("F", "a"), ("F", "b")], expected: true),
+        // keywords: unanchored, case-insensitive, over MESSAGE only
+        Case(detection: "keywords: ['Corrupted MAC on input']\ncondition: keywords", event: [("MESSAGE", "x: corrupted mac on input.")], expected: true),
+        Case(detection: "keywords: ['Trojan*FOUND']\ncondition: keywords", event: [("MESSAGE", "/tmp/x: Trojan.Foo FOUND")], expected: true),
+        Case(detection: "keywords: ['needle']\ncondition: keywords", event: [("OTHER", "needle")], expected: false),
+        Case(detection: "keywords:\n    '|all': ['pkexec', 'XAUTHORITY']\ncondition: keywords", event: [("MESSAGE", "pkexec: XAUTHORITY bad")], expected: true),
+        Case(detection: "keywords:\n    '|all': ['pkexec', 'XAUTHORITY']\ncondition: keywords", event: [("MESSAGE", "pkexec only")], expected: false),
+        // lists of maps are OR, maps are AND
+        Case(detection: "sel:\n    - {F: a, G: b}\n    - {F: c}\ncondition: sel", event: [("F", "a"), ("G", "x")], expected: false),
+        Case(detection: "sel:\n    - {F: a, G: b}\n    - {F: c}\ncondition: sel", event: [("F", "c")], expected: true),
+    ]
+
+    @Test(arguments: modifiers)
+    func modifierSemantics(_ c: Case) throws {
+        #expect(try Self.evaluate(c.detection, c.event) == c.expected)
+    }
+
+    static let grammar: [Case] = [
+        Case(detection: "a: {F: x}\nb: {G: y}\ncondition: a and b", event: [("F", "x"), ("G", "y")], expected: true),
+        Case(detection: "a: {F: x}\nb: {G: y}\ncondition: a and b", event: [("F", "x")], expected: false),
+        Case(detection: "a: {F: x}\nb: {G: y}\ncondition: a or b", event: [("G", "y")], expected: true),
+        Case(detection: "a: {F: x}\nb: {G: y}\ncondition: a and not b", event: [("F", "x")], expected: true),
+        Case(detection: "a: {F: x}\nb: {G: y}\ncondition: not a", event: [("G", "y")], expected: true),
+        Case(detection: "a: {F: x}\nb: {G: y}\nc: {H: z}\ncondition: a or b and c", event: [("F", "x")], expected: true),
+        Case(detection: "a: {F: x}\nb: {G: y}\nc: {H: z}\ncondition: (a or b) and c", event: [("F", "x")], expected: false),
+        Case(detection: "a: {F: x}\nb: {G: y}\ncondition: not a and b", event: [("G", "y")], expected: true),
+        Case(detection: "sel_a: {F: x}\nsel_b: {G: y}\ncondition: 1 of sel_*", event: [("G", "y")], expected: true),
+        Case(detection: "sel_a: {F: x}\nsel_b: {G: y}\ncondition: all of sel_*", event: [("G", "y")], expected: false),
+        Case(detection: "sel_a: {F: x}\nsel_b: {G: y}\ncondition: any of sel_*", event: [("F", "x")], expected: true),
+        Case(detection: "sel_a: {F: x}\nsel_b: {G: y}\ncondition: all of them", event: [("F", "x"), ("G", "y")], expected: true),
+        Case(detection: "a: {F: x}\n_hidden: {G: y}\ncondition: 1 of them", event: [("G", "y")], expected: false),
+        Case(detection: "a: {F: x}\nnot_filter: {G: y}\ncondition: a and not not_filter", event: [("F", "x"), ("G", "y")], expected: false),
+        Case(detection: "a: {F: x}\nb: {G: y}\ncondition: [a, b]", event: [("G", "y")], expected: true),
+        Case(detection: "sel: {F: x}\nfilter: {G: y}\ncondition: sel and not 1 of filter*", event: [("F", "x")], expected: true),
+    ]
+
+    @Test(arguments: grammar)
+    func conditionGrammar(_ c: Case) throws {
+        #expect(try Self.evaluate(c.detection, c.event) == c.expected)
+    }
+
+    static let rejected: [(String, String)] = [
+        ("sel: {F: x}\ncondition: sel | count() by G > 5", "obsolete"),
+        ("sel: {F: x}\ncondition: sel and missing", "not a search identifier"),
+        ("sel: {F: x}\ncondition: 1 of nothing*", "matches no search identifier"),
+        ("sel: {F|nosuch: x}\ncondition: sel", "unknown modifier"),
+        ("sel: {F|re: '(unclosed'}\ncondition: sel", "bad regular expression"),
+        ("sel: {F|contains|re: 'x'}\ncondition: sel", "must come first"),
+        ("sel: {F|cidr: 'nonsense'}\ncondition: sel", "bad CIDR"),
+        ("sel: {F|exists: maybe}\ncondition: sel", "'exists' takes true or false"),
+        ("sel: {F: [a, null]}\ncondition: sel", "null may not be mixed"),
+        ("sel: {F|expand: '%var%'}\ncondition: sel", "placeholder"),
+        ("sel: {F: x}\ntimeframe: 5m\ncondition: sel", "timeframe"),
+        ("sel: {F: x}", "no 'condition'"),
+        ("sel: {F: x}\ncondition: sel and", "ends early"),
+        ("sel: {F|re: '(?=x)'}\ncondition: sel", "lookahead"),
+    ]
+
+    @Test(arguments: 0..<rejected.count)
+    func invalidRulesAreRejectedWithLocation(_ i: Int) throws {
+        let (detection, reason) = Self.rejected[i]
+        let yaml = "title: bad\nid: bad-rule\nlogsource: {product: linux}\ndetection:\n" + detection.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n") + "\n"
+        let (set, report) = try Fixtures.ruleSet(yaml)
+        #expect(set.rules.isEmpty)
+        #expect(report.rejected == 1)
+        let e = try #require(report.errors.first)
+        #expect(e.message.contains(reason), "\(e.message)")
+        #expect(e.location.line >= 1)
+    }
+
+    @Test func unroutableLogsourceIsRejected() throws {
+        let (_, report) = try Fixtures.ruleSet("title: w\nid: w1\nlogsource: {product: windows, service: security}\ndetection:\n    s: {EventID: 4625}\n    condition: s\n")
+        #expect(report.rejected == 1)
+        #expect(report.errors.first?.message.contains("no pipeline route") == true)
+    }
+}
+
+struct ByteRegexTests {
+    static let table: [(String, String, Bool)] = [
+        ("abc", "xxabcxx", true), ("^abc", "xabc", false), ("a|b", "b", true), ("a{2,3}", "aa", true),
+        ("^a{2,3}$", "aaaa", false), ("\\d+\\.\\d+", "v1.25", true), ("\\bfoo\\b", "a foo b", true), ("\\bfoo\\b", "afoob", false),
+        ("[^a-c]", "abc", false), ("[\\w-]+@x", "a-b@x", true), ("(?:ab)+$", "ababab", true), ("a.*?b", "aXXb", true),
+        ("\\s-[FTd]\\s", "ls -d x", true), ("(^|\\/)\\.[^.\\/]", "/home/.hidden", true), ("é", "café", true), ("caf.$", "café", true),
+        ("[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}", "to 10.0.0.1 now", true),
+    ]
+
+    @Test(arguments: 0..<table.count)
+    func matches(_ i: Int) throws {
+        let (p, s, want) = Self.table[i]
+        #expect(try ByteRegex(p).matches(s) == want, "\(p) on \(s)")
+    }
+
+    @Test func pathologicalPatternStaysLinear() throws {
+        // Catastrophic for a backtracking engine: (a*)*b over a long run of a's.
+        let r = try ByteRegex("(a*)*b")
+        let input = Array(repeating: UInt8(ascii: "a"), count: 20_000)
+        let outcome = input.withUnsafeBufferPointer { r.search($0) }
+        #expect(outcome != .match)
+    }
+
+    @Test func stepBudgetStopsHugeSearches() throws {
+        let r = try ByteRegex("(.){200,}x", stepBudget: 100_000)
+        let input = Array(repeating: UInt8(ascii: "a"), count: 100_000)
+        #expect(input.withUnsafeBufferPointer { r.search($0) } == .budgetExceeded)
+    }
+
+    @Test func namedCapturesLeftmostFirst() throws {
+        let r = try ByteRegex("ruser=(?<u>.*?) rhost=(?<h>\\S+)\\s*$")
+        let s = Array("ruser=test rhost=192.0.2.151 rhost=192.0.2.1".utf8)
+        let groups = try #require(s.withUnsafeBufferPointer { r.firstMatch($0) })
+        #expect(String(decoding: s[groups[1]!], as: UTF8.self) == "test rhost=192.0.2.151")
+        #expect(String(decoding: s[groups[2]!], as: UTF8.self) == "192.0.2.1")
+    }
+}

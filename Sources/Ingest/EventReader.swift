@@ -1,9 +1,10 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 import EventModel
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
 
 /// The formats `scan` reads.
 package enum InputFormat: String, Sendable, CaseIterable {
@@ -68,8 +69,9 @@ package struct EventReader: ~Copyable {
                 reference = Int64(st.st_mtim.tv_sec) * 1_000_000
             }
         }
-        self.init(reader: ByteReader(fd: fd, ownsDescriptor: path != "-", maxLineBytes: options.maxLineBytes),
-                  source: path, options: options, referenceTime: reference)
+        self.init(
+            reader: ByteReader(fd: fd, ownsDescriptor: path != "-", maxLineBytes: options.maxLineBytes),
+            source: path, options: options, referenceTime: reference)
     }
 
     package init(reader: consuming ByteReader, source: String, options: ReaderOptions, referenceTime: Int64) {

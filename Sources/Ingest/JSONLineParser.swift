@@ -146,7 +146,10 @@ package struct JSONLineParser: Sendable {
         }
 
         static func isNumber(_ w: UnsafeBufferPointer<UInt8>) -> Bool {
-            for c in w where !(c.isDigit || c == UInt8(ascii: "-") || c == UInt8(ascii: "+") || c == UInt8(ascii: ".") || c | 0x20 == UInt8(ascii: "e")) {
+            for c in w
+            where
+                !(c.isDigit || c == UInt8(ascii: "-") || c == UInt8(ascii: "+") || c == UInt8(ascii: ".") || c | 0x20 == UInt8(ascii: "e"))
+            {
                 return false
             }
             return true

@@ -127,7 +127,8 @@ package struct SyslogParser: Sendable {
         if j < b.count, b[j] == UInt8(ascii: ".") {
             (micro, j) = Self.fraction(b, j + 1)
         }
-        let local = CivilTime.micros(year: inferYear(month: month, day: day), month: month, day: day, hour: h, minute: m, second: s, micro: micro)
+        let local = CivilTime.micros(
+            year: inferYear(month: month, day: day), month: month, day: day, hour: h, minute: m, second: s, micro: micro)
         return (zone.utcMicros(localMicros: local), j)
     }
 
@@ -181,6 +182,7 @@ package struct SyslogParser: Sendable {
     private func isTag(_ b: UnsafeBufferPointer<UInt8>, _ s: Int, _ e: Int) -> Bool {
         guard e > s, e - s <= 128 else { return false }
         if b[e - 1] == UInt8(ascii: ":") { return e - s > 1 }
+        if b[s] == UInt8(ascii: "["), b[e - 1] == UInt8(ascii: "]"), e - s > 2 { return true }
         if b[e - 1] == UInt8(ascii: "]") {
             var j = e - 2
             while j > s, b[j].isDigit { j -= 1 }

@@ -101,8 +101,11 @@ struct CharSet {
     func contains(_ c: UInt32) -> Bool {
         var hit = ranges.contains { $0.contains(c) }
         if !hit, fold {
-            if (65...90).contains(c) { hit = ranges.contains { $0.contains(c + 32) } }
-            else if (97...122).contains(c) { hit = ranges.contains { $0.contains(c - 32) } }
+            if (65...90).contains(c) {
+                hit = ranges.contains { $0.contains(c + 32) }
+            } else if (97...122).contains(c) {
+                hit = ranges.contains { $0.contains(c - 32) }
+            }
         }
         return hit != negated
     }
@@ -538,7 +541,8 @@ struct PikeVM {
             let v = UInt32(c0 & 0x0F) << 12 | UInt32(b[i + 1] & 0x3F) << 6 | UInt32(b[i + 2] & 0x3F)
             if v >= 0x800 { return (v, 3) }
         } else if c0 & 0xF8 == 0xF0, i + 3 < n, b[i + 1] & 0xC0 == 0x80, b[i + 2] & 0xC0 == 0x80, b[i + 3] & 0xC0 == 0x80 {
-            let v = UInt32(c0 & 0x07) << 18 | UInt32(b[i + 1] & 0x3F) << 12 | UInt32(b[i + 2] & 0x3F) << 6
+            let v =
+                UInt32(c0 & 0x07) << 18 | UInt32(b[i + 1] & 0x3F) << 12 | UInt32(b[i + 2] & 0x3F) << 6
                 | UInt32(b[i + 3] & 0x3F)
             if v >= 0x10000, v <= 0x10FFFF { return (v, 4) }
         }

@@ -128,7 +128,8 @@ package struct Pipeline: Sendable {
             }
             let events = try x.value(for: "events").map { n throws(RuleError) in try Self.predicate(n, file) } ?? .all
             let maxBytes = Int(x.value(for: "max_input_bytes")?.scalarText ?? "") ?? 4096
-            extractors.append(Extractor(name: name, stage: stage, events: events, field: field, patterns: compiled, maxInputBytes: maxBytes))
+            extractors.append(
+                Extractor(name: name, stage: stage, events: events, field: field, patterns: compiled, maxInputBytes: maxBytes))
         }
     }
 
@@ -145,9 +146,10 @@ package struct Pipeline: Sendable {
         let items: [Node] = node.pairs != nil ? [node] : node.array()
         for item in items {
             guard let pairs = item.pairs else { throw RuleError(item.location(file), "an event condition must be a map of field: values") }
-            conditions.append(pairs.map { (k, _, v) in
-                (k, v.stringList.map { StringMatcher(SigmaPattern(sigma: $0), caseSensitive: false) })
-            })
+            conditions.append(
+                pairs.map { (k, _, v) in
+                    (k, v.stringList.map { StringMatcher(SigmaPattern(sigma: $0), caseSensitive: false) })
+                })
         }
         return EventPredicate(anyEvent: false, conditions: conditions)
     }

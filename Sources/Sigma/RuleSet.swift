@@ -97,7 +97,9 @@ package struct RuleSet: Sendable {
         for (k, _, v) in lsPairs { logsource[k] = v.scalarText }
         guard let route = pipeline.route(for: logsource) else {
             let desc = logsource.filter { $0.key != "definition" }.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-            return .failure(Problems(list: problems + [RuleError(lsNode.location(file), "no pipeline route for logsource \(desc.joined(separator: ", "))")]))
+            return .failure(
+                Problems(
+                    list: problems + [RuleError(lsNode.location(file), "no pipeline route for logsource \(desc.joined(separator: ", "))")]))
         }
         var level = Severity.medium
         if let l = text("level") {

@@ -1,4 +1,5 @@
 import EventModel
+import Foundation
 import Yams
 
 /// A Sigma detection rule's metadata and its compiled detection.
@@ -30,8 +31,9 @@ package struct SigmaRule: Sendable {
     package var attackTactics: [String] {
         tags.compactMap { tag in
             let lower = tag.lowercased()
-            guard lower.hasPrefix("attack."), !(lower.dropFirst(7).first.map { $0 == "t" || $0 == "g" || $0 == "s" } ?? true)
-                || lower.dropFirst(7).dropFirst().first?.isNumber == false
+            guard lower.hasPrefix("attack."),
+                !(lower.dropFirst(7).first.map { $0 == "t" || $0 == "g" || $0 == "s" } ?? true)
+                    || lower.dropFirst(7).dropFirst().first?.isNumber == false
             else { return nil }
             let name = String(lower.dropFirst(7))
             return name.contains("-") || name.allSatisfy(\.isLetter) ? name : nil
@@ -117,5 +119,3 @@ package struct RuleFileReader {
         }
     }
 }
-
-import Foundation

@@ -20,8 +20,9 @@ package enum SigmaValue: Sendable, Equatable {
         case "true", "True", "TRUE": self = .bool(true)
         case "false", "False", "FALSE": self = .bool(false)
         default:
-            if let i = Int(text) { self = .int(i) }
-            else if text.first.map({ $0.isNumber || $0 == "-" || $0 == "." }) == true, let d = Double(text), d.isFinite {
+            if let i = Int(text) {
+                self = .int(i)
+            } else if text.first.map({ $0.isNumber || $0 == "-" || $0 == "." }) == true, let d = Double(text), d.isFinite {
                 self = .float(d)
             } else {
                 self = .string(text)

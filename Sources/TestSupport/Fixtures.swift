@@ -16,7 +16,9 @@ package enum Fixtures {
     }()
 
     /// The shared corpora and rule sets beside the checkout (`../shared`).
-    package static var shared: String { URL(fileURLWithPath: repositoryRoot).deletingLastPathComponent().appendingPathComponent("shared").path }
+    package static var shared: String {
+        URL(fileURLWithPath: repositoryRoot).deletingLastPathComponent().appendingPathComponent("shared").path
+    }
 
     package static var rulesDirectory: String { repositoryRoot + "/Rules" }
 

@@ -46,7 +46,8 @@ package struct BuiltinTriager: Sendable {
         let tactics = Set(f.rule.tactics)
         let ip = f.observables.first { $0.typeID == 2 }?.value
         if tactics.contains("credential-access") || f.rule.techniques.contains(where: { $0.hasPrefix("T1110") }) {
-            return "Check whether any login from \(ip ?? "the source") succeeded; block the source if it is not expected; enforce key-only SSH and lockout."
+            return
+                "Check whether any login from \(ip ?? "the source") succeeded; block the source if it is not expected; enforce key-only SSH and lockout."
         }
         if tactics.contains("persistence") {
             return "Confirm the change with its owner; review new accounts, keys, services and cron entries on the host."

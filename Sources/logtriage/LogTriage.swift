@@ -35,10 +35,14 @@ struct Scan: ParsableCommand {
             Exit status: 0 when every input was read, 1 when rules failed to load, 2 when an input failed.
             """)
 
-    @Option(name: .customLong("rules"), help: ArgumentHelp("Rule file or directory; repeatable. Default: the bundled pack.", valueName: "path"))
+    @Option(
+        name: .customLong("rules"), help: ArgumentHelp("Rule file or directory; repeatable. Default: the bundled pack.", valueName: "path"))
     var rules: [String] = []
 
-    @Option(help: ArgumentHelp("Directory of pipeline files (logsource routing, field mappings, extractors). Default: the bundled pipelines.", valueName: "dir"))
+    @Option(
+        help: ArgumentHelp(
+            "Directory of pipeline files (logsource routing, field mappings, extractors). Default: the bundled pipelines.", valueName: "dir"
+        ))
     var pipelines: String?
 
     @Option(help: ArgumentHelp("Input format: \(InputFormat.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "format"))
@@ -56,10 +60,15 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("Model name to request from the worker.", valueName: "name"))
     var workerModel: String?
 
-    @Option(help: ArgumentHelp("Year for syslog stamps that carry none. Default: inferred from the file's modification time.", valueName: "year"))
+    @Option(
+        help: ArgumentHelp(
+            "Year for syslog stamps that carry none. Default: inferred from the file's modification time.", valueName: "year"))
     var year: Int?
 
-    @Option(help: ArgumentHelp("Repeats of a rule on the same source, user and host within this many seconds fold into one finding; 0 disables.", valueName: "seconds"))
+    @Option(
+        help: ArgumentHelp(
+            "Repeats of a rule on the same source, user and host within this many seconds fold into one finding; 0 disables.",
+            valueName: "seconds"))
     var aggregateWindow: Int = 300
 
     @Option(help: ArgumentHelp("Lines longer than this are cut (and counted).", valueName: "bytes"))

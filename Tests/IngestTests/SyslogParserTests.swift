@@ -1,8 +1,8 @@
 import EventModel
 import Foundation
 import Ingest
-import Testing
 import TestSupport
+import Testing
 
 struct SyslogParserTests {
     struct Case: Sendable, CustomStringConvertible {
@@ -13,30 +13,59 @@ struct SyslogParserTests {
     }
 
     static let cases: [Case] = [
-        Case(line: "Feb 25 14:34:10 belka sshd[31602]: Failed password for root from 1.2.3.4 port 22 ssh2",
-             fields: ["_HOSTNAME": "belka", "SYSLOG_IDENTIFIER": "sshd", "_PID": "31602", "MESSAGE": "Failed password for root from 1.2.3.4 port 22 ssh2"],
-             time: "2024-02-25T14:34:10.000Z"),
-        Case(line: "Jan  5 01:31:41 www sshd[1643]: ROOT LOGIN REFUSED FROM 1.2.3.4",
-             fields: ["_HOSTNAME": "www", "SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "ROOT LOGIN REFUSED FROM 1.2.3.4"], time: "2024-01-05T01:31:41.000Z"),
-        Case(line: "<38>Feb  5 10:00:00 host su: FAILED SU (to root) bob on pts/0",
-             fields: ["PRIORITY": "6", "SYSLOG_FACILITY": "4", "_HOSTNAME": "host", "SYSLOG_IDENTIFIER": "su", "MESSAGE": "FAILED SU (to root) bob on pts/0"], time: nil),
-        Case(line: "Mar  3 00:17:22 [sshd]: User root from 211.188.220.49 not allowed because not listed in AllowUsers",
-             fields: ["SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "User root from 211.188.220.49 not allowed because not listed in AllowUsers"], time: nil),
-        Case(line: "Feb  7 15:10:42 example pure-ftpd: (pam_unix) authentication failure; rhost=1.2.3.4",
-             fields: ["_HOSTNAME": "example", "SYSLOG_IDENTIFIER": "pure-ftpd", "MESSAGE": "(pam_unix) authentication failure; rhost=1.2.3.4"], time: nil),
-        Case(line: "Nov 25 17:12:13 webmail pop(pam_unix)[4920]: authentication failure",
-             fields: ["SYSLOG_IDENTIFIER": "pop(pam_unix)", "_PID": "4920"], time: nil),
-        Case(line: "2024-03-14T12:00:00.123456+01:00 web1 sshd[9]: Accepted publickey for a from 1.2.3.4 port 2 ssh2",
-             fields: ["_HOSTNAME": "web1", "SYSLOG_IDENTIFIER": "sshd", "_PID": "9"], time: "2024-03-14T11:00:00.123Z"),
-        Case(line: "srv sshd[123]: Connection closed by 1.2.3.4 port 22 [preauth]",
-             fields: ["_HOSTNAME": "srv", "SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Connection closed by 1.2.3.4 port 22 [preauth]"], time: nil),
-        Case(line: "just some text without a header",
-             fields: ["MESSAGE": "just some text without a header"], time: nil),
-        Case(line: "<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - \u{FEFF}'su root' failed for lonvick on /dev/pts/8",
-             fields: ["PRIORITY": "2", "SYSLOG_FACILITY": "4", "_HOSTNAME": "mymachine.example.com", "SYSLOG_IDENTIFIER": "su", "SYSLOG_MSGID": "ID47",
-                      "MESSAGE": "'su root' failed for lonvick on /dev/pts/8"], time: "2003-10-11T22:14:15.003Z"),
-        Case(line: #"<165>1 2003-10-11T22:14:15.003Z host evntslog - ID47 [exampleSDID@32473 iut="3" eventSource="App\"x\]"] An application event"#,
-             fields: ["SYSLOG_IDENTIFIER": "evntslog", "exampleSDID@32473.iut": "3", "exampleSDID@32473.eventSource": "App\"x]", "MESSAGE": "An application event"], time: nil),
+        Case(
+            line: "Feb 25 14:34:10 belka sshd[31602]: Failed password for root from 1.2.3.4 port 22 ssh2",
+            fields: [
+                "_HOSTNAME": "belka", "SYSLOG_IDENTIFIER": "sshd", "_PID": "31602",
+                "MESSAGE": "Failed password for root from 1.2.3.4 port 22 ssh2",
+            ],
+            time: "2024-02-25T14:34:10.000Z"),
+        Case(
+            line: "Jan  5 01:31:41 www sshd[1643]: ROOT LOGIN REFUSED FROM 1.2.3.4",
+            fields: ["_HOSTNAME": "www", "SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "ROOT LOGIN REFUSED FROM 1.2.3.4"],
+            time: "2024-01-05T01:31:41.000Z"),
+        Case(
+            line: "<38>Feb  5 10:00:00 host su: FAILED SU (to root) bob on pts/0",
+            fields: [
+                "PRIORITY": "6", "SYSLOG_FACILITY": "4", "_HOSTNAME": "host", "SYSLOG_IDENTIFIER": "su",
+                "MESSAGE": "FAILED SU (to root) bob on pts/0",
+            ], time: nil),
+        Case(
+            line: "Mar  3 00:17:22 [sshd]: User root from 211.188.220.49 not allowed because not listed in AllowUsers",
+            fields: ["SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "User root from 211.188.220.49 not allowed because not listed in AllowUsers"],
+            time: nil),
+        Case(
+            line: "Feb  7 15:10:42 example pure-ftpd: (pam_unix) authentication failure; rhost=1.2.3.4",
+            fields: [
+                "_HOSTNAME": "example", "SYSLOG_IDENTIFIER": "pure-ftpd", "MESSAGE": "(pam_unix) authentication failure; rhost=1.2.3.4",
+            ], time: nil),
+        Case(
+            line: "Nov 25 17:12:13 webmail pop(pam_unix)[4920]: authentication failure",
+            fields: ["SYSLOG_IDENTIFIER": "pop(pam_unix)", "_PID": "4920"], time: nil),
+        Case(
+            line: "2024-03-14T12:00:00.123456+01:00 web1 sshd[9]: Accepted publickey for a from 1.2.3.4 port 2 ssh2",
+            fields: ["_HOSTNAME": "web1", "SYSLOG_IDENTIFIER": "sshd", "_PID": "9"], time: "2024-03-14T11:00:00.123Z"),
+        Case(
+            line: "srv sshd[123]: Connection closed by 1.2.3.4 port 22 [preauth]",
+            fields: ["_HOSTNAME": "srv", "SYSLOG_IDENTIFIER": "sshd", "MESSAGE": "Connection closed by 1.2.3.4 port 22 [preauth]"],
+            time: nil),
+        Case(
+            line: "just some text without a header",
+            fields: ["MESSAGE": "just some text without a header"], time: nil),
+        Case(
+            line: "<34>1 2003-10-11T22:14:15.003Z mymachine.example.com su - ID47 - \u{FEFF}'su root' failed for lonvick on /dev/pts/8",
+            fields: [
+                "PRIORITY": "2", "SYSLOG_FACILITY": "4", "_HOSTNAME": "mymachine.example.com", "SYSLOG_IDENTIFIER": "su",
+                "SYSLOG_MSGID": "ID47",
+                "MESSAGE": "'su root' failed for lonvick on /dev/pts/8",
+            ], time: "2003-10-11T22:14:15.003Z"),
+        Case(
+            line:
+                #"<165>1 2003-10-11T22:14:15.003Z host evntslog - ID47 [exampleSDID@32473 iut="3" eventSource="App\"x\]"] An application event"#,
+            fields: [
+                "SYSLOG_IDENTIFIER": "evntslog", "exampleSDID@32473.iut": "3", "exampleSDID@32473.eventSource": "App\"x]",
+                "MESSAGE": "An application event",
+            ], time: nil),
         Case(line: "<13>1 - - - - - -", fields: ["PRIORITY": "5"], time: nil),
     ]
 
@@ -52,7 +81,8 @@ struct SyslogParserTests {
     }
 
     @Test func repeatedMessageCountsAsN() {
-        let e = Fixtures.syslog("Nov 27 03:12:15 web1 sshd[2213]: message repeated 3 times: [ Failed password for root from 1.2.3.4 port 5 ssh2]")
+        let e = Fixtures.syslog(
+            "Nov 27 03:12:15 web1 sshd[2213]: message repeated 3 times: [ Failed password for root from 1.2.3.4 port 5 ssh2]")
         #expect(e.repeatCount == 3)
         #expect(e.string("MESSAGE") == "Failed password for root from 1.2.3.4 port 5 ssh2")
     }
@@ -62,7 +92,9 @@ struct SyslogParserTests {
         let jan = CivilTime.micros(year: 2025, month: 1, day: 3, hour: 0, minute: 0, second: 0)
         var parser = SyslogParser(referenceTime: jan, zone: LocalTimeZone(TimeZone(identifier: "UTC")!))
         var bytes = Array("Dec 31 23:59:59 h x: y".utf8)
-        let e = bytes.withUnsafeMutableBufferPointer { parser.parse(UnsafeBufferPointer($0), position: .init(source: "t", line: 1, offset: 0)).event }
+        let e = bytes.withUnsafeMutableBufferPointer {
+            parser.parse(UnsafeBufferPointer($0), position: .init(source: "t", line: 1, offset: 0)).event
+        }
         #expect(e.time.map(CivilTime.rfc3339) == "2024-12-31T23:59:59.000Z")
     }
 }

@@ -1,8 +1,8 @@
 import EventModel
 import Foundation
 import Sigma
-import Testing
 import TestSupport
+import Testing
 
 /// Conformance tables derived from the Sigma v2.1 specification and pySigma's semantics.
 struct ConformanceTests {
@@ -10,7 +10,9 @@ struct ConformanceTests {
         var detection: String
         var event: [(String, String)]
         var expected: Bool
-        var description: String { "\(detection.replacingOccurrences(of: "\n", with: " ⏎ ")) on \(event.map { "\($0.0)=\($0.1)" }) → \(expected)" }
+        var description: String {
+            "\(detection.replacingOccurrences(of: "\n", with: " ⏎ ")) on \(event.map { "\($0.0)=\($0.1)" }) → \(expected)"
+        }
     }
 
     static func evaluate(_ detection: String, _ fields: [(String, String)]) throws -> Bool {
@@ -80,7 +82,9 @@ struct ConformanceTests {
         Case(detection: "sel: {F|re|m: '^b$'}\ncondition: sel", event: [("F", "a\nb\nc")], expected: true),
         Case(detection: "sel: {F|re: 'a.c'}\ncondition: sel", event: [("F", "a\nc")], expected: false),
         Case(detection: "sel: {F|re|s: 'a.c'}\ncondition: sel", event: [("F", "a\nc")], expected: true),
-        Case(detection: "sel: {F|re: '(?i)/lib/python3\\.([5-9]|[0-9]{2})/site-packages/'}\ncondition: sel", event: [("F", "/LIB/python3.11/site-packages/x")], expected: true),
+        Case(
+            detection: "sel: {F|re: '(?i)/lib/python3\\.([5-9]|[0-9]{2})/site-packages/'}\ncondition: sel",
+            event: [("F", "/LIB/python3.11/site-packages/x")], expected: true),
         Case(detection: "sel: {F|re: '[^/]{10,}$'}\ncondition: sel", event: [("F", "/a/bbbbbbbbbbbb")], expected: true),
         // cidr
         Case(detection: "sel: {F|cidr: '10.0.0.0/8'}\ncondition: sel", event: [("F", "10.2.3.4")], expected: true),
@@ -113,11 +117,18 @@ struct ConformanceTests {
         // multi-valued fields match if any value does
         Case(detection: "sel: {F: 'b'}\ncondition: sel", event: [("F", "a"), ("F", "b")], expected: true),
         // keywords: unanchored, case-insensitive, over MESSAGE only
-        Case(detection: "keywords: ['Corrupted MAC on input']\ncondition: keywords", event: [("MESSAGE", "x: corrupted mac on input.")], expected: true),
-        Case(detection: "keywords: ['Trojan*FOUND']\ncondition: keywords", event: [("MESSAGE", "/tmp/x: Trojan.Foo FOUND")], expected: true),
+        Case(
+            detection: "keywords: ['Corrupted MAC on input']\ncondition: keywords", event: [("MESSAGE", "x: corrupted mac on input.")],
+            expected: true),
+        Case(
+            detection: "keywords: ['Trojan*FOUND']\ncondition: keywords", event: [("MESSAGE", "/tmp/x: Trojan.Foo FOUND")], expected: true),
         Case(detection: "keywords: ['needle']\ncondition: keywords", event: [("OTHER", "needle")], expected: false),
-        Case(detection: "keywords:\n    '|all': ['pkexec', 'XAUTHORITY']\ncondition: keywords", event: [("MESSAGE", "pkexec: XAUTHORITY bad")], expected: true),
-        Case(detection: "keywords:\n    '|all': ['pkexec', 'XAUTHORITY']\ncondition: keywords", event: [("MESSAGE", "pkexec only")], expected: false),
+        Case(
+            detection: "keywords:\n    '|all': ['pkexec', 'XAUTHORITY']\ncondition: keywords",
+            event: [("MESSAGE", "pkexec: XAUTHORITY bad")], expected: true),
+        Case(
+            detection: "keywords:\n    '|all': ['pkexec', 'XAUTHORITY']\ncondition: keywords", event: [("MESSAGE", "pkexec only")],
+            expected: false),
         // lists of maps are OR, maps are AND
         Case(detection: "sel:\n    - {F: a, G: b}\n    - {F: c}\ncondition: sel", event: [("F", "a"), ("G", "x")], expected: false),
         Case(detection: "sel:\n    - {F: a, G: b}\n    - {F: c}\ncondition: sel", event: [("F", "c")], expected: true),
@@ -142,7 +153,8 @@ struct ConformanceTests {
         Case(detection: "sel_a: {F: x}\nsel_b: {G: y}\ncondition: any of sel_*", event: [("F", "x")], expected: true),
         Case(detection: "sel_a: {F: x}\nsel_b: {G: y}\ncondition: all of them", event: [("F", "x"), ("G", "y")], expected: true),
         Case(detection: "a: {F: x}\n_hidden: {G: y}\ncondition: 1 of them", event: [("G", "y")], expected: false),
-        Case(detection: "a: {F: x}\nnot_filter: {G: y}\ncondition: a and not not_filter", event: [("F", "x"), ("G", "y")], expected: false),
+        Case(
+            detection: "a: {F: x}\nnot_filter: {G: y}\ncondition: a and not not_filter", event: [("F", "x"), ("G", "y")], expected: false),
         Case(detection: "a: {F: x}\nb: {G: y}\ncondition: [a, b]", event: [("G", "y")], expected: true),
         Case(detection: "sel: {F: x}\nfilter: {G: y}\ncondition: sel and not 1 of filter*", event: [("F", "x")], expected: true),
     ]
@@ -172,7 +184,9 @@ struct ConformanceTests {
     @Test(arguments: 0..<rejected.count)
     func invalidRulesAreRejectedWithLocation(_ i: Int) throws {
         let (detection, reason) = Self.rejected[i]
-        let yaml = "title: bad\nid: bad-rule\nlogsource: {product: linux}\ndetection:\n" + detection.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n") + "\n"
+        let yaml =
+            "title: bad\nid: bad-rule\nlogsource: {product: linux}\ndetection:\n"
+            + detection.split(separator: "\n").map { "    " + $0 }.joined(separator: "\n") + "\n"
         let (set, report) = try Fixtures.ruleSet(yaml)
         #expect(set.rules.isEmpty)
         #expect(report.rejected == 1)
@@ -182,7 +196,8 @@ struct ConformanceTests {
     }
 
     @Test func unroutableLogsourceIsRejected() throws {
-        let (_, report) = try Fixtures.ruleSet("title: w\nid: w1\nlogsource: {product: windows, service: security}\ndetection:\n    s: {EventID: 4625}\n    condition: s\n")
+        let (_, report) = try Fixtures.ruleSet(
+            "title: w\nid: w1\nlogsource: {product: windows, service: security}\ndetection:\n    s: {EventID: 4625}\n    condition: s\n")
         #expect(report.rejected == 1)
         #expect(report.errors.first?.message.contains("no pipeline route") == true)
     }

@@ -1,0 +1,216 @@
+import Daemon
+import EventModel
+import Findings
+import Foundation
+import Ingest
+import Sigma
+import TestSupport
+import Testing
+
+struct RulePackTests {
+    @Test func bundledRulesLoadAndPassTheirTests() throws {
+        let (set, report) = RuleSet.load(paths: [Fixtures.rulesDirectory + "/linux"], pipeline: try Fixtures.bundledPipeline())
+        #expect(report.errors.isEmpty, "\(report.errors)")
+        #expect(set.rules.count >= 25)
+        let outcome = RuleTestRunner(rules: set).run(files: RuleTestRunner.testFiles(in: Fixtures.rulesDirectory + "/tests"))
+        #expect(outcome.failures.isEmpty, "\(outcome.failures)")
+        #expect(outcome.untested.isEmpty, "rules without a test: \(outcome.untested)")
+        #expect(outcome.passed >= set.rules.count)
+        for rule in set.rules {
+            #expect(rule.author != nil && !rule.attackTechniques.isEmpty, "\(rule.title) needs an author and an ATT&CK technique")
+        }
+    }
+
+    @Test func sigmaHQLinuxRulesLoad() throws {
+        let dir = Fixtures.shared + "/sigma/linux-rules"
+        try #require(FileManager.default.fileExists(atPath: dir), "SigmaHQ rules not found at \(dir)")
+        let (_, report) = RuleSet.load(paths: [dir], pipeline: try Fixtures.bundledPipeline())
+        let total = report.loaded + report.rejected
+        let share = Double(report.loaded) / Double(total)
+        print("SigmaHQ Linux rules: \(report.loaded) loaded, \(report.rejected) rejected (\(String(format: "%.1f", share * 100))%)")
+        #expect(share >= 0.95)
+        for e in report.errors {
+            #expect(e.location.line > 0 && e.location.file.hasSuffix(".yml"), "\(e)")
+            // Only the obsolete constructs SigmaHQ keeps in unsupported/ may fail.
+            #expect(e.location.file.contains("/unsupported/") || e.location.file.contains("/deprecated/"), "\(e)")
+        }
+    }
+}
+
+/// Per-line evaluation on fail2ban's annotated sshd and PAM logs.
+struct Fail2banEvaluation {
+    struct Annotated {
+        var line: String
+        var match: Bool
+        var host: String?
+        var user: String?
+        var file: String
+    }
+
+    static func annotated(_ name: String) throws -> [Annotated] {
+        let path = Fixtures.shared + "/corpora/fail2ban/logs/" + name
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        var out: [Annotated] = []
+        var pending: [String: Any]?
+        for raw in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let line = String(raw)
+            if line.hasPrefix("# failJSON:") {
+                let json = line.dropFirst("# failJSON:".count)
+                pending = try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any]
+                continue
+            }
+            if line.hasPrefix("#") || line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
+            if let p = pending {
+                out.append(
+                    Annotated(
+                        line: line, match: p["match"] as? Bool ?? false, host: p["host"] as? String,
+                        user: p["user"] as? String, file: name))
+                pending = nil
+            }
+        }
+        return out
+    }
+
+    /// Authentication-failure rules: brute force (T1110) and pre-auth probing (T1595).
+    static func isFailureRule(_ rule: SigmaRule) -> Bool {
+        rule.attackTechniques.contains { $0.hasPrefix("T1110") || $0.hasPrefix("T1595") }
+    }
+
+    @Test func recallAndPrecisionOnAnnotatedLines() throws {
+        let (set, _) = RuleSet.load(paths: [Fixtures.rulesDirectory + "/linux"], pipeline: try Fixtures.bundledPipeline())
+        var lines: [Annotated] = []
+        for f in ["sshd", "sshd-journal", "pam-generic"] { lines += try Self.annotated(f) }
+        try #require(lines.count > 250)
+        var truePositives = 0, exactHost = 0, positives = 0, userAnnotated = 0, exactUser = 0
+        var falseAlarms: [String] = []
+        var missed: [String] = []
+        var context = RuleSet.Context()
+        for a in lines {
+            var event = Fixtures.syslog(a.line)
+            let matched = set.match(&event, context: &context).filter { Self.isFailureRule(set.rules[$0]) }
+            set.enrich(&event)
+            let observed = Observable.from(event)
+            if a.match {
+                positives += 1
+                if !matched.isEmpty {
+                    truePositives += 1
+                    if let host = a.host, observed.contains(where: { ($0.typeID == 2 || $0.typeID == 1) && $0.value == host }) {
+                        exactHost += 1
+                    } else {
+                        missed.append("[host \(a.host ?? "-") got \(observed.map(\.value))] \(a.line)")
+                    }
+                } else {
+                    missed.append("[undetected] \(a.line)")
+                }
+                if let user = a.user {
+                    userAnnotated += 1
+                    if observed.contains(where: { $0.typeID == 4 && $0.value == user }) { exactUser += 1 }
+                }
+            } else if !matched.isEmpty {
+                falseAlarms.append("[\(matched.map { set.rules[$0].title })] \(a.line)")
+            }
+        }
+        let recall = Double(exactHost) / Double(positives)
+        print("fail2ban sshd+sshd-journal+pam-generic: \(lines.count) annotated lines, \(positives) failures")
+        print(
+            "  detected \(truePositives)/\(positives), with the exact annotated host \(exactHost) (recall \(String(format: "%.1f", recall * 100))%)"
+        )
+        print(
+            "  exact user \(exactUser)/\(userAnnotated); failures raised on match:false lines: \(falseAlarms.count)/\(lines.count - positives)"
+        )
+        for m in missed { print("  missed \(m)") }
+        for f in falseAlarms { print("  false alarm \(f)") }
+        // Regression floor for what single-line detection reaches today.
+        #expect(recall >= 0.80)
+        #expect(falseAlarms.count <= 25)
+        // The target needs per-session context (sshd pid → source address, failures later undone
+        // by a success); until that lands these are known gaps, and this block fails once they close.
+        withKnownIssue("needs sshd session tracking") {
+            #expect(recall >= 0.95)
+            #expect(falseAlarms.isEmpty)
+        }
+    }
+}
+
+/// Drives the real binary.
+struct ScanCommandTests {
+    @Test func scanOfBundledExampleWritesOCSFFindings() throws {
+        let (status, out, err) = try Fixtures.run(Fixtures.binary, ["scan", Fixtures.repositoryRoot + "/Deploy/examples/auth.log"])
+        #expect(status == 0, "\(err)")
+        let lines = out.split(separator: 10)
+        #expect(lines.count >= 8)
+        var titles: Set<String> = []
+        for l in lines {
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(l)) as? [String: Any])
+            #expect(obj["class_uid"] as? Int == 2004)
+            #expect(obj["activity_id"] as? Int == 1)
+            let info = try #require(obj["finding_info"] as? [String: Any])
+            #expect((info["uid"] as? String)?.count == 36)
+            #expect((info["analytic"] as? [String: Any])?["type_id"] as? Int == 1)
+            #expect(((obj["unmapped"] as? [String: Any])?["sigma"] as? [String: Any])?["author"] as? String != nil)
+            #expect((obj["evidences"] as? [Any])?.isEmpty == false)
+            #expect((obj["metadata"] as? [String: Any]).flatMap { $0["product"] as? [String: Any] }?["name"] as? String == "logtriage")
+            titles.insert(info["title"] as? String ?? "")
+        }
+        #expect(titles.contains("User added to a privileged group"))
+        #expect(titles.contains("System logging service stopped"))
+        #expect(err.contains("16 lines"))
+        // The five root password failures (one line stands for three) fold into one finding.
+        let brute = try lines.compactMap { try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any] }
+            .first {
+                ($0["message"] as? String)?.contains("user.name=root") == true
+                    && ($0["finding_info"] as? [String: Any])?["title"] as? String == "SSH password authentication failed"
+            }
+        #expect(brute?["count"] as? Int == 5)
+    }
+
+    @Test func replayGivesTheSameUIDs() throws {
+        let path = Fixtures.repositoryRoot + "/Deploy/examples/auth.log"
+        let a = try Fixtures.run(Fixtures.binary, ["scan", path]).1
+        let b = try Fixtures.run(Fixtures.binary, ["scan", path]).1
+        func uids(_ d: Data) throws -> [String] {
+            try d.split(separator: 10).map { try JSONSerialization.jsonObject(with: Data($0)) as! [String: Any] }
+                .map { ($0["finding_info"] as! [String: Any])["uid"] as! String }
+        }
+        #expect(try uids(a) == uids(b))
+    }
+
+    @Test func ecsFormatAndStdin() throws {
+        let line = "Mar  1 09:00:00 host sudo:  eve : user NOT in sudoers ; TTY=pts/0 ; PWD=/root ; USER=root ; COMMAND=/bin/sh\n"
+        let (status, out, _) = try Fixtures.run(Fixtures.binary, ["scan", "--format", "ecs", "-"], stdin: Data(line.utf8))
+        #expect(status == 0)
+        let obj = try #require(
+            try JSONSerialization.jsonObject(with: out.split(separator: 10).first.map { Data($0) } ?? Data()) as? [String: Any])
+        #expect((obj["event"] as? [String: Any])?["kind"] as? String == "alert")
+        #expect((obj["rule"] as? [String: Any])?["name"] as? String == "User not in sudoers tried to use sudo")
+        #expect((obj["user"] as? [String: Any])?["name"] as? String == "eve")
+    }
+
+    @Test func hostileInputIsCountedAndEscaped() throws {
+        var data = Array(
+            "Mar  1 09:00:00 host sudo:  e\u{1B}[31mve\0 : user NOT in sudoers ; TTY=x ; PWD=/ ; USER=root ; COMMAND=/bin/sh \u{FF}\n".utf8)
+        data += [0xFF, 0xFE, 0xC3, 0x28, 10]
+        data += Array(repeating: UInt8(ascii: "x"), count: 3 << 20) + [10]
+        let path = try Fixtures.temporaryFile(data)
+        let (status, out, err) = try Fixtures.run(Fixtures.binary, ["scan", path])
+        #expect(status == 0)
+        #expect(err.contains("1 truncated"))
+        #expect(err.contains("unparsable"))
+        #expect(!out.contains(0x1B) && !out.contains(0))
+        #expect(String(data: out, encoding: .utf8) != nil)
+        #expect(out.split(separator: 10).count == 1)
+    }
+
+    @Test func missingFileAndBadRulesFailClearly() throws {
+        let (status, _, err) = try Fixtures.run(Fixtures.binary, ["scan", "/nonexistent/file.log"])
+        #expect(status == 2)
+        #expect(err.contains("/nonexistent/file.log"))
+        let bad = try Fixtures.temporaryFile(
+            Array("title: x\nid: x\nlogsource: {product: linux}\ndetection:\n  s: {F|bogus: 1}\n  condition: s\n".utf8), suffix: ".yml")
+        let (lintStatus, lintOut, _) = try Fixtures.run(Fixtures.binary, ["rules", "lint", bad])
+        #expect(lintStatus == 1)
+        let text = String(decoding: lintOut, as: UTF8.self)
+        #expect(text.contains("\(bad):5: unknown modifier 'bogus'"))
+        #expect(text.contains("0 loaded, 1 rejected"))
+    }
+}

@@ -25,6 +25,8 @@ package struct RuleSet: Sendable {
     private var patternRules: [[[Int32]]] = []
     /// For each route, the automata its rules need.
     private var routeAutomata: [[Int]] = []
+    /// Every literal the prefilter searches for, lower-cased.
+    package private(set) var prefilterLiterals: Set<[UInt8]> = []
 
     package init(pipeline: Pipeline) { self.pipeline = pipeline }
 
@@ -283,6 +285,7 @@ package struct RuleSet: Sendable {
             }
             alwaysEvaluate.append(false)
             for (field, lit) in lits {
+                prefilterLiterals.insert(lit)
                 routeFields[ruleRoute[r]].insert(field)
                 if let k = fieldIndex[field]?[lit] {
                     if fieldPatternRules[field]![k].last != Int32(r) { fieldPatternRules[field]![k].append(Int32(r)) }

@@ -127,7 +127,7 @@ struct Scan: ParsableCommand {
 
 struct Rules: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Check and test Sigma rules.", subcommands: [Lint.self, Test.self])
+        abstract: "Check and test Sigma rules.", subcommands: [Lint.self, Test.self, Literals.self])
 
     struct Lint: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -171,6 +171,24 @@ struct Rules: ParsableCommand {
             for u in outcome.untested { print("untested: \(u)") }
             print("\(outcome.passed) passed, \(outcome.failures.count) failed")
             if !outcome.failures.isEmpty || report.rejected > 0 { throw ExitCode(1) }
+        }
+    }
+}
+
+extension Rules {
+    struct Literals: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Print the literal patterns the prefilter searches for, one per line (for comparisons with grep tools).")
+
+        @Option(help: ArgumentHelp("Directory of pipeline files. Default: the bundled pipelines.", valueName: "dir"))
+        var pipelines: String?
+
+        @Argument(help: ArgumentHelp("Rule files or directories.", valueName: "path"))
+        var paths: [String]
+
+        func run() throws {
+            let (set, _) = RuleSet.load(paths: paths, pipeline: try loadPipeline(pipelines))
+            for literal in set.prefilterLiterals.map({ String(decoding: $0, as: UTF8.self) }).sorted() { print(literal) }
         }
     }
 }

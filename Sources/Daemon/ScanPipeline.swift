@@ -34,6 +34,8 @@ package struct ScanSummary: Sendable {
     package var filesFailed = 0
     package var regexBudgetExceeded = 0
     package var groupsClosedEarly = 0
+    /// Rule evaluations the prefilter let through (the rest were skipped).
+    package var ruleEvaluations = 0
     package var seconds = 0.0
 
     package var line: String {
@@ -42,6 +44,7 @@ package struct ScanSummary: Sendable {
         var s = "scanned \(read.lines) lines (\(String(format: "%.1f", mb)) MB) in \(String(format: "%.2f", seconds)) s"
         s += " (\(rate) lines/s): \(read.events) events, \(read.unparsable) unparsable, \(read.truncated) truncated;"
         s += " \(matches) matches, \(findings) findings; \(rulesLoaded) rules loaded, \(rulesRejected) rejected"
+        s += "; \(ruleEvaluations) rule evaluations"
         if filesFailed > 0 { s += "; \(filesFailed) inputs failed" }
         if regexBudgetExceeded > 0 { s += "; \(regexBudgetExceeded) regex evaluations over budget" }
         if groupsClosedEarly > 0 { s += "; \(groupsClosedEarly) aggregation groups closed early" }
@@ -133,6 +136,7 @@ package struct ScanPipeline {
         deliver(aggregator.flush())
         progress.finish()
         summary.regexBudgetExceeded = context.statistics.regexBudgetExceeded
+        summary.ruleEvaluations = context.statistics.rulesEvaluated
         summary.groupsClosedEarly = aggregator.closedEarly
         summary.seconds = Date().timeIntervalSince(start)
         return summary

@@ -111,7 +111,24 @@ package struct EventFields: Sendable {
         }
     }
 
-    package func contains(_ name: String) -> Bool { names.contains(name) }
+    package func contains(_ name: String) -> Bool {
+        for n in names where Self.same(n, name) { return true }
+        return false
+    }
+
+    /// Name equality with a length check first: most names differ in length, and comparing
+    /// lengths avoids the general string comparison on the per-event hot path.
+    @inline(__always)
+    package static func same(_ a: String, _ b: String) -> Bool {
+        a.utf8.count == b.utf8.count && a == b
+    }
+
+    /// Index of the first field called `name`.
+    @inline(__always)
+    package func index(of name: String) -> Int? {
+        for i in names.indices where Self.same(names[i], name) { return i }
+        return nil
+    }
 
     package func name(at index: Int) -> String { names[index] }
     package func range(at index: Int) -> Range<Int> { ranges[index] }
@@ -119,7 +136,7 @@ package struct EventFields: Sendable {
 
     /// The first value of `name`.
     package func first(_ name: String) -> ArraySlice<UInt8>? {
-        for i in names.indices where names[i] == name { return storage[ranges[i]] }
+        for i in names.indices where Self.same(names[i], name) { return storage[ranges[i]] }
         return nil
     }
 
@@ -134,7 +151,7 @@ package struct EventFields: Sendable {
     @inline(__always)
     package func anyValue(_ name: String, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
         storage.withUnsafeBufferPointer { buffer in
-            for i in names.indices where names[i] == name {
+            for i in names.indices where Self.same(names[i], name) {
                 let r = ranges[i]
                 if body(UnsafeBufferPointer(rebasing: buffer[r])) { return true }
             }

@@ -12,7 +12,11 @@ package struct Aggregator {
     package var maxOpenGroups: Int
     package private(set) var closedEarly = 0
     private var open: [Key: Finding] = [:]
-    private var order: [Key] = []
+    /// Open groups in the order their expiry was last checked: (key, last-seen time when queued).
+    /// A group that saw events since it was queued is queued again when it reaches the front,
+    /// so expiry is amortised O(1) per event instead of a scan of every open group.
+    private var queue: [(key: Key, lastSeen: Int64)] = []
+    private var head = 0
     private var latest: Int64 = .min
 
     struct Key: Hashable {
@@ -26,21 +30,22 @@ package struct Aggregator {
         self.maxOpenGroups = maxOpenGroups
     }
 
+    package var openGroups: Int { open.count }
+
     /// Adds a matched event; returns findings whose windows closed because time moved on.
     package mutating func add(rule: RuleSummary, event: Event, time: Int64) -> [Finding] {
         var closed: [Finding] = []
         if time > latest {
             latest = time
-            closed = closeExpired(before: time - windowMicros)
+            closeExpired(before: time - windowMicros, into: &closed)
         }
         let observables = Observable.from(event)
         let key = Key(rule: rule.id, observables: observables)
-        if windowMicros > 0, var f = open[key] {
-            f.count += event.repeatCount
-            f.firstSeen = min(f.firstSeen, time)
-            f.lastSeen = max(f.lastSeen, time)
-            if f.evidences.count < evidenceCap { f.evidences.append(event) }
-            open[key] = f
+        if windowMicros > 0, open[key] != nil {
+            open[key]!.count += event.repeatCount
+            open[key]!.firstSeen = min(open[key]!.firstSeen, time)
+            open[key]!.lastSeen = max(open[key]!.lastSeen, time)
+            if open[key]!.evidences.count < evidenceCap { open[key]!.evidences.append(event) }
             return closed
         }
         let finding = Finding(
@@ -48,40 +53,51 @@ package struct Aggregator {
             count: event.repeatCount, evidences: [event], observables: observables,
             hostname: event.string(FieldName.hostname), triage: .init(riskScore: 0, source: "none"))
         if windowMicros <= 0 { return closed + [finding] }
-        if open.count >= maxOpenGroups, let oldest = order.first {
-            order.removeFirst()
+        while open.count >= maxOpenGroups, head < queue.count {
+            // Over the cap: close the group queued longest ago.
+            let oldest = queue[head].key
+            head += 1
             if let f = open.removeValue(forKey: oldest) {
                 closed.append(f)
                 closedEarly += 1
             }
         }
         open[key] = finding
-        order.append(key)
+        queue.append((key, time))
+        compact()
         return closed
     }
 
-    private mutating func closeExpired(before cutoff: Int64) -> [Finding] {
-        guard !open.isEmpty else { return [] }
-        var closed: [Finding] = []
-        var keep: [Key] = []
-        for key in order {
+    private mutating func closeExpired(before cutoff: Int64, into closed: inout [Finding]) {
+        while head < queue.count, queue[head].lastSeen < cutoff {
+            let (key, _) = queue[head]
+            head += 1
             guard let f = open[key] else { continue }
             if f.lastSeen < cutoff {
                 closed.append(f)
                 open[key] = nil
             } else {
-                keep.append(key)
+                queue.append((key, f.lastSeen))
             }
         }
-        order = keep
-        return closed
+        compact()
     }
 
-    /// Closes every open group (end of input).
+    private mutating func compact() {
+        if head > 4096, head * 2 > queue.count {
+            queue.removeFirst(head)
+            head = 0
+        }
+    }
+
+    /// Closes every open group (end of input), oldest first.
     package mutating func flush() -> [Finding] {
-        let out = order.compactMap { open[$0] }
-        open.removeAll()
-        order.removeAll()
+        var out: [Finding] = []
+        for (key, _) in queue[head...] {
+            if let f = open.removeValue(forKey: key) { out.append(f) }
+        }
+        queue.removeAll()
+        head = 0
         return out
     }
 }

@@ -122,20 +122,33 @@ package struct Observable: Sendable, Hashable {
 /// replay after a crash repeats it and consumers can deduplicate.
 package enum FindingID {
     package static func make(ruleID: String, position: SourcePosition) -> String {
-        let text = Array("\(ruleID)|\(position.source)|\(position.offset)|\(position.cursor ?? "")".utf8)
-        let a = fnv1a(text, seed: 0xcbf2_9ce4_8422_2325)
-        let b = fnv1a(text, seed: 0x8422_2325_cbf2_9ce4 ^ a)
-        let hex = String(a, radix: 16).leftPadded(16) + String(b, radix: 16).leftPadded(16)
-        let c = Array(hex)
-        return "\(String(c[0..<8]))-\(String(c[8..<12]))-\(String(c[12..<16]))-\(String(c[16..<20]))-\(String(c[20..<32]))"
-    }
-
-    private static func fnv1a(_ bytes: [UInt8], seed: UInt64) -> UInt64 {
-        var h = seed
-        for b in bytes {
-            h ^= UInt64(b)
-            h = h &* 0x0000_0100_0000_01B3
+        var a: UInt64 = 0xcbf2_9ce4_8422_2325
+        var b: UInt64 = 0x8422_2325_cbf2_9ce4
+        func mix(_ byte: UInt8) {
+            a = (a ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+            b = (b ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 ^ (a >> 29)
         }
-        return h
+        for c in ruleID.utf8 { mix(c) }
+        mix(0x7C)
+        for c in position.source.utf8 { mix(c) }
+        mix(0x7C)
+        var offset = position.offset
+        for _ in 0..<8 {
+            mix(UInt8(truncatingIfNeeded: offset))
+            offset >>= 8
+        }
+        mix(0x7C)
+        for c in (position.cursor ?? "").utf8 { mix(c) }
+        let hex = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(36)
+        for (k, word) in [a, b].enumerated() {
+            for nibble in (0..<16).reversed() {
+                let n = k * 16 + (15 - nibble)
+                if n == 8 || n == 12 || n == 16 || n == 20 { out.append(UInt8(ascii: "-")) }
+                out.append(hex[Int((word >> UInt64(nibble * 4)) & 0xF)])
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }

@@ -85,10 +85,25 @@ package struct JSONWriter {
         s.withUTF8 { escaped($0) }
     }
 
+    /// True when `v` needs no escaping: printable ASCII without quote or backslash.
+    @inline(__always)
+    private static func isPlain(_ v: UnsafeBufferPointer<UInt8>) -> Bool {
+        for c in v where c < 0x20 || c >= 0x7F || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return false }
+        return true
+    }
+
     private static let hex = Array("0123456789abcdef".utf8)
 
     /// Writes `v` as a JSON string, repairing invalid UTF-8 and escaping control characters.
     package mutating func escaped(_ v: some Collection<UInt8>) {
+        let done = v.withContiguousStorageIfAvailable { buf -> Bool in
+            guard Self.isPlain(buf) else { return false }
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(contentsOf: buf)
+            bytes.append(UInt8(ascii: "\""))
+            return true
+        }
+        if done == true { return }
         bytes.append(UInt8(ascii: "\""))
         var it = v.makeIterator()
         var pending: UInt8? = nil

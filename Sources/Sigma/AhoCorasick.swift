@@ -4,7 +4,9 @@ package struct AhoCorasick: Sendable {
     private let classOf: [UInt8]
     private let classCount: Int
     private let delta: [Int32]
-    private let outputs: [[Int32]]
+    /// Pattern ids ending at each state: `outputIDs[outputStart[s] ..< outputStart[s + 1]]`.
+    private let outputStart: [Int32]
+    private let outputIDs: [Int32]
     package let patternCount: Int
 
     /// `patterns` must already be lower-case ASCII.
@@ -66,7 +68,14 @@ package struct AhoCorasick: Sendable {
             }
         }
         delta = table
-        outputs = out
+        var starts: [Int32] = [0]
+        var ids: [Int32] = []
+        for o in out {
+            ids += o
+            starts.append(Int32(ids.count))
+        }
+        outputStart = starts
+        outputIDs = ids
     }
 
     /// Calls `hit` with the id of each pattern occurrence in `value` (an id may repeat).
@@ -74,12 +83,18 @@ package struct AhoCorasick: Sendable {
     package func scan(_ value: UnsafeBufferPointer<UInt8>, _ hit: (Int32) -> Void) {
         classOf.withUnsafeBufferPointer { classOf in
             delta.withUnsafeBufferPointer { delta in
-                var s = 0
-                let k = classCount
-                for c in value {
-                    s = Int(delta[s &* k &+ Int(classOf[Int(c)])])
-                    if !outputs[s].isEmpty {
-                        for id in outputs[s] { hit(id) }
+                outputStart.withUnsafeBufferPointer { starts in
+                    outputIDs.withUnsafeBufferPointer { ids in
+                        var s = 0
+                        let k = classCount
+                        for c in value {
+                            s = Int(delta[s &* k &+ Int(classOf[Int(c)])])
+                            let lo = Int(starts[s])
+                            let hi = Int(starts[s &+ 1])
+                            if lo != hi {
+                                for j in lo..<hi { hit(ids[j]) }
+                            }
+                        }
                     }
                 }
             }

@@ -29,6 +29,10 @@ package struct ByteRegex: Sendable {
     package var stepBudget: Int
 
     package static let maxProgramSize = 50_000
+    /// A lower-case byte string every match contains; inputs without it are rejected before the VM runs.
+    let requiredLiteral: [UInt8]?
+    /// The pattern can only match at offset 0.
+    let anchoredAtStart: Bool
 
     package init(_ pattern: String, options: Options = [], stepBudget: Int = 20_000_000) throws(SyntaxError) {
         self.pattern = pattern
@@ -38,6 +42,8 @@ package struct ByteRegex: Sendable {
         try compiler.emitGroup(node, index: 0)
         compiler.program.append(.match)
         self.program = compiler.program
+        self.requiredLiteral = Self.longestLiteral(node).flatMap { $0.count >= 2 ? $0 : nil }
+        self.anchoredAtStart = Self.isAnchoredAtStart(node)
         var names: [String?] = [nil]
         names.append(contentsOf: parser.groupNames)
         self.groupNames = names
@@ -53,7 +59,11 @@ package struct ByteRegex: Sendable {
 
     /// Unanchored search: does the pattern match anywhere in `input`?
     package func search(_ input: UnsafeBufferPointer<UInt8>) -> Outcome {
-        var vm = PikeVM(program: program, slotCount: 0, budget: stepBudget)
+        if let lit = requiredLiteral, !StringMatcher.find(lit, in: input, fold: true) { return .noMatch }
+        if var bt = BitStateBacktracker(program: program, inputCount: input.count, slotCount: 0, anchored: anchoredAtStart) {
+            return bt.run(input) != nil ? .match : .noMatch
+        }
+        var vm = PikeVM(program: program, slotCount: 0, budget: stepBudget, anchored: anchoredAtStart)
         return vm.run(input, captures: false).outcome
     }
 
@@ -64,16 +74,74 @@ package struct ByteRegex: Sendable {
 
     /// Leftmost-first match with capture groups; each range is a byte range of `input`.
     package func firstMatch(_ input: UnsafeBufferPointer<UInt8>) -> [Range<Int>?]? {
-        var vm = PikeVM(program: program, slotCount: groupNames.count * 2, budget: stepBudget)
+        if let lit = requiredLiteral, !StringMatcher.find(lit, in: input, fold: true) { return nil }
+        if var bt = BitStateBacktracker(
+            program: program, inputCount: input.count, slotCount: groupNames.count * 2, anchored: anchoredAtStart)
+        {
+            guard let slots = bt.run(input) else { return nil }
+            return Self.groups(slots, count: groupNames.count)
+        }
+        var vm = PikeVM(program: program, slotCount: groupNames.count * 2, budget: stepBudget, anchored: anchoredAtStart)
         let result = vm.run(input, captures: true)
         guard result.outcome == .match, let slots = result.slots else { return nil }
+        return Self.groups(slots, count: groupNames.count)
+    }
+
+    private static func groups(_ slots: [Int], count: Int) -> [Range<Int>?] {
         var groups: [Range<Int>?] = []
-        for g in 0..<groupNames.count {
+        let groupNames = 0..<count
+        for g in groupNames {
             let s = slots[2 * g]
             let e = slots[2 * g + 1]
             groups.append(s >= 0 && e >= s ? s..<e : nil)
         }
         return groups
+    }
+}
+
+extension ByteRegex {
+    /// The longest run of literal characters that every match must contain (lower-cased), if any.
+    static func longestLiteral(_ node: RegexNode) -> [UInt8]? {
+        var best: [UInt8]? = nil
+        func consider(_ run: [UInt8]) {
+            if run.count > (best?.count ?? 0) { best = run }
+        }
+        func walk(_ n: RegexNode) {
+            switch n {
+            case .concat(let items):
+                var run: [UInt8] = []
+                for item in items {
+                    if case .scalar(let v, _) = item, let u = Unicode.Scalar(v) {
+                        run += Fold.lowercased(Array(String(Character(u)).utf8))
+                        continue
+                    }
+                    if case .empty = item { continue }
+                    if case .lineStart = item { continue }
+                    if case .lineEnd = item { continue }
+                    if case .wordBoundary = item { continue }
+                    consider(run)
+                    run = []
+                    walk(item)
+                }
+                consider(run)
+            case .group(let inner, _): walk(inner)
+            case .repeatNode(let inner, let lo, _, _) where lo >= 1: walk(inner)
+            case .scalar(let v, _):
+                if let u = Unicode.Scalar(v) { consider(Fold.lowercased(Array(String(Character(u)).utf8))) }
+            default: break
+            }
+        }
+        walk(node)
+        return best
+    }
+
+    static func isAnchoredAtStart(_ node: RegexNode) -> Bool {
+        switch node {
+        case .lineStart(let multiline): return !multiline
+        case .concat(let items): return items.first.map(isAnchoredAtStart) ?? false
+        case .group(let inner, _): return isAnchoredAtStart(inner)
+        default: return false
+        }
     }
 }
 
@@ -516,10 +584,13 @@ struct PikeVM {
     let slotCount: Int
     var budget: Int
 
-    init(program: [Inst], slotCount: Int, budget: Int) {
+    let anchored: Bool
+
+    init(program: [Inst], slotCount: Int, budget: Int, anchored: Bool) {
         self.program = program
         self.slotCount = slotCount
         self.budget = budget
+        self.anchored = anchored
     }
 
     struct ThreadList {
@@ -633,11 +704,130 @@ struct PikeVM {
             if width == 0 { break }
             i += width
             // Unanchored search: a new attempt starts at every position until something matched.
-            if matched == nil { addThread(&next, 0, emptySlots, i, generation, &budget) }
+            if matched == nil, !anchored { addThread(&next, 0, emptySlots, i, generation, &budget) }
             swap(&current, &next)
+            if current.pcs.isEmpty, anchored { break }
             if current.pcs.isEmpty, matched != nil { break }
         }
         if let matched { return (.match, matched) }
         return (.noMatch, nil)
+    }
+}
+
+// MARK: - Bounded backtracker
+
+/// A backtracking matcher that remembers each (instruction, position) it has tried, so it never
+/// tries one twice: linear in program × input like the Pike VM, but with no per-thread copies,
+/// which makes it much faster on the short inputs it is used for. Used only when the visited
+/// bitmap stays small; larger searches go to the Pike VM.
+struct BitStateBacktracker {
+    static let maxBits = 1 << 18
+
+    let program: [Inst]
+    let slotCount: Int
+    let anchored: Bool
+    let width: Int
+    var visited: [UInt64]
+    var slots: [Int]
+    var jobs: [(pc: Int32, at: Int32, restoreSlot: Int32, restoreValue: Int32)] = []
+
+    init?(program: [Inst], inputCount: Int, slotCount: Int, anchored: Bool) {
+        width = inputCount + 1
+        let bits = program.count * width
+        guard bits <= Self.maxBits else { return nil }
+        self.program = program
+        self.slotCount = slotCount
+        self.anchored = anchored
+        visited = [UInt64](repeating: 0, count: (bits + 63) / 64)
+        slots = [Int](repeating: -1, count: slotCount)
+    }
+
+    /// The capture slots of the leftmost-first match, or nil.
+    mutating func run(_ input: UnsafeBufferPointer<UInt8>) -> [Int]? {
+        let last = anchored ? 0 : input.count
+        var start = 0
+        while start <= last {
+            if tryAt(start, input) { return slots }
+            if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
+        }
+        return nil
+    }
+
+    private mutating func tryAt(_ start: Int, _ input: UnsafeBufferPointer<UInt8>) -> Bool {
+        jobs.removeAll(keepingCapacity: true)
+        jobs.append((0, Int32(start), -1, 0))
+        while let job = jobs.popLast() {
+            if job.restoreSlot >= 0 {
+                slots[Int(job.restoreSlot)] = Int(job.restoreValue)
+                continue
+            }
+            var pc = Int(job.pc)
+            var at = Int(job.at)
+            while true {
+                let bit = pc * width + at
+                if visited[bit >> 6] & (1 << UInt64(bit & 63)) != 0 { break }
+                visited[bit >> 6] |= 1 << UInt64(bit & 63)
+                switch program[pc] {
+                case .match:
+                    return true
+                case .jump(let t):
+                    pc = t
+                    continue
+                case .split(let a, let b):
+                    jobs.append((Int32(b), Int32(at), -1, 0))
+                    pc = a
+                    continue
+                case .save(let k):
+                    if k < slotCount {
+                        jobs.append((0, 0, Int32(k), Int32(slots[k])))
+                        slots[k] = at
+                    }
+                    pc += 1
+                    continue
+                case .assertStart(let m):
+                    guard at == 0 || (m && input[at - 1] == 10) else { break }
+                    pc += 1
+                    continue
+                case .assertEnd(let m):
+                    guard at == input.count || (m && input[at] == 10) else { break }
+                    pc += 1
+                    continue
+                case .assertWord(let want):
+                    guard (PikeVM.isWord(input, at - 1) != PikeVM.isWord(input, at)) == want else { break }
+                    pc += 1
+                    continue
+                case .scalar(let v):
+                    guard at < input.count else { break }
+                    let (ch, w) = PikeVM.decode(input, at)
+                    guard ch == v else { break }
+                    at += w
+                    pc += 1
+                    continue
+                case .scalarFold(let v):
+                    guard at < input.count else { break }
+                    let (ch, w) = PikeVM.decode(input, at)
+                    guard (ch | 0x20) == v, ch >= 65, ch <= 122 else { break }
+                    at += w
+                    pc += 1
+                    continue
+                case .any(let dotAll):
+                    guard at < input.count else { break }
+                    let (ch, w) = PikeVM.decode(input, at)
+                    guard dotAll || ch != 10 else { break }
+                    at += w
+                    pc += 1
+                    continue
+                case .set(let set):
+                    guard at < input.count else { break }
+                    let (ch, w) = PikeVM.decode(input, at)
+                    guard ch < 0x110000, set.contains(ch) else { break }
+                    at += w
+                    pc += 1
+                    continue
+                }
+                break
+            }
+        }
+        return false
     }
 }

@@ -30,6 +30,7 @@ package struct DetectionItem: Sendable {
             break
         }
         if !present { return matchesAbsent }
+        // The field is present from here on; anyValue below finds its values.
         if values.isEmpty { return false }
         if linkAll {
             for alternatives in values {

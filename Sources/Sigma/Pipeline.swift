@@ -156,12 +156,17 @@ package struct Pipeline: Sendable {
 
     // MARK: Use
 
-    /// The most specific route for a rule's logsource, or nil if no configured source produces it.
+    /// The route for a rule's logsource, or nil if no configured source produces it.
+    ///
+    /// `category` and `service` must agree exactly (a rule for `category: file_event` never
+    /// falls back to the route for all Linux events); `product` and other keys, where the route
+    /// names them, must equal the rule's. Among fitting routes the one naming most keys wins.
     package func route(for logsource: [String: String]) -> Int? {
         var best: Int?
         var bestKeys = -1
         for (i, r) in routes.enumerated() {
-            let fits = r.logsource.allSatisfy { k, v in logsource[k]?.lowercased() == v }
+            let exact = ["category", "service"].allSatisfy { r.logsource[$0] == logsource[$0]?.lowercased() }
+            let fits = exact && r.logsource.allSatisfy { k, v in logsource[k]?.lowercased() == v }
             if fits, r.logsource.count > bestKeys {
                 best = i
                 bestKeys = r.logsource.count

@@ -25,6 +25,12 @@ package struct RuleSet: Sendable {
     private var patternRules: [[[Int32]]] = []
     /// For each route, the automata its rules need.
     private var routeAutomata: [[Int]] = []
+    /// The detections alone, so matching does not copy rule metadata.
+    private var detections: [CompiledDetection] = []
+    /// Distinct event fields the routes test, and each route's conditions over their indices.
+    private var routeFieldNames: [String] = []
+    private var routeConditions: [[[(field: Int, values: [StringMatcher])]]] = []
+    private var routeMatchesAll: [Bool] = []
     /// Every literal the prefilter searches for, lower-cased.
     package private(set) var prefilterLiterals: Set<[UInt8]> = []
 
@@ -305,6 +311,30 @@ package struct RuleSet: Sendable {
             patternRules.append(fieldPatternRules[field]!)
         }
         routeAutomata = routeFields.map { fields in fields.compactMap { automatonField.firstIndex(of: $0) }.sorted() }
+        detections = rules.map(\.detection)
+        var names: [String] = []
+        var conditions: [[[(field: Int, values: [StringMatcher])]]] = []
+        var matchesAll: [Bool] = []
+        for route in pipeline.routes {
+            matchesAll.append(route.events.anyEvent)
+            var routeConds: [[(field: Int, values: [StringMatcher])]] = []
+            for condition in route.events.conditions {
+                var items: [(field: Int, values: [StringMatcher])] = []
+                for (field, values) in condition {
+                    if let i = names.firstIndex(of: field) {
+                        items.append((field: i, values: values))
+                    } else {
+                        names.append(field)
+                        items.append((field: names.count - 1, values: values))
+                    }
+                }
+                routeConds.append(items)
+            }
+            conditions.append(routeConds)
+        }
+        routeFieldNames = names
+        routeConditions = conditions
+        routeMatchesAll = matchesAll
     }
 
     // MARK: Matching
@@ -314,9 +344,29 @@ package struct RuleSet: Sendable {
         var stamp: [UInt32] = []
         var generation: UInt32 = 0
         var routeActive: [Bool] = []
+        var routeFieldRanges: [Range<Int>?] = []
+        var routeCache: [UInt64: RouteCacheEntry] = [:]
         var automatonDone: [Bool] = []
         package var statistics = MatchStatistics()
         package init() {}
+    }
+
+    struct RouteCacheEntry: Sendable {
+        var values: [[UInt8]?]
+        var active: [Bool]
+        var anyActive: Bool
+
+        func matches(_ ranges: [Range<Int>?], _ storage: UnsafeBufferPointer<UInt8>) -> Bool {
+            guard values.count == ranges.count else { return false }
+            for (v, r) in zip(values, ranges) {
+                switch (v, r) {
+                case (nil, nil): continue
+                case (let v?, let r?): if !v.elementsEqual(storage[r]) { return false }
+                default: return false
+                }
+            }
+            return true
+        }
     }
 
     /// Indices of the rules that match `event`. Detect-stage extractors run first and may add fields.
@@ -324,6 +374,7 @@ package struct RuleSet: Sendable {
         if c.stamp.count != rules.count {
             c.stamp = Array(repeating: 0, count: rules.count)
             c.routeActive = Array(repeating: false, count: pipeline.routes.count)
+            c.routeFieldRanges = Array(repeating: nil, count: routeFieldNames.count)
             c.automatonDone = Array(repeating: false, count: automata.count)
         }
         c.generation &+= 1
@@ -332,16 +383,46 @@ package struct RuleSet: Sendable {
             c.generation = 1
         }
         pipeline.extract(.detect, into: &event)
+        // Routing: read each field the routes test once, then evaluate every route against those values.
+        for k in routeFieldNames.indices {
+            c.routeFieldRanges[k] = nil
+            let name = routeFieldNames[k]
+            for i in 0..<event.fields.count where EventFields.same(event.fields.name(at: i), name) {
+                c.routeFieldRanges[k] = event.fields.range(at: i)
+                break
+            }
+        }
+        // Route activity depends only on those few values (mostly the program name), so it is
+        // computed once per distinct combination and cached.
         var anyActive = false
-        for r in pipeline.routes.indices {
-            let active = !routeRules[r].isEmpty && pipeline.routes[r].events.matches(event.fields)
-            c.routeActive[r] = active
-            anyActive = anyActive || active
+        event.fields.storage.withUnsafeBufferPointer { storage in
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for range in c.routeFieldRanges {
+                if let range {
+                    for b in storage[range] { hash = (hash ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+                    hash = (hash ^ 0x1FF) &* 0x0000_0100_0000_01B3
+                } else {
+                    hash = (hash ^ 0x2FF) &* 0x0000_0100_0000_01B3
+                }
+            }
+            if let cached = c.routeCache[hash], cached.matches(c.routeFieldRanges, storage) {
+                for r in cached.active.indices { c.routeActive[r] = cached.active[r] }
+                anyActive = cached.anyActive
+                return
+            }
+            for r in routeConditions.indices {
+                let active = !routeRules[r].isEmpty && routeApplies(r, c.routeFieldRanges, storage)
+                c.routeActive[r] = active
+                anyActive = anyActive || active
+            }
+            if c.routeCache.count >= 4096 { c.routeCache.removeAll(keepingCapacity: true) }
+            c.routeCache[hash] = RouteCacheEntry(
+                values: c.routeFieldRanges.map { $0.map { Array(storage[$0]) } }, active: c.routeActive, anyActive: anyActive)
         }
         guard anyActive else { return [] }
         for a in automata.indices { c.automatonDone[a] = false }
         let gen = c.generation
-        for r in pipeline.routes.indices where c.routeActive[r] {
+        for r in routeConditions.indices where c.routeActive[r] {
             for a in routeAutomata[r] where !c.automatonDone[a] {
                 c.automatonDone[a] = true
                 let rulesFor = patternRules[a]
@@ -363,13 +444,33 @@ package struct RuleSet: Sendable {
             }
         }
         var matched: [Int] = []
-        for r in pipeline.routes.indices where c.routeActive[r] {
+        for r in routeConditions.indices where c.routeActive[r] {
             for rule in routeRules[r] where alwaysEvaluate[rule] || c.stamp[rule] == gen {
                 c.statistics.rulesEvaluated += 1
-                if rules[rule].detection.evaluate(event.fields, stats: &c.statistics) { matched.append(rule) }
+                if detections[rule].evaluate(event.fields, stats: &c.statistics) { matched.append(rule) }
             }
         }
         return matched
+    }
+
+    private func routeApplies(_ r: Int, _ ranges: [Range<Int>?], _ storage: UnsafeBufferPointer<UInt8>) -> Bool {
+        if routeMatchesAll[r] { return true }
+        for condition in routeConditions[r] {
+            var ok = true
+            for (field, values) in condition {
+                guard let range = ranges[field] else {
+                    ok = false
+                    break
+                }
+                let v = UnsafeBufferPointer(rebasing: storage[range])
+                if !values.contains(where: { $0.matches(v) }) {
+                    ok = false
+                    break
+                }
+            }
+            if ok { return true }
+        }
+        return false
     }
 
     /// Runs the finding-stage extractors on a matched event (observables such as source IP and user).

@@ -195,6 +195,20 @@ struct ConformanceTests {
         #expect(e.location.line >= 1)
     }
 
+    @Test func categoryRulesSeeOnlyTheirCategory() throws {
+        let yaml =
+            "title: f\nid: f1\nlogsource: {product: linux, category: file_event}\ndetection:\n    s: {TargetFilename|endswith: '.so'}\n    condition: s\n"
+        let (set, report) = try Fixtures.ruleSet(yaml)
+        #expect(report.errors.isEmpty)
+        var context = RuleSet.Context()
+        var plain = Event(position: SourcePosition(source: "t", line: 1, offset: 0))
+        plain.fields.add("TargetFilename", "/tmp/x.so")
+        #expect(set.match(&plain, context: &context).isEmpty)
+        var tagged = plain
+        tagged.fields.add("EVENT_CATEGORY", "file_event")
+        #expect(set.match(&tagged, context: &context) == [0])
+    }
+
     @Test func unroutableLogsourceIsRejected() throws {
         let (_, report) = try Fixtures.ruleSet(
             "title: w\nid: w1\nlogsource: {product: windows, service: security}\ndetection:\n    s: {EventID: 4625}\n    condition: s\n")

@@ -102,10 +102,12 @@ package struct RuleTestRunner {
         var count = 0
         var first: Event?
         while var event = try reader.next() {
-            if rules.match(&event, context: &context).contains(rule) {
+            let matched = rules.match(&event, context: &context)
+            if matched.isEmpty { rules.observeSession(event, context: &context) }
+            if matched.contains(rule) {
                 count += 1
                 if first == nil {
-                    rules.enrich(&event)
+                    rules.enrich(&event, context: &context)
                     first = event
                 }
             }

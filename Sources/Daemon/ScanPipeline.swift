@@ -114,8 +114,10 @@ package struct ScanPipeline {
             do {
                 while var event = try reader.next() {
                     let matched = rules.match(&event, context: &context)
-                    if !matched.isEmpty {
-                        rules.enrich(&event)
+                    if matched.isEmpty {
+                        rules.observeSession(event, context: &context)
+                    } else {
+                        rules.enrich(&event, context: &context)
                         for r in matched {
                             summary.matches += 1
                             deliver(aggregator.add(rule: summaries[r], event: event, time: event.time ?? wallClock))

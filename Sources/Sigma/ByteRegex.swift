@@ -30,7 +30,7 @@ package struct ByteRegex: Sendable {
 
     package static let maxProgramSize = 50_000
     /// A lower-case byte string every match contains; inputs without it are rejected before the VM runs.
-    let requiredLiteral: [UInt8]?
+    package let requiredLiteral: [UInt8]?
     /// The pattern can only match at offset 0.
     let anchoredAtStart: Bool
 

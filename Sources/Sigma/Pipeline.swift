@@ -13,6 +13,7 @@ package struct Pipeline: Sendable {
     package var fieldMappings: [FieldMapping] = []
     package var extractors: [Extractor] = []
     package var keywordFields: [String] = [FieldName.message]
+    package var hasSessionExtractors: Bool { extractors.contains { $0.stage == .session } }
     package var files: [String] = []
 
     package init() {}
@@ -31,7 +32,14 @@ package struct Pipeline: Sendable {
     package enum Stage: String, Sendable {
         case detect
         case finding
+        /// Remembers fields per session (see `sessionKey`) for later lines of the same session.
+        case session
     }
+
+    /// Fields that identify one session of a program (sshd logs one connection per pid).
+    package var sessionKey: [String] = [FieldName.hostname, FieldName.identifier, FieldName.pid]
+    /// Fields a later line of a session inherits when it lacks them.
+    package var sessionFields: [String] = ["source.address", "user.name"]
 
     package struct Extractor: Sendable {
         package var name: String
@@ -96,6 +104,8 @@ package struct Pipeline: Sendable {
         }
         files.append(file)
         if let kw = root.value(for: "keyword_fields") { keywordFields = kw.stringList }
+        if let key = root.value(for: "session_key") { sessionKey = key.stringList }
+        if let carried = root.value(for: "session_fields") { sessionFields = carried.stringList }
         for r in root.value(for: "routes")?.array() ?? [] {
             guard let ls = r.value(for: "logsource"), let ev = r.value(for: "events") else {
                 throw RuleError(r.location(file), "a route needs 'logsource' and 'events'")
@@ -124,7 +134,7 @@ package struct Pipeline: Sendable {
             }
             let stageText = x.value(for: "stage")?.scalarText ?? "finding"
             guard let stage = Stage(rawValue: stageText) else {
-                throw RuleError(x.location(file), "extractor '\(name)': stage must be 'detect' or 'finding'")
+                throw RuleError(x.location(file), "extractor '\(name)': stage must be 'detect', 'finding' or 'session'")
             }
             let events = try x.value(for: "events").map { n throws(RuleError) in try Self.predicate(n, file) } ?? .all
             let maxBytes = Int(x.value(for: "max_input_bytes")?.scalarText ?? "") ?? 4096
@@ -194,6 +204,10 @@ package struct Pipeline: Sendable {
     package func extract(_ stage: Stage, into event: inout Event) {
         for x in extractors where x.stage == stage && x.events.matches(event.fields) {
             guard let value = event.fields.first(x.field) else { continue }
+            if let lit = x.patterns.count == 1 ? x.patterns[0].requiredLiteral : nil {
+                let found = value.withUnsafeBufferPointer { StringMatcher.find(lit, in: $0, fold: true) }
+                if !found { continue }
+            }
             let input = Array(value.prefix(x.maxInputBytes))
             for regex in x.patterns {
                 let groups = input.withUnsafeBufferPointer { regex.firstMatch($0) }

@@ -346,9 +346,39 @@ package struct RuleSet: Sendable {
         var routeActive: [Bool] = []
         var routeFieldRanges: [Range<Int>?] = []
         var routeCache: [UInt64: RouteCacheEntry] = [:]
+        var sessions = SessionMemory()
         var automatonDone: [Bool] = []
         package var statistics = MatchStatistics()
         package init() {}
+    }
+
+    /// Fields seen earlier in each session, bounded: when full, the older half is forgotten.
+    struct SessionMemory: Sendable {
+        var entries: [String: (fields: [String: [UInt8]], serial: Int)] = [:]
+        var serial = 0
+        let capacity = 65_536
+
+        mutating func remember(_ key: String, from event: Event, fields: [String]) {
+            var found: [String: [UInt8]] = [:]
+            for f in fields {
+                if let v = event.fields.first(f) { found[f] = Array(v) }
+            }
+            guard !found.isEmpty else { return }
+            serial += 1
+            if entries[key] == nil, entries.count >= capacity {
+                let cutoff = serial - capacity / 2
+                entries = entries.filter { $0.value.serial > cutoff }
+            }
+            entries[key, default: ([:], serial)].fields.merge(found) { _, new in new }
+            entries[key]!.serial = serial
+        }
+
+        func fill(_ key: String, into event: inout Event, fields: [String]) {
+            guard let known = entries[key] else { return }
+            for f in fields where !event.fields.contains(f) {
+                if let v = known.fields[f] { event.fields.add(f, bytes: v) }
+            }
+        }
     }
 
     struct RouteCacheEntry: Sendable {
@@ -473,8 +503,30 @@ package struct RuleSet: Sendable {
         return false
     }
 
-    /// Runs the finding-stage extractors on a matched event (observables such as source IP and user).
-    package func enrich(_ event: inout Event) {
+    /// Runs the finding-stage extractors on a matched event (observables such as source IP and
+    /// user), then fills what the line lacks from earlier lines of the same session.
+    package func enrich(_ event: inout Event, context c: inout Context) {
         pipeline.extract(.finding, into: &event)
+        guard let key = sessionKey(event) else { return }
+        c.sessions.remember(key, from: event, fields: pipeline.sessionFields)
+        c.sessions.fill(key, into: &event, fields: pipeline.sessionFields)
+    }
+
+    /// Records session fields from an event that matched no rule (session-stage extractors).
+    package func observeSession(_ event: Event, context c: inout Context) {
+        guard pipeline.hasSessionExtractors, let key = sessionKey(event) else { return }
+        var scratch = event
+        pipeline.extract(.session, into: &scratch)
+        c.sessions.remember(key, from: scratch, fields: pipeline.sessionFields)
+    }
+
+    private func sessionKey(_ event: Event) -> String? {
+        // A session needs its process id; a missing host name (a single-host log) is empty.
+        guard let pid = pipeline.sessionKey.last, event.fields.contains(pid) else { return nil }
+        var parts: [String] = []
+        for name in pipeline.sessionKey {
+            parts.append(event.fields.first(name).map { String(decoding: $0, as: UTF8.self) } ?? "")
+        }
+        return parts.joined(separator: "\u{1F}")
     }
 }

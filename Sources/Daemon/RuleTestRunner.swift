@@ -102,15 +102,16 @@ package struct RuleTestRunner {
         var count = 0
         var first: Event?
         while var event = try reader.next() {
-            let matched = rules.match(&event, context: &context)
-            if matched.isEmpty { rules.observeSession(event, context: &context) }
+            let found = rules.match(&event, context: &context)
+            let matched = rules.settle(&event, matched: found, context: &context)
             if matched.contains(rule) {
                 count += 1
-                if first == nil {
-                    rules.enrich(&event, context: &context)
-                    first = event
-                }
+                if first == nil { first = event }
             }
+        }
+        for (pending, event) in rules.drainPending(context: &context) where pending.contains(rule) {
+            count += 1
+            if first == nil { first = event }
         }
         return (count, first)
     }

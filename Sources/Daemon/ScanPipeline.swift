@@ -36,6 +36,8 @@ package struct ScanSummary: Sendable {
     package var groupsClosedEarly = 0
     /// Rule evaluations the prefilter let through (the rest were skipped).
     package var ruleEvaluations = 0
+    /// Matches of `session: summary` rules not reported because their session already was.
+    package var sessionFolded = 0
     package var seconds = 0.0
 
     package var line: String {
@@ -48,6 +50,7 @@ package struct ScanSummary: Sendable {
         if filesFailed > 0 { s += "; \(filesFailed) inputs failed" }
         if regexBudgetExceeded > 0 { s += "; \(regexBudgetExceeded) regex evaluations over budget" }
         if groupsClosedEarly > 0 { s += "; \(groupsClosedEarly) aggregation groups closed early" }
+        if sessionFolded > 0 { s += "; \(sessionFolded) session summaries folded" }
         return s
     }
 }
@@ -114,14 +117,10 @@ package struct ScanPipeline {
             do {
                 while var event = try reader.next() {
                     let matched = rules.match(&event, context: &context)
-                    if matched.isEmpty {
-                        rules.observeSession(event, context: &context)
-                    } else {
-                        rules.enrich(&event, context: &context)
-                        for r in matched {
-                            summary.matches += 1
-                            deliver(aggregator.add(rule: summaries[r], event: event, time: event.time ?? wallClock))
-                        }
+                    let report = rules.settle(&event, matched: matched, context: &context)
+                    for r in report {
+                        summary.matches += 1
+                        deliver(aggregator.add(rule: summaries[r], event: event, time: event.time ?? wallClock))
                     }
                     if progress.enabled, reader.statistics.lines & 0x3FFF == 0 {
                         var s = summary.read
@@ -135,10 +134,17 @@ package struct ScanPipeline {
             }
             summary.read += reader.statistics
         }
+        for (pending, event) in rules.drainPending(context: &context) {
+            for r in pending {
+                summary.matches += 1
+                deliver(aggregator.add(rule: summaries[r], event: event, time: event.time ?? wallClock))
+            }
+        }
         deliver(aggregator.flush())
         progress.finish()
         summary.regexBudgetExceeded = context.statistics.regexBudgetExceeded
         summary.ruleEvaluations = context.statistics.rulesEvaluated
+        summary.sessionFolded = context.statistics.sessionFolded
         summary.groupsClosedEarly = aggregator.closedEarly
         summary.seconds = Date().timeIntervalSince(start)
         return summary

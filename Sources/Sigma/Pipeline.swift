@@ -13,7 +13,8 @@ package struct Pipeline: Sendable {
     package var fieldMappings: [FieldMapping] = []
     package var extractors: [Extractor] = []
     package var keywordFields: [String] = [FieldName.message]
-    package var hasSessionExtractors: Bool { extractors.contains { $0.stage == .session } }
+    /// Events that belong to sessions (`session_events`); none by default.
+    package var sessionEvents = EventPredicate(anyEvent: false, conditions: [])
     package var files: [String] = []
 
     package init() {}
@@ -106,6 +107,7 @@ package struct Pipeline: Sendable {
         if let kw = root.value(for: "keyword_fields") { keywordFields = kw.stringList }
         if let key = root.value(for: "session_key") { sessionKey = key.stringList }
         if let carried = root.value(for: "session_fields") { sessionFields = carried.stringList }
+        if let events = root.value(for: "session_events") { sessionEvents = try Self.predicate(events, file) }
         for r in root.value(for: "routes")?.array() ?? [] {
             guard let ls = r.value(for: "logsource"), let ev = r.value(for: "events") else {
                 throw RuleError(r.location(file), "a route needs 'logsource' and 'events'")

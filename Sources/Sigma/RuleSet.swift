@@ -124,7 +124,8 @@ package struct RuleSet: Sendable {
             id: id, name: text("name"), title: title, status: text("status"), description: text("description"),
             author: text("author"), references: node.value(for: "references")?.stringList ?? [],
             tags: node.value(for: "tags")?.stringList ?? [], falsePositives: node.value(for: "falsepositives")?.stringList ?? [],
-            level: level, logsource: logsource, location: loc, detection: detection)
+            level: level, logsource: logsource, location: loc, detection: detection,
+            sessionSummary: text("session") == "summary")
         rule.logsource["_route"] = String(route)
         return .success(rule)
     }
@@ -352,25 +353,46 @@ package struct RuleSet: Sendable {
         package init() {}
     }
 
-    /// Fields seen earlier in each session, bounded: when full, the older half is forgotten.
+    /// What each session has shown so far, bounded: when full, the older half is forgotten.
     struct SessionMemory: Sendable {
-        var entries: [String: (fields: [String: [UInt8]], serial: Int)] = [:]
+        struct Session: Sendable {
+            var fields: [String: [UInt8]] = [:]
+            /// A failure has been reported for this session.
+            var reported = false
+            /// Rules that matched a line naming no address, waiting for a later line that does.
+            var pending: [Int] = []
+            var pendingEvent: Event?
+            var serial = 0
+            var lastTime: Int64?
+        }
+
+        /// A process id seen again after this long is a new connection (pids are reused).
+        static let idleMicros: Int64 = 600 * 1_000_000
+
+        var entries: [String: Session] = [:]
         var serial = 0
         let capacity = 65_536
 
-        mutating func remember(_ key: String, from event: Event, fields: [String]) {
-            var found: [String: [UInt8]] = [:]
-            for f in fields {
-                if let v = event.fields.first(f) { found[f] = Array(v) }
-            }
-            guard !found.isEmpty else { return }
+        /// Marks `key` as seen at `time`; returns a released pending failure if the session idled out.
+        mutating func touch(_ key: String, time: Int64?) {
             serial += 1
             if entries[key] == nil, entries.count >= capacity {
                 let cutoff = serial - capacity / 2
-                entries = entries.filter { $0.value.serial > cutoff }
+                entries = entries.filter { $0.value.serial > cutoff || $0.value.pendingEvent != nil }
             }
-            entries[key, default: ([:], serial)].fields.merge(found) { _, new in new }
-            entries[key]!.serial = serial
+            if let time, let last = entries[key]?.lastTime, time - last > Self.idleMicros || time < last - Self.idleMicros,
+                entries[key]?.pendingEvent == nil
+            {
+                entries[key] = Session()
+            }
+            entries[key, default: Session()].serial = serial
+            if let time { entries[key]!.lastTime = time }
+        }
+
+        mutating func remember(_ key: String, from event: Event, fields: [String]) {
+            for f in fields {
+                if let v = event.fields.first(f) { entries[key]!.fields[f] = Array(v) }
+            }
         }
 
         func fill(_ key: String, into event: inout Event, fields: [String]) {
@@ -503,21 +525,59 @@ package struct RuleSet: Sendable {
         return false
     }
 
-    /// Runs the finding-stage extractors on a matched event (observables such as source IP and
-    /// user), then fills what the line lacks from earlier lines of the same session.
-    package func enrich(_ event: inout Event, context c: inout Context) {
-        pipeline.extract(.finding, into: &event)
-        guard let key = sessionKey(event) else { return }
+    /// Settles which rules an event reports, after `match`.
+    ///
+    /// A matched event gets its observables extracted (finding-stage extractors). Events of a
+    /// session (sshd: one process per connection) also share what earlier lines showed: a line
+    /// that names no address inherits the session's; a failure on a line that names none waits
+    /// for the first later line that does and is reported there; and a session summary rule
+    /// (`session: summary`, such as "Too many authentication failures") is not reported again
+    /// once the session reported a failure. Returns the rules to report for this event.
+    package func settle(_ event: inout Event, matched: [Int], context c: inout Context) -> [Int] {
+        if !matched.isEmpty { pipeline.extract(.finding, into: &event) }
+        guard pipeline.sessionEvents.matches(event.fields), let key = sessionKey(event) else { return matched }
+        c.sessions.touch(key, time: event.time)
+        if matched.isEmpty { pipeline.extract(.session, into: &event) }
         c.sessions.remember(key, from: event, fields: pipeline.sessionFields)
         c.sessions.fill(key, into: &event, fields: pipeline.sessionFields)
+        var session = c.sessions.entries[key]!
+        var report = matched
+        let hasAddress = event.fields.contains(pipeline.sessionFields.first ?? "")
+        if !hasAddress {
+            if !matched.isEmpty, session.pendingEvent == nil {
+                session.pending = matched
+                session.pendingEvent = event
+                c.statistics.sessionDeferred += 1
+            }
+            report = []
+        } else if let waiting = session.pendingEvent {
+            // The address has arrived: report the waiting failure on this line.
+            _ = waiting
+            for r in session.pending where !report.contains(r) { report.append(r) }
+            session.pending = []
+            session.pendingEvent = nil
+        }
+        if session.reported {
+            let before = report.count
+            report.removeAll { rules[$0].sessionSummary }
+            c.statistics.sessionFolded += before - report.count
+        }
+        if !report.isEmpty { session.reported = true }
+        c.sessions.entries[key] = session
+        return report
     }
 
-    /// Records session fields from an event that matched no rule (session-stage extractors).
-    package func observeSession(_ event: Event, context c: inout Context) {
-        guard pipeline.hasSessionExtractors, let key = sessionKey(event) else { return }
-        var scratch = event
-        pipeline.extract(.session, into: &scratch)
-        c.sessions.remember(key, from: scratch, fields: pipeline.sessionFields)
+    /// Failures still waiting for an address (end of input): each with the event it matched on.
+    package func drainPending(context c: inout Context) -> [(rules: [Int], event: Event)] {
+        var out: [(rules: [Int], event: Event)] = []
+        for (key, session) in c.sessions.entries {
+            if let e = session.pendingEvent {
+                out.append((session.pending, e))
+                c.sessions.entries[key]!.pendingEvent = nil
+                c.sessions.entries[key]!.pending = []
+            }
+        }
+        return out.sorted { $0.event.position.offset < $1.event.position.offset }
     }
 
     private func sessionKey(_ event: Event) -> String? {

@@ -17,6 +17,9 @@ package struct SigmaRule: Sendable {
     package var logsource: [String: String]
     package var location: SourceLocation
     package var detection: CompiledDetection
+    /// `session: summary` (a logtriage extension field): the rule restates failures its session
+    /// already reported, so it reports only when the session has reported none.
+    package var sessionSummary = false
 
     /// ATT&CK technique ids from the tags (`attack.t1110.001` → `T1110.001`).
     package var attackTechniques: [String] {

@@ -215,5 +215,9 @@ package struct CIDRBlock: Sendable, Hashable {
 package struct MatchStatistics: Sendable, Equatable {
     package var regexBudgetExceeded = 0
     package var rulesEvaluated = 0
+    /// Failures held until their session named an address.
+    package var sessionDeferred = 0
+    /// Session summary matches not reported because the session already reported a failure.
+    package var sessionFolded = 0
     package init() {}
 }

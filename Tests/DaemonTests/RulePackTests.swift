@@ -63,13 +63,15 @@ struct Fail2banEvaluation {
                 continue
             }
             if line.hasPrefix("#") || line.trimmingCharacters(in: .whitespaces).isEmpty { continue }
-            if let p = pending {
+            // The evaluation models fail2ban's aggressive mode (pre-auth noise counts), so
+            // expectations that hold only outside it are left out.
+            if let p = pending, (p["constraint"] as? String) != "opts.get('mode') != 'aggressive'" {
                 out.append(
                     Annotated(
                         line: line, match: p["match"] as? Bool ?? false, host: p["host"] as? String,
                         user: p["user"] as? String, file: name))
-                pending = nil
             }
+            pending = nil
         }
         return out
     }
@@ -90,12 +92,9 @@ struct Fail2banEvaluation {
         var context = RuleSet.Context()
         for a in lines {
             var event = Fixtures.syslog(a.line)
-            let matched = set.match(&event, context: &context).filter { Self.isFailureRule(set.rules[$0]) }
-            if matched.isEmpty {
-                set.observeSession(event, context: &context)
-            } else {
-                set.enrich(&event, context: &context)
-            }
+            let found = set.match(&event, context: &context)
+            let matched = set.settle(&event, matched: found, context: &context)
+                .filter { Self.isFailureRule(set.rules[$0]) }
             let observed = Observable.from(event)
             if a.match {
                 positives += 1
@@ -129,11 +128,11 @@ struct Fail2banEvaluation {
         for m in missed { print("  missed \(m)") }
         for f in falseAlarms { print("  false alarm \(f)") }
         #expect(recall >= 0.95)
-        #expect(falseAlarms.count <= 11)
-        // fail2ban also defers a failure line that names no address to the next line of its
-        // session and counts a session's summary line ("Too many authentication failures") only
-        // once; until that lands these lines are known false alarms, and this block fails once they close.
-        withKnownIssue("needs deferred and once-per-session counting") {
+        #expect(falseAlarms.count <= 3)
+        // Left: a pre-0.99.2 PAM line fail2ban no longer parses (a real failure, which we keep),
+        // and a disconnect naming another address than its session (fail2ban folds it into the
+        // session's earlier failure). This block fails once they close.
+        withKnownIssue("two fail2ban-specific attributions") {
             #expect(falseAlarms.isEmpty)
         }
     }

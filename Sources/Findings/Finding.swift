@@ -101,14 +101,13 @@ package struct Observable: Sendable, Hashable {
             guard let raw = event.fields.first(field), !raw.isEmpty, raw.count <= 512 else { continue }
             var value = String(decoding: raw, as: UTF8.self)
             var typeID = type
-            if field == "source.address" {
-                // A textual address is an IP if it parses as one, else a hostname.
-                if let ip = IPAddress(value) {
-                    _ = ip
-                    typeID = 2
-                }
+            if field == "source.address", raw.withUnsafeBufferPointer({ IPAddress(bytes: $0) }) != nil {
+                // A textual address is an IP if it parses as one, else a host name.
+                typeID = 2
             }
-            if typeID == 2, value.hasPrefix("::ffff:"), IPAddress(String(value.dropFirst(7))) != nil {
+            if typeID == 2, raw.starts(with: "::ffff:".utf8),
+                raw.dropFirst(7).withUnsafeBufferPointer({ IPAddress(bytes: $0) }) != nil
+            {
                 value = String(value.dropFirst(7))
             }
             let obs = Observable(name: typeID == 2 ? "src_endpoint.ip" : name, typeID: typeID, value: value)

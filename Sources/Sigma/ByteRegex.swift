@@ -23,6 +23,7 @@ package struct ByteRegex: Sendable {
 
     package let pattern: String
     private let program: [Inst]
+    private let sets: [CharSet]
     /// Capture group names, by group index (index 0 is the whole match).
     package let groupNames: [String?]
     /// Upper bound on VM steps per search; past it the search gives up and reports no match.
@@ -42,6 +43,7 @@ package struct ByteRegex: Sendable {
         try compiler.emitGroup(node, index: 0)
         compiler.program.append(.match)
         self.program = compiler.program
+        self.sets = compiler.sets
         self.requiredLiteral = Self.longestLiteral(node).flatMap { $0.count >= 2 ? $0 : nil }
         self.anchoredAtStart = Self.isAnchoredAtStart(node)
         var names: [String?] = [nil]
@@ -60,10 +62,10 @@ package struct ByteRegex: Sendable {
     /// Unanchored search: does the pattern match anywhere in `input`?
     package func search(_ input: UnsafeBufferPointer<UInt8>) -> Outcome {
         if let lit = requiredLiteral, !StringMatcher.find(lit, in: input, fold: true) { return .noMatch }
-        if var bt = BitStateBacktracker(program: program, inputCount: input.count, slotCount: 0, anchored: anchoredAtStart) {
+        if var bt = BitStateBacktracker(program: program, sets: sets, inputCount: input.count, slotCount: 0, anchored: anchoredAtStart) {
             return bt.run(input) != nil ? .match : .noMatch
         }
-        var vm = PikeVM(program: program, slotCount: 0, budget: stepBudget, anchored: anchoredAtStart)
+        var vm = PikeVM(program: program, sets: sets, slotCount: 0, budget: stepBudget, anchored: anchoredAtStart)
         return vm.run(input, captures: false).outcome
     }
 
@@ -76,12 +78,12 @@ package struct ByteRegex: Sendable {
     package func firstMatch(_ input: UnsafeBufferPointer<UInt8>) -> [Range<Int>?]? {
         if let lit = requiredLiteral, !StringMatcher.find(lit, in: input, fold: true) { return nil }
         if var bt = BitStateBacktracker(
-            program: program, inputCount: input.count, slotCount: groupNames.count * 2, anchored: anchoredAtStart)
+            program: program, sets: sets, inputCount: input.count, slotCount: groupNames.count * 2, anchored: anchoredAtStart)
         {
             guard let slots = bt.run(input) else { return nil }
             return Self.groups(slots, count: groupNames.count)
         }
-        var vm = PikeVM(program: program, slotCount: groupNames.count * 2, budget: stepBudget, anchored: anchoredAtStart)
+        var vm = PikeVM(program: program, sets: sets, slotCount: groupNames.count * 2, budget: stepBudget, anchored: anchoredAtStart)
         let result = vm.run(input, captures: true)
         guard result.outcome == .match, let slots = result.slots else { return nil }
         return Self.groups(slots, count: groupNames.count)
@@ -165,6 +167,27 @@ struct CharSet {
     var ranges: [ClosedRange<UInt32>] = []
     var negated = false
     var fold = false
+    /// ASCII membership (after folding and negation), filled in by `sealed()`.
+    var ascii: (UInt64, UInt64) = (0, 0)
+
+    /// A copy with the ASCII bitmap computed, for the matchers' fast path.
+    func sealed() -> CharSet {
+        var s = self
+        var lo: UInt64 = 0
+        var hi: UInt64 = 0
+        for c in UInt32(0)..<128 where contains(c) {
+            if c < 64 { lo |= 1 << UInt64(c) } else { hi |= 1 << UInt64(c - 64) }
+        }
+        s.ascii = (lo, hi)
+        return s
+    }
+
+    @inline(__always)
+    func matches(_ c: UInt32) -> Bool {
+        if c < 64 { return ascii.0 & (1 << UInt64(c)) != 0 }
+        if c < 128 { return ascii.1 & (1 << UInt64(c - 64)) != 0 }
+        return contains(c)
+    }
 
     func contains(_ c: UInt32) -> Bool {
         var hit = ranges.contains { $0.contains(c) }
@@ -497,7 +520,8 @@ enum Inst {
     case scalar(UInt32)
     case scalarFold(UInt32)
     case any(dotAll: Bool)
-    case set(CharSet)
+    /// Index into the program's character sets.
+    case set(Int)
     case split(Int, Int)  // prefer the first
     case jump(Int)
     case save(Int)
@@ -509,6 +533,7 @@ enum Inst {
 
 struct RegexCompiler {
     var program: [Inst] = []
+    var sets: [CharSet] = []
 
     mutating func push(_ inst: Inst) throws(ByteRegex.SyntaxError) {
         if program.count >= ByteRegex.maxProgramSize {
@@ -530,7 +555,9 @@ struct RegexCompiler {
             let isLetter = (65...90).contains(v) || (97...122).contains(v)
             try push(fold && isLetter ? .scalarFold(v | 0x20) : .scalar(v))
         case .any(let dotAll): try push(.any(dotAll: dotAll))
-        case .set(let set): try push(.set(set))
+        case .set(let set):
+            sets.append(set.sealed())
+            try push(.set(sets.count - 1))
         case .concat(let items): for item in items { try emit(item) }
         case .alternate(let branches):
             var jumps: [Int] = []
@@ -581,13 +608,15 @@ struct RegexCompiler {
 
 struct PikeVM {
     let program: [Inst]
+    let sets: [CharSet]
     let slotCount: Int
     var budget: Int
 
     let anchored: Bool
 
-    init(program: [Inst], slotCount: Int, budget: Int, anchored: Bool) {
+    init(program: [Inst], sets: [CharSet], slotCount: Int, budget: Int, anchored: Bool) {
         self.program = program
+        self.sets = sets
         self.slotCount = slotCount
         self.budget = budget
         self.anchored = anchored
@@ -696,7 +725,7 @@ struct PikeVM {
                 case .scalar(let v): advance = width > 0 && ch == v
                 case .scalarFold(let v): advance = width > 0 && (ch | 0x20) == v && (ch >= 65 && ch <= 122)
                 case .any(let dotAll): advance = width > 0 && (dotAll || ch != 10)
-                case .set(let set): advance = width > 0 && ch < 0x110000 && set.contains(ch)
+                case .set(let k): advance = width > 0 && ch < 0x110000 && sets[k].matches(ch)
                 default: break
                 }
                 if advance { addThread(&next, pc + 1, slots, i + width, generation, &budget) }
@@ -724,36 +753,44 @@ struct BitStateBacktracker {
     static let maxBits = 1 << 18
 
     let program: [Inst]
+    let sets: [CharSet]
     let slotCount: Int
     let anchored: Bool
     let width: Int
-    var visited: [UInt64]
+    let words: Int
     var slots: [Int]
     var jobs: [(pc: Int32, at: Int32, restoreSlot: Int32, restoreValue: Int32)] = []
 
-    init?(program: [Inst], inputCount: Int, slotCount: Int, anchored: Bool) {
+    init?(program: [Inst], sets: [CharSet], inputCount: Int, slotCount: Int, anchored: Bool) {
         width = inputCount + 1
         let bits = program.count * width
         guard bits <= Self.maxBits else { return nil }
         self.program = program
+        self.sets = sets
         self.slotCount = slotCount
         self.anchored = anchored
-        visited = [UInt64](repeating: 0, count: (bits + 63) / 64)
+        words = (bits + 63) / 64
         slots = [Int](repeating: -1, count: slotCount)
     }
 
     /// The capture slots of the leftmost-first match, or nil.
     mutating func run(_ input: UnsafeBufferPointer<UInt8>) -> [Int]? {
-        let last = anchored ? 0 : input.count
-        var start = 0
-        while start <= last {
-            if tryAt(start, input) { return slots }
-            if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
+        // The bitmap is at most 32 KiB: on the stack, not the heap.
+        withUnsafeTemporaryAllocation(of: UInt64.self, capacity: words) { visited in
+            visited.initialize(repeating: 0)
+            let last = anchored ? 0 : input.count
+            var start = 0
+            while start <= last {
+                if tryAt(start, input, visited) { return slots }
+                if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
+            }
+            return nil
         }
-        return nil
     }
 
-    private mutating func tryAt(_ start: Int, _ input: UnsafeBufferPointer<UInt8>) -> Bool {
+    private mutating func tryAt(
+        _ start: Int, _ input: UnsafeBufferPointer<UInt8>, _ visited: UnsafeMutableBufferPointer<UInt64>
+    ) -> Bool {
         jobs.removeAll(keepingCapacity: true)
         jobs.append((0, Int32(start), -1, 0))
         while let job = jobs.popLast() {
@@ -817,10 +854,10 @@ struct BitStateBacktracker {
                     at += w
                     pc += 1
                     continue
-                case .set(let set):
+                case .set(let k):
                     guard at < input.count else { break }
                     let (ch, w) = PikeVM.decode(input, at)
-                    guard ch < 0x110000, set.contains(ch) else { break }
+                    guard ch < 0x110000, sets[k].matches(ch) else { break }
                     at += w
                     pc += 1
                     continue

@@ -369,12 +369,12 @@ package struct RuleSet: Sendable {
         /// A process id seen again after this long is a new connection (pids are reused).
         static let idleMicros: Int64 = 600 * 1_000_000
 
-        var entries: [String: Session] = [:]
+        var entries: [UInt64: Session] = [:]
         var serial = 0
         let capacity = 65_536
 
         /// Marks `key` as seen at `time`; returns a released pending failure if the session idled out.
-        mutating func touch(_ key: String, time: Int64?) {
+        mutating func touch(_ key: UInt64, time: Int64?) {
             serial += 1
             if entries[key] == nil, entries.count >= capacity {
                 let cutoff = serial - capacity / 2
@@ -389,13 +389,13 @@ package struct RuleSet: Sendable {
             if let time { entries[key]!.lastTime = time }
         }
 
-        mutating func remember(_ key: String, from event: Event, fields: [String]) {
+        mutating func remember(_ key: UInt64, from event: Event, fields: [String]) {
             for f in fields {
                 if let v = event.fields.first(f) { entries[key]!.fields[f] = Array(v) }
             }
         }
 
-        func fill(_ key: String, into event: inout Event, fields: [String]) {
+        func fill(_ key: UInt64, into event: inout Event, fields: [String]) {
             guard let known = entries[key] else { return }
             for f in fields where !event.fields.contains(f) {
                 if let v = known.fields[f] { event.fields.add(f, bytes: v) }
@@ -580,13 +580,19 @@ package struct RuleSet: Sendable {
         return out.sorted { $0.event.position.offset < $1.event.position.offset }
     }
 
-    private func sessionKey(_ event: Event) -> String? {
-        // A session needs its process id; a missing host name (a single-host log) is empty.
+    /// A 64-bit hash of the session key fields (no allocation per event; a collision between two
+    /// live sessions is a 2^-64 event).
+    private func sessionKey(_ event: Event) -> UInt64? {
+        // A session needs its process id; a missing host name (a single-host log) hashes as empty.
         guard let pid = pipeline.sessionKey.last, event.fields.contains(pid) else { return nil }
-        var parts: [String] = []
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
         for name in pipeline.sessionKey {
-            parts.append(event.fields.first(name).map { String(decoding: $0, as: UTF8.self) } ?? "")
+            _ = event.fields.anyValue(name) { v in
+                for b in v { hash = (hash ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+                return true
+            }
+            hash = (hash ^ 0x1FF) &* 0x0000_0100_0000_01B3
         }
-        return parts.joined(separator: "\u{1F}")
+        return hash
     }
 }

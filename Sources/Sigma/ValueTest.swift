@@ -133,6 +133,10 @@ package struct IPAddress: Sendable, Hashable {
 
     package init?(bytes v: UnsafeBufferPointer<UInt8>) {
         guard !v.isEmpty, v.count <= 64 else { return nil }
+        if let v4 = Self.parseV4(bytes: v) {
+            bytes = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] + v4
+            return
+        }
         var s = String(decoding: v, as: UTF8.self)
         if s.hasPrefix("["), s.hasSuffix("]") { s = String(s.dropFirst().dropLast()) }
         if let pct = s.firstIndex(of: "%") { s = String(s[..<pct]) }
@@ -142,6 +146,30 @@ package struct IPAddress: Sendable, Hashable {
         }
         guard let v6 = Self.parseV6(s) else { return nil }
         bytes = v6
+    }
+
+    /// Dotted quad straight from bytes: the common case, without building a String.
+    static func parseV4(bytes v: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
+        var out: [UInt8] = []
+        out.reserveCapacity(4)
+        var value = 0
+        var digits = 0
+        for c in v {
+            if c &- 48 < 10 {
+                value = value * 10 + Int(c - 48)
+                digits += 1
+                guard digits <= 3, value <= 255 else { return nil }
+            } else if c == UInt8(ascii: "."), digits > 0, out.count < 3 {
+                out.append(UInt8(value))
+                value = 0
+                digits = 0
+            } else {
+                return nil
+            }
+        }
+        guard digits > 0, out.count == 3 else { return nil }
+        out.append(UInt8(value))
+        return out
     }
 
     static func parseV4(_ s: Substring) -> [UInt8]? {

@@ -1,0 +1,77 @@
+import EventModel
+import Findings
+import Foundation
+import Sigma
+import TestSupport
+import Testing
+
+struct JSONWriterTests {
+    @Test func controlBytesAndInvalidUTF8AreEscaped() throws {
+        var w = JSONWriter()
+        w.beginObject()
+        w.field("m", bytes: [0x41, 0x00, 0x1B, 0x5B, 0x22, 0x5C, 0x0A, 0xFF, 0xC3, 0x28, 0xC3, 0xA9, 0xC2, 0x85])
+        w.endObject()
+        let text = try #require(String(bytes: w.bytes, encoding: .utf8))
+        #expect(text == #"{"m":"A\u0000\u001b[\"\\\n\#u{FFFD}\#u{FFFD}(é\u0085"}"#)
+        #expect(!w.bytes.contains(0) && !w.bytes.contains(0x1B))
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(w.bytes)) as? [String: String])
+        #expect(object["m"]?.hasPrefix("A\u{0}\u{1B}") == true)
+    }
+}
+
+struct FindingIDTests {
+    @Test func deterministicAndDistinct() {
+        let p = SourcePosition(source: "/var/log/auth.log", line: 3, offset: 120)
+        let a = FindingID.make(ruleID: "r1", position: p)
+        #expect(a == FindingID.make(ruleID: "r1", position: p))
+        #expect(a != FindingID.make(ruleID: "r2", position: p))
+        #expect(a != FindingID.make(ruleID: "r1", position: SourcePosition(source: "/var/log/auth.log", line: 4, offset: 121)))
+        #expect(a.count == 36 && a.split(separator: "-").map(\.count) == [8, 4, 4, 4, 12])
+    }
+}
+
+struct AggregatorTests {
+    static func rule() throws -> RuleSummary {
+        let (set, _) = try Fixtures.ruleSet(
+            "title: t\nid: agg-rule\nauthor: a\nlogsource: {product: linux}\ndetection:\n    k: ['x']\n    condition: k\nlevel: high\n")
+        return RuleSummary(try #require(set.rules.first))
+    }
+
+    static func event(_ offset: UInt64, ip: String, repeats: Int = 1) -> Event {
+        var e = Event(position: SourcePosition(source: "f", line: Int(offset), offset: offset), repeatCount: repeats)
+        e.fields.add("source.ip", ip)
+        return e
+    }
+
+    @Test func repeatsFoldWithinTheWindowAndSplitAfterIt() throws {
+        let rule = try Self.rule()
+        var agg = Aggregator(windowSeconds: 60)
+        let s: Int64 = 1_000_000
+        var out: [Finding] = []
+        out += agg.add(rule: rule, event: Self.event(1, ip: "1.1.1.1"), time: 0)
+        out += agg.add(rule: rule, event: Self.event(2, ip: "1.1.1.1", repeats: 3), time: 30 * s)
+        out += agg.add(rule: rule, event: Self.event(3, ip: "2.2.2.2"), time: 60 * s)
+        out += agg.add(rule: rule, event: Self.event(4, ip: "1.1.1.1"), time: 90 * s)  // 60 s after the last: same group
+        #expect(out.isEmpty)
+        out += agg.add(rule: rule, event: Self.event(5, ip: "1.1.1.1"), time: 151 * s + 1)  // 61 s of quiet: closes
+        #expect(out.count == 2)
+        let first = try #require(out.first { $0.observables.first?.value == "1.1.1.1" })
+        #expect(first.count == 5)
+        #expect(first.firstSeen == 0 && first.lastSeen == 90 * s)
+        #expect(first.evidences.count == 3)
+        #expect(first.uid == FindingID.make(ruleID: "agg-rule", position: SourcePosition(source: "f", line: 1, offset: 1)))
+        let rest = agg.flush()
+        #expect(rest.count == 1 && rest[0].count == 1)
+    }
+
+    @Test func openGroupsAreCapped() throws {
+        let rule = try Self.rule()
+        var agg = Aggregator(windowSeconds: 600, maxOpenGroups: 10)
+        var closed: [Finding] = []
+        for i in 0..<25 { closed += agg.add(rule: rule, event: Self.event(UInt64(i), ip: "10.0.0.\(i)"), time: Int64(i)) }
+        #expect(agg.openGroups == 10)
+        #expect(closed.count == 15)
+        #expect(agg.closedEarly == 15)
+        #expect(agg.flush().count == 10)
+    }
+}

@@ -53,7 +53,12 @@ package struct RuleTestRunner {
                     outcome.failures.append("\(file):\(line): a test needs 'rule' and 'matches'")
                     continue
                 }
-                guard let ruleIndex = rules.rules.firstIndex(where: { $0.id == ruleID }) else {
+                let target: Target
+                if let r = rules.rules.firstIndex(where: { $0.id == ruleID }) {
+                    target = .rule(r)
+                } else if let c = rules.correlations.firstIndex(where: { $0.id == ruleID }) {
+                    target = .correlation(c)
+                } else {
                     outcome.failures.append("\(file):\(line): \(name): no loaded rule has id \(ruleID)")
                     continue
                 }
@@ -64,7 +69,7 @@ package struct RuleTestRunner {
                 options.year = Int(testCase.value(for: "year")?.scalarText ?? "") ?? 2024
                 let result: (Int, Event?)
                 do {
-                    result = try matches(rule: ruleIndex, lines: lines, options: options)
+                    result = try matches(target, lines: lines, options: options)
                 } catch {
                     outcome.failures.append("\(file):\(line): \(name): \(error)")
                     continue
@@ -88,30 +93,50 @@ package struct RuleTestRunner {
                 }
             }
         }
-        outcome.untested = rules.rules.filter { !tested.contains($0.id) }.map { "\($0.location.file): \($0.title) (\($0.id))" }
+        outcome.untested =
+            rules.rules.filter { !tested.contains($0.id) }.map { "\($0.location.file): \($0.title) (\($0.id))" }
+            + rules.correlations.filter { !tested.contains($0.id) }.map { "\($0.location.file): \($0.title) (\($0.id))" }
         return outcome
     }
 
-    /// How many of `lines` the rule matches, and the first matching event (enriched).
-    func matches(rule: Int, lines: [String], options: ReaderOptions) throws -> (Int, Event?) {
+    enum Target {
+        case rule(Int)
+        case correlation(Int)
+    }
+
+    /// How many of `lines` the rule matches (for a correlation: how many incidents it reports),
+    /// and the first matching event (enriched) or the first incident's group as an event.
+    func matches(_ target: Target, lines: [String], options: ReaderOptions) throws -> (Int, Event?) {
         let path = NSTemporaryDirectory() + "logtriage-ruletest-\(getpid())-\(UUID().uuidString).log"
         defer { try? FileManager.default.removeItem(atPath: path) }
         try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: path))
         var reader = try EventReader(path: path, options: options)
         var context = RuleSet.Context()
+        var engine = CorrelationEngine(rules: rules)
         var count = 0
         var first: Event?
-        while var event = try reader.next() {
-            let found = rules.match(&event, context: &context)
-            let matched = rules.settle(&event, matched: found, context: &context)
-            if matched.contains(rule) {
+        var incidents: [CorrelationIncident] = []
+        func record(_ matched: [Int], _ event: Event) {
+            if case .rule(let r) = target, matched.contains(r) {
                 count += 1
                 if first == nil { first = event }
             }
+            for r in matched { incidents += engine.observe(rule: r, event: event, time: event.time ?? 0) }
         }
-        for (pending, event) in rules.drainPending(context: &context) where pending.contains(rule) {
-            count += 1
-            if first == nil { first = event }
+        while var event = try reader.next() {
+            let found = rules.match(&event, context: &context)
+            record(rules.settle(&event, matched: found, context: &context), event)
+        }
+        for (pending, event) in rules.drainPending(context: &context) { record(pending, event) }
+        incidents += engine.flush()
+        if case .correlation(let c) = target {
+            let mine = incidents.filter { $0.correlation == c }
+            count = mine.count
+            if let i = mine.first {
+                var e = Event(position: SourcePosition(source: "incident", line: 0, offset: 0))
+                for (f, v) in i.group where !v.isEmpty { e.fields.add(f, v) }
+                first = e
+            }
         }
         return (count, first)
     }

@@ -38,6 +38,8 @@ package struct ScanSummary: Sendable {
     package var ruleEvaluations = 0
     /// Matches of `session: summary` rules not reported because their session already was.
     package var sessionFolded = 0
+    /// Correlation groups evicted because a correlation reached its group cap.
+    package var correlationEvictions = 0
     package var seconds = 0.0
 
     package var line: String {
@@ -51,6 +53,7 @@ package struct ScanSummary: Sendable {
         if regexBudgetExceeded > 0 { s += "; \(regexBudgetExceeded) regex evaluations over budget" }
         if groupsClosedEarly > 0 { s += "; \(groupsClosedEarly) aggregation groups closed early" }
         if sessionFolded > 0 { s += "; \(sessionFolded) session summaries folded" }
+        if correlationEvictions > 0 { s += "; \(correlationEvictions) correlation groups evicted" }
         return s
     }
 }
@@ -62,6 +65,7 @@ package struct ScanPipeline {
     package let loadReport: LoadReport
     private let encoder: FindingEncoder
     private let summaries: [RuleSummary]
+    private let correlationSummaries: [RuleSummary]
 
     package static let version = "0.1.0"
 
@@ -80,6 +84,7 @@ package struct ScanPipeline {
         (rules, loadReport) = RuleSet.load(paths: paths, pipeline: pipeline)
         encoder = FindingEncoder(format: configuration.format, productVersion: Self.version)
         summaries = rules.rules.map(RuleSummary.init)
+        correlationSummaries = rules.correlations.map(RuleSummary.init)
     }
 
     /// Scans `inputs` in order, writing findings with `emit`. Diagnostics go to `diagnostic`.
@@ -90,9 +95,14 @@ package struct ScanPipeline {
         let start = Date()
         var context = RuleSet.Context()
         var aggregator = Aggregator(windowSeconds: configuration.aggregateWindowSeconds, evidenceCap: configuration.evidenceCap)
+        var correlations = CorrelationEngine(rules: rules, evidenceCap: configuration.evidenceCap)
         let triager = BuiltinTriager()
         let wallClock = Int64(Date().timeIntervalSince1970 * 1_000_000)
         var progress = ProgressLine(enabled: configuration.showProgress)
+
+        func deliverIncidents(_ incidents: [CorrelationIncident]) {
+            deliver(incidents.map { Finding(incident: $0, rule: correlationSummaries[$0.correlation]) })
+        }
 
         func deliver(_ findings: [Finding]) {
             for var f in findings {
@@ -118,9 +128,14 @@ package struct ScanPipeline {
                 while var event = try reader.next() {
                     let matched = rules.match(&event, context: &context)
                     let report = rules.settle(&event, matched: matched, context: &context)
+                    let time = event.time ?? wallClock
+                    if !correlations.isEmpty, report.isEmpty {
+                        deliverIncidents(correlations.advance(to: time))
+                    }
                     for r in report {
                         summary.matches += 1
-                        deliver(aggregator.add(rule: summaries[r], event: event, time: event.time ?? wallClock))
+                        if !correlations.isEmpty { deliverIncidents(correlations.observe(rule: r, event: event, time: time)) }
+                        if !rules.silentRules.contains(r) { deliver(aggregator.add(rule: summaries[r], event: event, time: time)) }
                     }
                     if progress.enabled, reader.statistics.lines & 0x3FFF == 0 {
                         var s = summary.read
@@ -137,9 +152,13 @@ package struct ScanPipeline {
         for (pending, event) in rules.drainPending(context: &context) {
             for r in pending {
                 summary.matches += 1
-                deliver(aggregator.add(rule: summaries[r], event: event, time: event.time ?? wallClock))
+                let time = event.time ?? wallClock
+                if !correlations.isEmpty { deliverIncidents(correlations.observe(rule: r, event: event, time: time)) }
+                if !rules.silentRules.contains(r) { deliver(aggregator.add(rule: summaries[r], event: event, time: time)) }
             }
         }
+        deliverIncidents(correlations.flush())
+        summary.correlationEvictions = correlations.evictions
         deliver(aggregator.flush())
         progress.finish()
         summary.regexBudgetExceeded = context.statistics.regexBudgetExceeded

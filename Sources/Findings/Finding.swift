@@ -71,6 +71,46 @@ package struct RuleSummary: Sendable {
     }
 }
 
+extension RuleSummary {
+    package init(_ c: SigmaCorrelation) {
+        id = c.id
+        title = c.title
+        description = c.description
+        author = c.author
+        level = c.level
+        status = c.status
+        tags = c.tags
+        techniques = c.attackTechniques
+        tactics = c.tags.compactMap { t in
+            let l = t.lowercased()
+            guard l.hasPrefix("attack."), l.dropFirst(7).contains("-") || l.dropFirst(7).allSatisfy(\.isLetter) else { return nil }
+            return String(l.dropFirst(7))
+        }
+        references = c.references
+        falsePositives = c.falsePositives
+        file = c.location.file
+    }
+}
+
+extension Finding {
+    /// A finding for a correlation incident: group-by values become observables.
+    package init(incident: CorrelationIncident, rule: RuleSummary) {
+        var probe = Event(position: incident.evidences.first?.position ?? SourcePosition(source: "-", line: 0, offset: 0))
+        for (field, value) in incident.group where !value.isEmpty { probe.fields.add(field, value) }
+        var observables = Observable.from(probe)
+        for e in incident.evidences.prefix(1) {
+            // Only the context every event of the group shares: where it happened.
+            for o in Observable.from(e) where (o.typeID == 1 || o.typeID == 9) && !observables.contains(where: { $0.typeID == o.typeID }) {
+                observables.append(o)
+            }
+        }
+        self.init(
+            uid: FindingID.make(ruleID: rule.id, position: probe.position), rule: rule, firstSeen: incident.firstSeen,
+            lastSeen: incident.lastSeen, count: incident.count, evidences: incident.evidences, observables: observables,
+            hostname: incident.evidences.first?.string(FieldName.hostname), triage: .init(riskScore: 0, source: "none"))
+    }
+}
+
 /// An entity a finding names: a source address, a user, a host, a process.
 package struct Observable: Sendable, Hashable {
     package var name: String

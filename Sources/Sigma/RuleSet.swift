@@ -14,6 +14,13 @@ package struct LoadReport: Sendable {
 /// Compiled rules with logsource routing and a literal prefilter, ready to match events.
 package struct RuleSet: Sendable {
     package private(set) var rules: [SigmaRule] = []
+    package private(set) var correlations: [SigmaCorrelation] = []
+    /// For each rule, the correlations it feeds.
+    package private(set) var ruleConsumers: [[Int]] = []
+    /// For each correlation, the correlations it feeds (chains).
+    package private(set) var correlationConsumers: [[Int]] = []
+    /// Rules that only feed correlations (`generate: false`, the default) and report nothing alone.
+    package private(set) var silentRules: Set<Int> = []
     package let pipeline: Pipeline
     private var ruleRoute: [Int] = []
     /// Rules that must be evaluated for every routed event (no literal is necessary for them).
@@ -42,6 +49,7 @@ package struct RuleSet: Sendable {
         var report = LoadReport()
         let reader = RuleFileReader()
         var ids: [String: SourceLocation] = [:]
+        var correlationDocs: [RuleDocument] = []
         for path in paths {
             if !FileManager.default.fileExists(atPath: path) {
                 report.errors.append(RuleError(SourceLocation(file: path, line: 0), "no such file or directory"))
@@ -72,8 +80,7 @@ package struct RuleSet: Sendable {
                             report.rejected += 1
                         }
                     case .correlation:
-                        report.errors.append(RuleError(doc.node.location(file), "correlation rules are not evaluated by this version"))
-                        report.rejected += 1
+                        correlationDocs.append(doc)
                     case .filter:
                         report.errors.append(RuleError(doc.node.location(file), "Sigma filter documents are not evaluated by this version"))
                         report.rejected += 1
@@ -81,13 +88,104 @@ package struct RuleSet: Sendable {
                 }
             }
         }
+        set.loadCorrelations(correlationDocs, report: &report)
         set.buildPrefilter()
         return (set, report)
     }
 
+    // MARK: Correlations
+
+    private mutating func loadCorrelations(_ docs: [RuleDocument], report: inout LoadReport) {
+        var parsed: [SigmaCorrelation] = []
+        for doc in docs {
+            switch SigmaCorrelation.parse(doc.node, file: doc.file) {
+            case .success(let c): parsed.append(c)
+            case .failure(let p):
+                report.errors += p.list
+                report.rejected += 1
+            }
+        }
+        // Resolve references by id or name; drop correlations whose references do not resolve,
+        // repeating until stable, since a correlation may feed another.
+        var ruleIndex: [String: Int] = [:]
+        for (i, r) in rules.enumerated() {
+            ruleIndex[r.id] = i
+            if let n = r.name { ruleIndex[n] = i }
+        }
+        var accepted = parsed
+        while true {
+            var names: [String: Int] = [:]
+            for (i, c) in accepted.enumerated() {
+                names[c.id] = i
+                if let n = c.name { names[n] = i }
+            }
+            var next: [SigmaCorrelation] = []
+            var changed = false
+            for var c in accepted {
+                var inputs: [SigmaCorrelation.Input] = []
+                var missing: String?
+                for ref in c.references_ {
+                    if let r = ruleIndex[ref] {
+                        inputs.append(.rule(r))
+                    } else if let k = names[ref], accepted[k].id != c.id {
+                        inputs.append(.correlation(k))
+                    } else {
+                        missing = ref
+                        break
+                    }
+                }
+                if let missing {
+                    report.errors.append(
+                        RuleError(c.location, "correlation '\(c.title)' references '\(missing)', which is no loaded rule or correlation"))
+                    report.rejected += 1
+                    changed = true
+                    continue
+                }
+                c.inputs = inputs
+                next.append(c)
+            }
+            if !changed {
+                accepted = next
+                break
+            }
+            accepted = next.map {
+                var c = $0; c.inputs = []; return c
+            }
+        }
+        // Reject cycles among correlations.
+        var state = [UInt8](repeating: 0, count: accepted.count)
+        func cyclic(_ i: Int) -> Bool {
+            if state[i] == 1 { return true }
+            if state[i] == 2 { return false }
+            state[i] = 1
+            for case .correlation(let k) in accepted[i].inputs where cyclic(k) { return true }
+            state[i] = 2
+            return false
+        }
+        if let i = accepted.indices.first(where: cyclic) {
+            report.errors.append(RuleError(accepted[i].location, "correlation '\(accepted[i].title)' is part of a reference cycle"))
+            report.rejected += accepted.count
+            accepted = []
+        }
+        correlations = accepted
+        report.loaded += accepted.count
+        ruleConsumers = Array(repeating: [], count: rules.count)
+        correlationConsumers = Array(repeating: [], count: accepted.count)
+        for (ci, c) in accepted.enumerated() {
+            for input in c.inputs {
+                switch input {
+                case .rule(let r):
+                    ruleConsumers[r].append(ci)
+                    if !c.generate { silentRules.insert(r) }
+                case .correlation(let k): correlationConsumers[k].append(ci)
+                }
+            }
+        }
+    }
+
     // MARK: Compiling
 
-    struct Problems: Error { var list: [RuleError] }
+    package struct Problems: Error { var list: [RuleError] }
 
     func compile(_ doc: RuleDocument) -> Result<SigmaRule, Problems> {
         let node = doc.node

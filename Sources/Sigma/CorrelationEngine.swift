@@ -1,0 +1,231 @@
+import EventModel
+
+/// One run of a correlation for one group: from the event that met the condition until the
+/// group has been quiet for a whole timespan. A running attack extends its incident instead of
+/// opening new ones.
+package struct CorrelationIncident: Sendable {
+    package var correlation: Int
+    package var group: [(field: String, value: String)]
+    package var firstSeen: Int64
+    package var lastSeen: Int64
+    /// Events of the group counted into the incident.
+    package var count: Int
+    /// The metric when the condition was first met (events, distinct values, sum, …).
+    package var metric: Double
+    /// The first contributing events, up to the evidence cap.
+    package var evidences: [Event]
+}
+
+/// Evaluates Sigma correlation rules over rule matches, on event time.
+///
+/// Decisions the specification leaves open:
+/// - Windows slide on event time and include both ends: events at `t` and `t + timespan` share a window.
+/// - Events are taken in arrival order; one older than the newest of its group is placed by its
+///   own time, so slightly out-of-order input still counts (lateness up to one timespan).
+/// - After the condition holds, further events of the group extend the same incident; the incident
+///   closes after one timespan without events and is then reported once, with the total count.
+/// - A missing group-by field groups as the empty value.
+/// - `temporal` counts distinct referenced rules in the window (default condition: all of them);
+///   `temporal_ordered` needs them in the listed order within the window.
+/// - Per correlation at most `maxGroups` groups are kept; past that the least recently active
+///   group is evicted (counted in `evictions`). Groups idle for a timespan are dropped.
+package struct CorrelationEngine {
+    package let rules: RuleSet
+    package var maxGroups: Int
+    package var evidenceCap: Int
+    package private(set) var evictions = 0
+
+    struct Entry {
+        var time: Int64
+        var input: Int
+        var value: String?
+        var number: Double
+        /// How many events the entry stands for (`message repeated N times`).
+        var weight: Int
+    }
+
+    struct Group {
+        var key: [String]
+        var window: [Entry] = []
+        var head = 0
+        var values: [String: Int] = [:]
+        var sum = 0.0
+        /// Events in the window, repeats included.
+        var events = 0
+        var lastTime: Int64 = .min
+        var incident: CorrelationIncident?
+        var recent: [Event] = []
+    }
+
+    private var groups: [[[String]: Group]]
+    /// Groups in order of last activity (lazy: an entry is stale if the group moved on).
+    private var activity: [[(key: [String], time: Int64)]]
+    private var activityHead: [Int]
+    private var latest: Int64 = .min
+
+    package init(rules: RuleSet, maxGroups: Int = 100_000, evidenceCap: Int = 10) {
+        self.rules = rules
+        self.maxGroups = maxGroups
+        self.evidenceCap = evidenceCap
+        groups = Array(repeating: [:], count: rules.correlations.count)
+        activity = Array(repeating: [], count: rules.correlations.count)
+        activityHead = Array(repeating: 0, count: rules.correlations.count)
+    }
+
+    package var isEmpty: Bool { rules.correlations.isEmpty }
+    package var groupCount: Int { groups.reduce(0) { $0 + $1.count } }
+
+    /// Feeds a match of `rule`; returns incidents that closed because event time moved on.
+    package mutating func observe(rule: Int, event: Event, time: Int64) -> [CorrelationIncident] {
+        guard rule < rules.ruleConsumers.count else { return [] }
+        var closed = advance(to: time)
+        let r = rules.rules[rule]
+        for c in rules.ruleConsumers[rule] {
+            feed(c, input: .rule(rule), names: [r.id] + (r.name.map { [$0] } ?? []), event: event, time: time, closed: &closed)
+        }
+        return closed
+    }
+
+    private mutating func feed(
+        _ c: Int, input: SigmaCorrelation.Input, names: [String], event: Event, time: Int64, closed: inout [CorrelationIncident]
+    ) {
+        let corr = rules.correlations[c]
+        guard let inputIndex = corr.inputs.firstIndex(of: input) else { return }
+        let fields = corr.groupFields(for: names)
+        let key = fields.map { f in event.fields.first(f).map { String(decoding: $0, as: UTF8.self) } ?? "" }
+        var value: String?
+        var number = 0.0
+        if let f = corr.field {
+            let resolved = corr.aliases[f].flatMap { a in names.lazy.compactMap { a[$0] }.first } ?? f
+            value = event.fields.first(resolved).map { String(decoding: $0, as: UTF8.self) }
+            number = value.flatMap(Double.init) ?? 0
+        }
+        if groups[c][key] == nil, groups[c].count >= maxGroups { evictOldest(c, closed: &closed) }
+        var g = groups[c][key] ?? Group(key: key)
+        let span = corr.timespanMicros
+        // Slide: drop entries older than the window ending at the newest time seen in the group.
+        let newest = max(g.lastTime, time)
+        while g.head < g.window.count, g.window[g.head].time < newest - span {
+            remove(g.window[g.head], from: &g)
+            g.head += 1
+        }
+        if time >= newest - span {
+            let entry = Entry(time: time, input: inputIndex, value: value, number: number, weight: event.repeatCount)
+            if time >= g.lastTime || g.head == g.window.count {
+                g.window.append(entry)
+            } else {
+                var at = g.window.count
+                while at > g.head, g.window[at - 1].time > time { at -= 1 }
+                g.window.insert(entry, at: at)
+            }
+            if let value { g.values[value, default: 0] += 1 }
+            g.sum += number
+            g.events += event.repeatCount
+            g.recent.append(event)
+            if g.recent.count > evidenceCap { g.recent.removeFirst(g.recent.count - evidenceCap) }
+        }
+        if g.head > 1024, g.head * 2 > g.window.count {
+            g.window.removeFirst(g.head)
+            g.head = 0
+        }
+        g.lastTime = newest
+        let live = g.window.count - g.head
+        var started = false
+        if g.incident != nil {
+            g.incident!.count += event.repeatCount
+            g.incident!.lastSeen = max(g.incident!.lastSeen, time)
+            if g.incident!.evidences.count < evidenceCap { g.incident!.evidences.append(event) }
+        } else if live > 0, let metric = metric(corr, g), corr.holds(metric) {
+            let first = g.window[g.head].time
+            g.incident = CorrelationIncident(
+                correlation: c, group: zip(fields, key).map { ($0, $1) }, firstSeen: first, lastSeen: time, count: g.events,
+                metric: metric, evidences: Array(g.recent.prefix(evidenceCap)))
+            started = true
+        }
+        groups[c][key] = g
+        activity[c].append((key, newest))
+        compactActivity(c)
+        if started {
+            // A correlation that fires is itself a match for the correlations it feeds.
+            for parent in rules.correlationConsumers[c] {
+                let p = rules.correlations[c]
+                feed(parent, input: .correlation(c), names: [p.id] + (p.name.map { [$0] } ?? []), event: event, time: time, closed: &closed)
+            }
+        }
+    }
+
+    private func remove(_ e: Entry, from g: inout Group) {
+        if let v = e.value {
+            g.values[v, default: 1] -= 1
+            if g.values[v]! <= 0 { g.values[v] = nil }
+        }
+        g.sum -= e.number
+        g.events -= e.weight
+    }
+
+    private func metric(_ corr: SigmaCorrelation, _ g: Group) -> Double? {
+        let live = g.window[g.head...]
+        switch corr.kind {
+        case .eventCount: return Double(g.events)
+        case .valueCount: return Double(g.values.count)
+        case .valueSum: return g.sum
+        case .valueAvg: return live.isEmpty ? nil : g.sum / Double(live.count)
+        case .temporal: return Double(Set(live.map(\.input)).count)
+        case .temporalOrdered:
+            // The inputs in listed order as a subsequence of the window.
+            var next = 0
+            for e in live where next < corr.inputs.count && e.input == next { next += 1 }
+            return Double(next)
+        }
+    }
+
+    /// Closes incidents and drops groups that have been quiet for a whole timespan before `time`.
+    package mutating func advance(to time: Int64) -> [CorrelationIncident] {
+        guard time > latest else { return [] }
+        latest = time
+        var closed: [CorrelationIncident] = []
+        for c in groups.indices {
+            let span = rules.correlations[c].timespanMicros
+            while activityHead[c] < activity[c].count, activity[c][activityHead[c]].time < time - span {
+                let (key, queued) = activity[c][activityHead[c]]
+                activityHead[c] += 1
+                guard let g = groups[c][key], g.lastTime == queued else { continue }
+                if let incident = g.incident { closed.append(incident) }
+                groups[c][key] = nil
+            }
+            compactActivity(c)
+        }
+        return closed
+    }
+
+    private mutating func evictOldest(_ c: Int, closed: inout [CorrelationIncident]) {
+        while activityHead[c] < activity[c].count {
+            let (key, queued) = activity[c][activityHead[c]]
+            activityHead[c] += 1
+            guard let g = groups[c][key], g.lastTime == queued else { continue }
+            if let incident = g.incident { closed.append(incident) }
+            groups[c][key] = nil
+            evictions += 1
+            return
+        }
+    }
+
+    private mutating func compactActivity(_ c: Int) {
+        if activityHead[c] > 4096, activityHead[c] * 2 > activity[c].count {
+            activity[c].removeFirst(activityHead[c])
+            activityHead[c] = 0
+        }
+    }
+
+    /// Closes every open incident (end of input).
+    package mutating func flush() -> [CorrelationIncident] {
+        var out: [CorrelationIncident] = []
+        for c in groups.indices {
+            for (_, g) in groups[c] { if let i = g.incident { out.append(i) } }
+            groups[c].removeAll()
+            activity[c].removeAll()
+            activityHead[c] = 0
+        }
+        return out.sorted { $0.firstSeen < $1.firstSeen }
+    }
+}

@@ -1,0 +1,139 @@
+import EventModel
+import Sigma
+import TestSupport
+import Testing
+
+struct CorrelationTests {
+    static func engine(type: String, condition: String, timespan: String = "10m", extra: String = "") throws -> (RuleSet, CorrelationEngine)
+    {
+        let yaml = """
+            title: base
+            id: base-rule
+            name: base
+            logsource: {product: linux}
+            detection:
+                k: ['fail']
+                condition: k
+            ---
+            title: second
+            id: second-rule
+            name: second
+            logsource: {product: linux}
+            detection:
+                k: ['ok']
+                condition: k
+            ---
+            title: corr
+            id: corr-rule
+            correlation:
+                type: \(type)
+                rules: [\(type.hasPrefix("temporal") ? "base, second" : "base")]
+                group-by: [src]
+                timespan: \(timespan)
+            \(condition.isEmpty ? "" : "    condition: \(condition)")
+            \(extra)
+            """
+        let (set, report) = try Fixtures.ruleSet(yaml)
+        #expect(report.errors.isEmpty, "\(report.errors)")
+        return (set, CorrelationEngine(rules: set))
+    }
+
+    static func event(_ rule: String, src: String = "1.2.3.4", user: String = "u") -> Event {
+        var e = Event(position: SourcePosition(source: "t", line: 1, offset: 0))
+        e.fields.add("MESSAGE", rule)
+        e.fields.add("src", src)
+        e.fields.add("user", user)
+        return e
+    }
+
+    /// Feeds `times` (seconds) as matches of the base rule and counts the incidents reported.
+    static func incidents(
+        _ set: RuleSet, _ engine: inout CorrelationEngine, _ times: [Int64], rule: Int = 0, user: (Int) -> String = { _ in "u" }
+    )
+        -> Int
+    {
+        var n = 0
+        for (i, t) in times.enumerated() {
+            n += engine.observe(rule: rule, event: event("fail", user: user(i)), time: t * 1_000_000).count
+        }
+        return n + engine.flush().count
+    }
+
+    @Test(arguments: [(4, 0), (5, 1), (6, 1)])
+    func thresholdBoundary(_ events: Int, _ expected: Int) throws {
+        var (set, engine) = try Self.engine(type: "event_count", condition: "{gte: 5}")
+        #expect(Self.incidents(set, &engine, (0..<events).map { Int64($0) }) == expected)
+    }
+
+    @Test(arguments: [(Int64(599), 1), (Int64(600), 1), (Int64(601), 0)])
+    func windowBoundaryIsInclusive(_ lastAt: Int64, _ expected: Int) throws {
+        var (set, engine) = try Self.engine(type: "event_count", condition: "{gte: 5}")
+        #expect(Self.incidents(set, &engine, [0, 1, 2, 3, lastAt]) == expected)
+    }
+
+    @Test func valueCountCountsDistinctValues() throws {
+        var (set, engine) = try Self.engine(type: "value_count", condition: "{field: user, gte: 3}")
+        #expect(Self.incidents(set, &engine, [0, 1, 2, 3], user: { ["a", "a", "b", "a"][$0] }) == 0)
+        #expect(Self.incidents(set, &engine, [0, 1, 2], user: { ["a", "b", "c"][$0] }) == 1)
+    }
+
+    @Test func temporalOrderedNeedsTheOrder() throws {
+        var (set, engine) = try Self.engine(type: "temporal_ordered", condition: "")
+        var n = engine.observe(rule: 1, event: Self.event("ok"), time: 0).count
+        n += engine.observe(rule: 0, event: Self.event("fail"), time: 1_000_000).count
+        #expect(n + engine.flush().count == 0)
+        n = engine.observe(rule: 0, event: Self.event("fail"), time: 0).count
+        n += engine.observe(rule: 1, event: Self.event("ok"), time: 1_000_000).count
+        #expect(n + engine.flush().count == 1)
+    }
+
+    @Test func groupsAreSeparate() throws {
+        var (_, engine) = try Self.engine(type: "event_count", condition: "{gte: 3}")
+        var n = 0
+        for i in 0..<6 { n += engine.observe(rule: 0, event: Self.event("fail", src: i % 2 == 0 ? "a" : "b"), time: Int64(i)).count }
+        let closed = engine.flush()
+        #expect(n == 0 && closed.count == 2)
+        #expect(Set(closed.map { $0.group.first!.value }) == ["a", "b"])
+    }
+
+    @Test func groupCapEvictsAndCounts() throws {
+        var (_, engine) = try Self.engine(type: "event_count", condition: "{gte: 2}")
+        engine.maxGroups = 100
+        for i in 0..<1000 { _ = engine.observe(rule: 0, event: Self.event("fail", src: "10.0.\(i / 256).\(i % 256)"), time: Int64(i)) }
+        #expect(engine.groupCount <= 100)
+        #expect(engine.evictions == 900)
+    }
+
+    @Test func invalidCorrelationsAreRejected() throws {
+        let yaml = """
+            title: c
+            id: c1
+            correlation:
+                type: event_count
+                rules: [nosuchrule]
+                group-by: [x]
+                timespan: 5m
+                condition: {gte: 2}
+            ---
+            title: d
+            id: d1
+            correlation:
+                type: value_percentile
+                rules: [x]
+                timespan: 5m
+            ---
+            title: e
+            id: e1
+            correlation:
+                type: event_count
+                rules: [x]
+                timespan: forever
+                condition: {gte: 2}
+            """
+        let (_, report) = try Fixtures.ruleSet(yaml)
+        #expect(report.rejected == 3)
+        #expect(report.errors.contains { $0.message.contains("references 'nosuchrule'") })
+        #expect(report.errors.contains { $0.message.contains("value_percentile") })
+        #expect(report.errors.contains { $0.message.contains("timespan") })
+    }
+}

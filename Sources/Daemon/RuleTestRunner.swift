@@ -125,7 +125,9 @@ package struct RuleTestRunner {
         }
         while var event = try reader.next() {
             let found = rules.match(&event, context: &context)
-            record(rules.settle(&event, matched: found, context: &context), event)
+            let settled = rules.settle(&event, matched: found, context: &context)
+            for (held, heldEvent) in rules.takeReleased(context: &context) { record(held, heldEvent) }
+            record(settled, event)
         }
         for (pending, event) in rules.drainPending(context: &context) { record(pending, event) }
         incidents += engine.flush()

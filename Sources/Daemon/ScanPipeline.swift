@@ -100,6 +100,15 @@ package struct ScanPipeline {
         let wallClock = Int64(Date().timeIntervalSince1970 * 1_000_000)
         var progress = ProgressLine(enabled: configuration.showProgress)
 
+        func process(_ report: [Int], _ event: Event) {
+            let time = event.time ?? wallClock
+            for r in report {
+                summary.matches += 1
+                if !correlations.isEmpty { deliverIncidents(correlations.observe(rule: r, event: event, time: time)) }
+                if !rules.silentRules.contains(r) { deliver(aggregator.add(rule: summaries[r], event: event, time: time)) }
+            }
+        }
+
         func deliverIncidents(_ incidents: [CorrelationIncident]) {
             deliver(incidents.map { Finding(incident: $0, rule: correlationSummaries[$0.correlation]) })
         }
@@ -132,11 +141,8 @@ package struct ScanPipeline {
                     if !correlations.isEmpty, report.isEmpty {
                         deliverIncidents(correlations.advance(to: time))
                     }
-                    for r in report {
-                        summary.matches += 1
-                        if !correlations.isEmpty { deliverIncidents(correlations.observe(rule: r, event: event, time: time)) }
-                        if !rules.silentRules.contains(r) { deliver(aggregator.add(rule: summaries[r], event: event, time: time)) }
-                    }
+                    for (held, heldEvent) in rules.takeReleased(context: &context) { process(held, heldEvent) }
+                    process(report, event)
                     if progress.enabled, reader.statistics.lines & 0x3FFF == 0 {
                         var s = summary.read
                         s += reader.statistics
@@ -149,14 +155,7 @@ package struct ScanPipeline {
             }
             summary.read += reader.statistics
         }
-        for (pending, event) in rules.drainPending(context: &context) {
-            for r in pending {
-                summary.matches += 1
-                let time = event.time ?? wallClock
-                if !correlations.isEmpty { deliverIncidents(correlations.observe(rule: r, event: event, time: time)) }
-                if !rules.silentRules.contains(r) { deliver(aggregator.add(rule: summaries[r], event: event, time: time)) }
-            }
-        }
+        for (pending, event) in rules.drainPending(context: &context) { process(pending, event) }
         deliverIncidents(correlations.flush())
         summary.correlationEvictions = correlations.evictions
         deliver(aggregator.flush())

@@ -131,6 +131,7 @@ package struct Observable: Sendable, Hashable {
         ("user.name", "user.name", 4),
         ("user.target", "user.name", 4),
         (FieldName.hostname, "device.hostname", 1),
+        ("process.crashed", "process.name", 9),
         (FieldName.identifier, "process.name", 9),
     ]
 

@@ -360,12 +360,22 @@ package struct SyslogParser: Sendable {
         var t = CivilTime.micros(year: y, month: mo, day: d, hour: h, minute: m, second: s, micro: micro)
         if j < b.count, b[j] == UInt8(ascii: "Z") || b[j] == UInt8(ascii: "z") {
             j += 1
-        } else if j + 6 <= b.count, b[j] == UInt8(ascii: "+") || b[j] == UInt8(ascii: "-"), let oh = num(j + 1, 2),
-            b[j + 3] == 58, let om = num(j + 4, 2)
-        {
-            let offset = Int64(oh * 3600 + om * 60) * 1_000_000
-            t += b[j] == UInt8(ascii: "+") ? -offset : offset
-            j += 6
+        } else if j + 5 <= b.count, b[j] == UInt8(ascii: "+") || b[j] == UInt8(ascii: "-"), let oh = num(j + 1, 2) {
+            // ±hh:mm, or ±hhmm as some syslog daemons write it.
+            var om: Int?
+            var width = 0
+            if j + 6 <= b.count, b[j + 3] == 58 {
+                om = num(j + 4, 2)
+                width = 6
+            } else {
+                om = num(j + 3, 2)
+                width = 5
+            }
+            if let om {
+                let offset = Int64(oh * 3600 + om * 60) * 1_000_000
+                t += b[j] == UInt8(ascii: "+") ? -offset : offset
+                j += width
+            }
         }
         return (t, j)
     }

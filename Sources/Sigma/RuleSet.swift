@@ -223,7 +223,7 @@ package struct RuleSet: Sendable {
             author: text("author"), references: node.value(for: "references")?.stringList ?? [],
             tags: node.value(for: "tags")?.stringList ?? [], falsePositives: node.value(for: "falsepositives")?.stringList ?? [],
             level: level, logsource: logsource, location: loc, detection: detection,
-            sessionSummary: text("session") == "summary")
+            sessionSummary: text("session") == "summary", sessionProvisional: text("session") == "provisional")
         rule.logsource["_route"] = String(route)
         return .success(rule)
     }
@@ -446,6 +446,7 @@ package struct RuleSet: Sendable {
         var routeFieldRanges: [Range<Int>?] = []
         var routeCache: [UInt64: RouteCacheEntry] = [:]
         var sessions = SessionMemory()
+        var released: [(rules: [Int], event: Event)] = []
         var automatonDone: [Bool] = []
         package var statistics = MatchStatistics()
         package init() {}
@@ -460,6 +461,9 @@ package struct RuleSet: Sendable {
             /// Rules that matched a line naming no address, waiting for a later line that does.
             var pending: [Int] = []
             var pendingEvent: Event?
+            /// A provisional failure, reported only if the session's next line matches nothing.
+            var provisional: [Int] = []
+            var provisionalEvent: Event?
             var serial = 0
             var lastTime: Int64?
         }
@@ -639,7 +643,24 @@ package struct RuleSet: Sendable {
         c.sessions.remember(key, from: event, fields: pipeline.sessionFields)
         c.sessions.fill(key, into: &event, fields: pipeline.sessionFields)
         var session = c.sessions.entries[key]!
+        // A provisional failure (PAM's line for an attempt sshd reports itself) is superseded when
+        // the next line of the session reports the same attempt or a success; otherwise it stands.
+        if let held = session.provisionalEvent {
+            if matched.isEmpty {
+                c.released.append((session.provisional, held))
+            } else {
+                c.statistics.sessionFolded += session.provisional.count
+            }
+            session.provisional = []
+            session.provisionalEvent = nil
+        }
         var report = matched
+        let provisional = report.filter { rules[$0].sessionProvisional }
+        if !provisional.isEmpty {
+            report.removeAll { rules[$0].sessionProvisional }
+            session.provisional = provisional
+            session.provisionalEvent = event
+        }
         let hasAddress = event.fields.contains(pipeline.sessionFields.first ?? "")
         if !hasAddress {
             if !matched.isEmpty, session.pendingEvent == nil {
@@ -665,14 +686,27 @@ package struct RuleSet: Sendable {
         return report
     }
 
-    /// Failures still waiting for an address (end of input): each with the event it matched on.
+    /// Provisional failures that stood (the session's next line reported nothing else), each
+    /// with the event it matched on. Take them after each `settle`.
+    package func takeReleased(context c: inout Context) -> [(rules: [Int], event: Event)] {
+        defer { c.released.removeAll(keepingCapacity: true) }
+        return c.released
+    }
+
+    /// Failures still waiting for an address or a next line (end of input): each with its event.
     package func drainPending(context c: inout Context) -> [(rules: [Int], event: Event)] {
-        var out: [(rules: [Int], event: Event)] = []
+        var out: [(rules: [Int], event: Event)] = c.released
+        c.released.removeAll()
         for (key, session) in c.sessions.entries {
             if let e = session.pendingEvent {
                 out.append((session.pending, e))
                 c.sessions.entries[key]!.pendingEvent = nil
                 c.sessions.entries[key]!.pending = []
+            }
+            if let e = session.provisionalEvent {
+                out.append((session.provisional, e))
+                c.sessions.entries[key]!.provisionalEvent = nil
+                c.sessions.entries[key]!.provisional = []
             }
         }
         return out.sorted { $0.event.position.offset < $1.event.position.offset }

@@ -20,6 +20,9 @@ package struct SigmaRule: Sendable {
     /// `session: summary` (a logtriage extension field): the rule restates failures its session
     /// already reported, so it reports only when the session has reported none.
     package var sessionSummary = false
+    /// `session: provisional`: the rule's line is reported only if the session's next line matches
+    /// no rule (it would otherwise restate the same attempt, or the attempt succeeded another way).
+    package var sessionProvisional = false
 
     /// ATT&CK technique ids from the tags (`attack.t1110.001` → `T1110.001`).
     package var attackTechniques: [String] {

@@ -90,12 +90,26 @@ struct Fail2banEvaluation {
         var falseAlarms: [String] = []
         var missed: [String] = []
         var context = RuleSet.Context()
-        for a in lines {
+        // What each line reported: a failure held for a later line is credited to its own line.
+        var reported: [Int: (rules: [Int], event: Event)] = [:]
+        func record(_ rules: [Int], _ event: Event) {
+            // A failure that never learned its source is attributed to no one, as in fail2ban.
+            guard event.fields.contains("source.address") else { return }
+            let failures = rules.filter { Self.isFailureRule(set.rules[$0]) }
+            if !failures.isEmpty { reported[event.position.line, default: ([], event)].rules += failures }
+        }
+        for (i, a) in lines.enumerated() {
             var event = Fixtures.syslog(a.line)
+            event.position.line = i
             let found = set.match(&event, context: &context)
-            let matched = set.settle(&event, matched: found, context: &context)
-                .filter { Self.isFailureRule(set.rules[$0]) }
-            let observed = Observable.from(event)
+            let settled = set.settle(&event, matched: found, context: &context)
+            for (held, heldEvent) in set.takeReleased(context: &context) { record(held, heldEvent) }
+            record(settled, event)
+        }
+        for (held, heldEvent) in set.drainPending(context: &context) { record(held, heldEvent) }
+        for (i, a) in lines.enumerated() {
+            let matched = reported[i]?.rules ?? []
+            let observed = reported[i].map { Observable.from($0.event) } ?? []
             if a.match {
                 positives += 1
                 if !matched.isEmpty {

@@ -20,7 +20,7 @@ struct LogTriage: ParsableCommand {
               logtriage rules lint /etc/logtriage/rules
             """,
         version: ScanPipeline.version,
-        subcommands: [Scan.self, Rules.self]
+        subcommands: [Scan.self, Rules.self, Bench.self]
     )
 }
 
@@ -199,5 +199,32 @@ func loadPipeline(_ dir: String?) throws -> Pipeline {
     } catch let e as RuleError {
         printError("logtriage: \(e)")
         throw ExitCode(1)
+    }
+}
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure parts of the pipeline in isolation.", subcommands: [Correlation.self])
+
+    struct Correlation: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Feed synthetic failed logins through a value_count correlation and print events/s and memory.")
+
+        @Option(help: "Events to feed.")
+        var events = 1_000_000
+
+        @Option(help: "Distinct sources (groups) among them.")
+        var sources = 1_000_000
+
+        @Option(help: "Group cap of the correlation engine.")
+        var maxGroups = 100_000
+
+        func run() throws {
+            let r = try CorrelationBenchmark.run(events: events, sources: sources, maxGroups: maxGroups)
+            print("correlation: \(r.events) events, \(sources) distinct sources, cap \(maxGroups) groups")
+            print(String(format: "  %.0f events/s (%.2f s)", Double(r.events) / r.seconds, r.seconds))
+            print("  groups held at the end: \(r.groups), evictions: \(r.evictions), incidents: \(r.incidents)")
+            print(String(format: "  RSS before %.1f MB, after %.1f MB (state %.1f MB), process peak %.1f MB", r.rssBeforeMB, r.rssAfterMB, r.rssAfterMB - r.rssBeforeMB, r.peakMB))
+        }
     }
 }

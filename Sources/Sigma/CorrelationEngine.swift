@@ -1,4 +1,5 @@
 import EventModel
+import Foundation
 
 /// One run of a correlation for one group: from the event that met the condition until the
 /// group has been quiet for a whole timespan. A running attack extends its incident instead of
@@ -33,9 +34,9 @@ package struct CorrelationEngine {
     package let rules: RuleSet
     package var maxGroups: Int
     package var evidenceCap: Int
-    package private(set) var evictions = 0
+    package internal(set) var evictions = 0
 
-    struct Entry {
+    struct Entry: Codable {
         var time: Int64
         var input: Int
         var value: String?
@@ -44,7 +45,7 @@ package struct CorrelationEngine {
         var weight: Int
     }
 
-    struct Group {
+    struct Group: Codable {
         var key: [String]
         var window: [Entry] = []
         var head = 0
@@ -57,11 +58,11 @@ package struct CorrelationEngine {
         var recent: [Event] = []
     }
 
-    private var groups: [[[String]: Group]]
+    var groups: [[[String]: Group]]
     /// Groups in order of last activity (lazy: an entry is stale if the group moved on).
-    private var activity: [[(key: [String], time: Int64)]]
-    private var activityHead: [Int]
-    private var latest: Int64 = .min
+    var activity: [[(key: [String], time: Int64)]]
+    var activityHead: [Int]
+    var latest: Int64 = .min
 
     package init(rules: RuleSet, maxGroups: Int = 100_000, evidenceCap: Int = 10) {
         self.rules = rules
@@ -227,5 +228,79 @@ package struct CorrelationEngine {
             activityHead[c] = 0
         }
         return out.sorted { $0.firstSeen < $1.firstSeen }
+    }
+}
+
+// MARK: - Snapshots
+
+extension CorrelationIncident: Codable {
+    private enum CodingKeys: String, CodingKey { case correlation, fields, values, firstSeen, lastSeen, count, metric, evidences }
+
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        correlation = try c.decode(Int.self, forKey: .correlation)
+        let fields = try c.decode([String].self, forKey: .fields)
+        let values = try c.decode([String].self, forKey: .values)
+        group = zip(fields, values).map { ($0, $1) }
+        firstSeen = try c.decode(Int64.self, forKey: .firstSeen)
+        lastSeen = try c.decode(Int64.self, forKey: .lastSeen)
+        count = try c.decode(Int.self, forKey: .count)
+        metric = try c.decode(Double.self, forKey: .metric)
+        evidences = try c.decode([Event].self, forKey: .evidences)
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(correlation, forKey: .correlation)
+        try c.encode(group.map(\.field), forKey: .fields)
+        try c.encode(group.map(\.value), forKey: .values)
+        try c.encode(firstSeen, forKey: .firstSeen)
+        try c.encode(lastSeen, forKey: .lastSeen)
+        try c.encode(count, forKey: .count)
+        try c.encode(metric, forKey: .metric)
+        try c.encode(evidences, forKey: .evidences)
+    }
+}
+
+extension CorrelationEngine {
+    /// The engine's state, keyed by correlation id so that it survives rule reloads.
+    struct Snapshot: Codable {
+        var version = 1
+        var latest: Int64
+        var evictions: Int
+        var correlations: [String: [Group]]
+    }
+
+    /// Serialises the windows and open incidents (the live daemon checkpoints this).
+    package func snapshot() throws -> [UInt8] {
+        var byID: [String: [Group]] = [:]
+        for (c, groupsOfC) in groups.enumerated() {
+            byID[rules.correlations[c].id] = groupsOfC.values.map { g in
+                var g = g
+                // Drop what slid out of the window; it is never read again.
+                g.window.removeFirst(g.head)
+                g.head = 0
+                return g
+            }
+        }
+        let snap = Snapshot(latest: latest, evictions: evictions, correlations: byID)
+        return Array(try JSONEncoder().encode(snap))
+    }
+
+    /// Restores a snapshot taken by `snapshot()`; correlations no longer loaded are skipped.
+    package mutating func restore(_ bytes: [UInt8]) throws {
+        let snap = try JSONDecoder().decode(Snapshot.self, from: Data(bytes))
+        latest = snap.latest
+        evictions = snap.evictions
+        for (c, corr) in rules.correlations.enumerated() {
+            groups[c] = [:]
+            activity[c] = []
+            activityHead[c] = 0
+            for var g in snap.correlations[corr.id] ?? [] {
+                if g.incident != nil { g.incident!.correlation = c }
+                groups[c][g.key] = g
+            }
+            activity[c] = groups[c].values.map { ($0.key, $0.lastTime) }.sorted { $0.1 < $1.1 }
+        }
     }
 }

@@ -224,7 +224,10 @@ struct Bench: ParsableCommand {
             print("correlation: \(r.events) events, \(sources) distinct sources, cap \(maxGroups) groups")
             print(String(format: "  %.0f events/s (%.2f s)", Double(r.events) / r.seconds, r.seconds))
             print("  groups held at the end: \(r.groups), evictions: \(r.evictions), incidents: \(r.incidents)")
-            print(String(format: "  RSS before %.1f MB, after %.1f MB (state %.1f MB), process peak %.1f MB", r.rssBeforeMB, r.rssAfterMB, r.rssAfterMB - r.rssBeforeMB, r.peakMB))
+            print(
+                String(
+                    format: "  RSS before %.1f MB, after %.1f MB (state %.1f MB), process peak %.1f MB", r.rssBeforeMB, r.rssAfterMB,
+                    r.rssAfterMB - r.rssBeforeMB, r.peakMB))
         }
     }
 }

@@ -104,6 +104,35 @@ struct CorrelationTests {
         #expect(engine.evictions == 900)
     }
 
+    @Test func windowSurvivesSnapshotAndRestore() throws {
+        // Three failures before a restart and two after still make five within the window.
+        var (set, engine) = try Self.engine(type: "event_count", condition: "{gte: 5}")
+        for t in 0..<3 { #expect(engine.observe(rule: 0, event: Self.event("fail"), time: Int64(t) * 60_000_000).isEmpty) }
+        let saved = try engine.snapshot()
+        var restored = CorrelationEngine(rules: set)
+        try restored.restore(saved)
+        for t in 3..<5 { #expect(restored.observe(rule: 0, event: Self.event("fail"), time: Int64(t) * 60_000_000).isEmpty) }
+        let incidents = restored.flush()
+        #expect(incidents.count == 1)
+        #expect(incidents.first?.count == 5)
+        #expect(incidents.first?.firstSeen == 0)
+        #expect(incidents.first?.evidences.first?.string("MESSAGE") == "fail")
+        // Without the snapshot the two later failures alone do not fire.
+        var fresh = CorrelationEngine(rules: set)
+        for t in 3..<5 { _ = fresh.observe(rule: 0, event: Self.event("fail"), time: Int64(t) * 60_000_000) }
+        #expect(fresh.flush().isEmpty)
+    }
+
+    @Test func snapshotOfAnOpenIncidentKeepsItOpen() throws {
+        var (set, engine) = try Self.engine(type: "event_count", condition: "{gte: 2}")
+        for t in 0..<3 { _ = engine.observe(rule: 0, event: Self.event("fail"), time: Int64(t) * 1_000_000) }
+        var restored = CorrelationEngine(rules: set)
+        try restored.restore(try engine.snapshot())
+        _ = restored.observe(rule: 0, event: Self.event("fail"), time: 4_000_000)
+        let incidents = restored.flush()
+        #expect(incidents.count == 1 && incidents[0].count == 4)
+    }
+
     @Test func invalidCorrelationsAreRejected() throws {
         let yaml = """
             title: c

@@ -34,6 +34,8 @@ package struct ByteRegex: Sendable {
     package let requiredLiteral: [UInt8]?
     /// The pattern can only match at offset 0.
     let anchoredAtStart: Bool
+    /// Bytes every match starts with (one, or both cases of a letter); searches start only there.
+    let firstBytes: (UInt8, UInt8)?
 
     package init(_ pattern: String, options: Options = [], stepBudget: Int = 20_000_000) throws(SyntaxError) {
         self.pattern = pattern
@@ -46,6 +48,7 @@ package struct ByteRegex: Sendable {
         self.sets = compiler.sets
         self.requiredLiteral = Self.longestLiteral(node).flatMap { $0.count >= 2 ? $0 : nil }
         self.anchoredAtStart = Self.isAnchoredAtStart(node)
+        self.firstBytes = Self.firstBytes(compiler.program)
         var names: [String?] = [nil]
         names.append(contentsOf: parser.groupNames)
         self.groupNames = names
@@ -62,7 +65,9 @@ package struct ByteRegex: Sendable {
     /// Unanchored search: does the pattern match anywhere in `input`?
     package func search(_ input: UnsafeBufferPointer<UInt8>) -> Outcome {
         if let lit = requiredLiteral, !StringMatcher.find(lit, in: input, fold: true) { return .noMatch }
-        if var bt = BitStateBacktracker(program: program, sets: sets, inputCount: input.count, slotCount: 0, anchored: anchoredAtStart) {
+        if var bt = BitStateBacktracker(
+            program: program, sets: sets, inputCount: input.count, slotCount: 0, anchored: anchoredAtStart, firstBytes: firstBytes)
+        {
             return bt.run(input) != nil ? .match : .noMatch
         }
         var vm = PikeVM(program: program, sets: sets, slotCount: 0, budget: stepBudget, anchored: anchoredAtStart)
@@ -78,7 +83,8 @@ package struct ByteRegex: Sendable {
     package func firstMatch(_ input: UnsafeBufferPointer<UInt8>) -> [Range<Int>?]? {
         if let lit = requiredLiteral, !StringMatcher.find(lit, in: input, fold: true) { return nil }
         if var bt = BitStateBacktracker(
-            program: program, sets: sets, inputCount: input.count, slotCount: groupNames.count * 2, anchored: anchoredAtStart)
+            program: program, sets: sets, inputCount: input.count, slotCount: groupNames.count * 2, anchored: anchoredAtStart,
+            firstBytes: firstBytes)
         {
             guard let slots = bt.run(input) else { return nil }
             return Self.groups(slots, count: groupNames.count)
@@ -135,6 +141,18 @@ extension ByteRegex {
         }
         walk(node)
         return best
+    }
+
+    /// The first byte of every match, read off the program: after the opening save, a literal.
+    static func firstBytes(_ program: [Inst]) -> (UInt8, UInt8)? {
+        var pc = 0
+        while pc < program.count, case .save = program[pc] { pc += 1 }
+        guard pc < program.count else { return nil }
+        switch program[pc] {
+        case .scalar(let v) where v < 0x80: return (UInt8(v), UInt8(v))
+        case .scalarFold(let v) where v < 0x80: return (UInt8(v), UInt8(v) & ~0x20)
+        default: return nil
+        }
     }
 
     static func isAnchoredAtStart(_ node: RegexNode) -> Bool {
@@ -761,7 +779,10 @@ struct BitStateBacktracker {
     var slots: [Int]
     var jobs: [(pc: Int32, at: Int32, restoreSlot: Int32, restoreValue: Int32)] = []
 
-    init?(program: [Inst], sets: [CharSet], inputCount: Int, slotCount: Int, anchored: Bool) {
+    let firstBytes: (UInt8, UInt8)?
+
+    init?(program: [Inst], sets: [CharSet], inputCount: Int, slotCount: Int, anchored: Bool, firstBytes: (UInt8, UInt8)? = nil) {
+        self.firstBytes = firstBytes
         width = inputCount + 1
         let bits = program.count * width
         guard bits <= Self.maxBits else { return nil }
@@ -781,6 +802,11 @@ struct BitStateBacktracker {
             let last = anchored ? 0 : input.count
             var start = 0
             while start <= last {
+                if let (a, b) = firstBytes, !anchored {
+                    // Skip to the next position where a match can begin.
+                    while start < input.count, input[start] != a, input[start] != b { start += 1 }
+                    if start >= input.count { return nil }
+                }
                 if tryAt(start, input, visited) { return slots }
                 if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
             }

@@ -64,8 +64,24 @@ package struct CorrelationEngine {
     var activityHead: [Int]
     var latest: Int64 = .min
 
+    /// Per correlation and input: the event fields that form the group key, and the value field.
+    private let groupFields: [[[String]]]
+    private let valueFields: [[String?]]
+
     package init(rules: RuleSet, maxGroups: Int = 100_000, evidenceCap: Int = 10) {
         self.rules = rules
+        func names(_ input: SigmaCorrelation.Input) -> [String] {
+            switch input {
+            case .rule(let r): [rules.rules[r].id] + (rules.rules[r].name.map { [$0] } ?? [])
+            case .correlation(let k): [rules.correlations[k].id] + (rules.correlations[k].name.map { [$0] } ?? [])
+            }
+        }
+        groupFields = rules.correlations.map { corr in corr.inputs.map { corr.groupFields(for: names($0)) } }
+        valueFields = rules.correlations.map { corr in
+            corr.inputs.map { input in
+                corr.field.map { f in corr.aliases[f].flatMap { a in names(input).lazy.compactMap { a[$0] }.first } ?? f }
+            }
+        }
         self.maxGroups = maxGroups
         self.evidenceCap = evidenceCap
         groups = Array(repeating: [:], count: rules.correlations.count)
@@ -80,24 +96,22 @@ package struct CorrelationEngine {
     package mutating func observe(rule: Int, event: Event, time: Int64) -> [CorrelationIncident] {
         guard rule < rules.ruleConsumers.count else { return [] }
         var closed = advance(to: time)
-        let r = rules.rules[rule]
         for c in rules.ruleConsumers[rule] {
-            feed(c, input: .rule(rule), names: [r.id] + (r.name.map { [$0] } ?? []), event: event, time: time, closed: &closed)
+            feed(c, input: .rule(rule), event: event, time: time, closed: &closed)
         }
         return closed
     }
 
     private mutating func feed(
-        _ c: Int, input: SigmaCorrelation.Input, names: [String], event: Event, time: Int64, closed: inout [CorrelationIncident]
+        _ c: Int, input: SigmaCorrelation.Input, event: Event, time: Int64, closed: inout [CorrelationIncident]
     ) {
         let corr = rules.correlations[c]
         guard let inputIndex = corr.inputs.firstIndex(of: input) else { return }
-        let fields = corr.groupFields(for: names)
+        let fields = groupFields[c][inputIndex]
         let key = fields.map { f in event.fields.first(f).map { String(decoding: $0, as: UTF8.self) } ?? "" }
         var value: String?
         var number = 0.0
-        if let f = corr.field {
-            let resolved = corr.aliases[f].flatMap { a in names.lazy.compactMap { a[$0] }.first } ?? f
+        if let resolved = valueFields[c][inputIndex] {
             value = event.fields.first(resolved).map { String(decoding: $0, as: UTF8.self) }
             number = value.flatMap(Double.init) ?? 0
         }
@@ -149,8 +163,7 @@ package struct CorrelationEngine {
         if started {
             // A correlation that fires is itself a match for the correlations it feeds.
             for parent in rules.correlationConsumers[c] {
-                let p = rules.correlations[c]
-                feed(parent, input: .correlation(c), names: [p.id] + (p.name.map { [$0] } ?? []), event: event, time: time, closed: &closed)
+                feed(parent, input: .correlation(c), event: event, time: time, closed: &closed)
             }
         }
     }

@@ -473,7 +473,7 @@ package struct RuleSet: Sendable {
 
         var entries: [UInt64: Session] = [:]
         var serial = 0
-        let capacity = 65_536
+        let capacity = 16_384
 
         /// Marks `key` as seen at `time`; returns a released pending failure if the session idled out.
         mutating func touch(_ key: UInt64, time: Int64?) {

@@ -78,6 +78,17 @@ package indirect enum ConditionExpression: Sendable, Equatable {
     case or([ConditionExpression])
     case not(ConditionExpression)
     case constant(Bool)
+
+    /// The same expression over selections moved up by `offset` (when selections are appended).
+    package func shifted(by offset: Int) -> ConditionExpression {
+        switch self {
+        case .selection(let i): .selection(i + offset)
+        case .and(let xs): .and(xs.map { $0.shifted(by: offset) })
+        case .or(let xs): .or(xs.map { $0.shifted(by: offset) })
+        case .not(let x): .not(x.shifted(by: offset))
+        case .constant: self
+        }
+    }
 }
 
 /// A detection ready to evaluate: the selections and the condition over them.

@@ -50,6 +50,7 @@ package struct RuleSet: Sendable {
         let reader = RuleFileReader()
         var ids: [String: SourceLocation] = [:]
         var correlationDocs: [RuleDocument] = []
+        var filterDocs: [RuleDocument] = []
         for path in paths {
             if !FileManager.default.fileExists(atPath: path) {
                 report.errors.append(RuleError(SourceLocation(file: path, line: 0), "no such file or directory"))
@@ -82,15 +83,68 @@ package struct RuleSet: Sendable {
                     case .correlation:
                         correlationDocs.append(doc)
                     case .filter:
-                        report.errors.append(RuleError(doc.node.location(file), "Sigma filter documents are not evaluated by this version"))
-                        report.rejected += 1
+                        filterDocs.append(doc)
                     }
                 }
             }
         }
+        set.applyFilters(filterDocs, report: &report)
         set.loadCorrelations(correlationDocs, report: &report)
         set.buildPrefilter()
         return (set, report)
+    }
+
+    // MARK: Filters
+
+    /// Applies Sigma meta-filters: each referenced rule (or, without `rules`, each rule of the
+    /// filter's logsource) gets `and not (filter condition)`, so local allow-listing needs no
+    /// edits to upstream rules.
+    private mutating func applyFilters(_ docs: [RuleDocument], report: inout LoadReport) {
+        for doc in docs {
+            let node = doc.node
+            let loc = node.location(doc.file)
+            guard let filter = node.value(for: "filter"), filter.pairs != nil else {
+                report.errors.append(RuleError(loc, "'filter' must be a map"))
+                report.rejected += 1
+                continue
+            }
+            var logsource: [String: String] = [:]
+            for (k, _, v) in node.value(for: "logsource")?.pairs ?? [] { logsource[k] = v.scalarText?.lowercased() }
+            let refs = filter.value(for: "rules")?.stringList ?? []
+            var targets: [Int] = []
+            var missing: [String] = []
+            for ref in refs {
+                if let r = rules.firstIndex(where: { $0.id == ref || $0.name == ref }) { targets.append(r) } else { missing.append(ref) }
+            }
+            if refs.isEmpty {
+                targets = rules.indices.filter { r in
+                    logsource.allSatisfy { k, v in k == "definition" || rules[r].logsource[k]?.lowercased() == v }
+                }
+            }
+            if !missing.isEmpty {
+                report.errors.append(RuleError(loc, "filter references \(missing.joined(separator: ", ")), which is no loaded rule"))
+                report.rejected += 1
+                continue
+            }
+            // The filter's detection is the `filter` map without its `rules` key.
+            guard case .mapping(var m) = filter else { continue }
+            m[Node("rules")] = nil
+            var failed = false
+            for r in targets {
+                switch compileDetection(Node.mapping(m), file: doc.file, logsource: rules[r].logsource) {
+                case .success(let d):
+                    let offset = rules[r].detection.selections.count
+                    rules[r].detection.selections += d.selections
+                    rules[r].detection.selectionNames += d.selectionNames.map { "_filter_\($0)" }
+                    rules[r].detection.condition = .and([rules[r].detection.condition, .not(d.condition.shifted(by: offset))])
+                case .failure(let p):
+                    report.errors += p.list
+                    failed = true
+                }
+                if failed { break }
+            }
+            if failed { report.rejected += 1 } else { report.loaded += 1 }
+        }
     }
 
     // MARK: Correlations

@@ -124,10 +124,7 @@ package struct RuleTestRunner {
             for r in matched { incidents += engine.observe(rule: r, event: event, time: event.time ?? 0) }
         }
         while var event = try reader.next() {
-            let found = rules.match(&event, context: &context)
-            let settled = rules.settle(&event, matched: found, context: &context)
-            for (held, heldEvent) in rules.takeReleased(context: &context) { record(held, heldEvent) }
-            record(settled, event)
+            for (matched, matchedEvent) in rules.evaluate(&event, context: &context) { record(matched, matchedEvent) }
         }
         for (pending, event) in rules.drainPending(context: &context) { record(pending, event) }
         incidents += engine.flush()

@@ -135,14 +135,11 @@ package struct ScanPipeline {
             }
             do {
                 while var event = try reader.next() {
-                    let matched = rules.match(&event, context: &context)
-                    let report = rules.settle(&event, matched: matched, context: &context)
-                    let time = event.time ?? wallClock
-                    if !correlations.isEmpty, report.isEmpty {
-                        deliverIncidents(correlations.advance(to: time))
+                    let reports = rules.evaluate(&event, context: &context)
+                    if reports.isEmpty, !correlations.isEmpty {
+                        deliverIncidents(correlations.advance(to: event.time ?? wallClock))
                     }
-                    for (held, heldEvent) in rules.takeReleased(context: &context) { process(held, heldEvent) }
-                    process(report, event)
+                    for (matched, matchedEvent) in reports { process(matched, matchedEvent) }
                     if progress.enabled, reader.statistics.lines & 0x3FFF == 0 {
                         var s = summary.read
                         s += reader.statistics

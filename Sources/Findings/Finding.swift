@@ -56,39 +56,34 @@ package struct RuleSummary: Sendable {
     package var file: String
 
     package init(_ rule: SigmaRule) {
-        id = rule.id
-        title = rule.title
-        description = rule.description
-        author = rule.author
-        level = rule.level
-        status = rule.status
-        tags = rule.tags
-        techniques = rule.attackTechniques
-        tactics = rule.attackTactics
-        references = rule.references
-        falsePositives = rule.falsePositives
-        file = rule.location.file
+        self.init(
+            id: rule.id, title: rule.title, description: rule.description, author: rule.author, level: rule.level,
+            status: rule.status, tags: rule.tags, references: rule.references, falsePositives: rule.falsePositives,
+            file: rule.location.file)
     }
-}
 
-extension RuleSummary {
     package init(_ c: SigmaCorrelation) {
-        id = c.id
-        title = c.title
-        description = c.description
-        author = c.author
-        level = c.level
-        status = c.status
-        tags = c.tags
-        techniques = c.attackTechniques
-        tactics = c.tags.compactMap { t in
-            let l = t.lowercased()
-            guard l.hasPrefix("attack."), l.dropFirst(7).contains("-") || l.dropFirst(7).allSatisfy(\.isLetter) else { return nil }
-            return String(l.dropFirst(7))
-        }
-        references = c.references
-        falsePositives = c.falsePositives
-        file = c.location.file
+        self.init(
+            id: c.id, title: c.title, description: c.description, author: c.author, level: c.level, status: c.status,
+            tags: c.tags, references: c.references, falsePositives: c.falsePositives, file: c.location.file)
+    }
+
+    private init(
+        id: String, title: String, description: String?, author: String?, level: Severity, status: String?, tags: [String],
+        references: [String], falsePositives: [String], file: String
+    ) {
+        self.id = id
+        self.title = title
+        self.description = description
+        self.author = author
+        self.level = level
+        self.status = status
+        self.tags = tags
+        techniques = AttackTags.techniques(tags)
+        tactics = AttackTags.tactics(tags)
+        self.references = references
+        self.falsePositives = falsePositives
+        self.file = file
     }
 }
 

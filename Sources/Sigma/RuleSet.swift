@@ -740,6 +740,16 @@ package struct RuleSet: Sendable {
         return report
     }
 
+    /// Matches `event` and settles its session: the rules to report with the event they belong to,
+    /// this event's own last, after any held failure that this line released.
+    package func evaluate(_ event: inout Event, context c: inout Context) -> [(rules: [Int], event: Event)] {
+        let found = match(&event, context: &c)
+        let settled = settle(&event, matched: found, context: &c)
+        var out = takeReleased(context: &c)
+        if !settled.isEmpty { out.append((settled, event)) }
+        return out
+    }
+
     /// Provisional failures that stood (the session's next line reported nothing else), each
     /// with the event it matched on. Take them after each `settle`.
     package func takeReleased(context c: inout Context) -> [(rules: [Int], event: Event)] {

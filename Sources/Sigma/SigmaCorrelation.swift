@@ -63,13 +63,8 @@ package struct SigmaCorrelation: Sendable {
         }
     }
 
-    package var attackTechniques: [String] {
-        tags.compactMap { tag in
-            let lower = tag.lowercased()
-            guard lower.hasPrefix("attack.t"), lower.dropFirst(8).first?.isNumber == true else { return nil }
-            return "T" + lower.dropFirst(8)
-        }
-    }
+    package var attackTechniques: [String] { AttackTags.techniques(tags) }
+    package var attackTactics: [String] { AttackTags.tactics(tags) }
 
     /// Parses `\d+[smhdwMy]` (the spec's s, m, h, d; pySigma's w, M, y too).
     static func timespan(_ text: String) -> Int64? {

@@ -25,26 +25,10 @@ package struct SigmaRule: Sendable {
     package var sessionProvisional = false
 
     /// ATT&CK technique ids from the tags (`attack.t1110.001` → `T1110.001`).
-    package var attackTechniques: [String] {
-        tags.compactMap { tag in
-            let lower = tag.lowercased()
-            guard lower.hasPrefix("attack.t"), lower.dropFirst(8).first?.isNumber == true else { return nil }
-            return "T" + lower.dropFirst(8)
-        }
-    }
+    package var attackTechniques: [String] { AttackTags.techniques(tags) }
 
     /// ATT&CK tactic names from the tags (`attack.credential-access`).
-    package var attackTactics: [String] {
-        tags.compactMap { tag in
-            let lower = tag.lowercased()
-            guard lower.hasPrefix("attack."),
-                !(lower.dropFirst(7).first.map { $0 == "t" || $0 == "g" || $0 == "s" } ?? true)
-                    || lower.dropFirst(7).dropFirst().first?.isNumber == false
-            else { return nil }
-            let name = String(lower.dropFirst(7))
-            return name.contains("-") || name.allSatisfy(\.isLetter) ? name : nil
-        }
-    }
+    package var attackTactics: [String] { AttackTags.tactics(tags) }
 }
 
 /// A parsed but not yet compiled rule document.

@@ -144,10 +144,7 @@ struct ElasticAuthLabels {
                 for r in rules { matchedByFile[file, default: [:]][event.position.line, default: []].insert(set.rules[r].name ?? "") }
             }
             while var event = try reader.next() {
-                let found = set.match(&event, context: &context)
-                let settled = set.settle(&event, matched: found, context: &context)
-                for (held, heldEvent) in set.takeReleased(context: &context) { record(held, heldEvent) }
-                record(settled, event)
+                for (matched, matchedEvent) in set.evaluate(&event, context: &context) { record(matched, matchedEvent) }
             }
             for (held, heldEvent) in set.drainPending(context: &context) { record(held, heldEvent) }
         }

@@ -101,10 +101,7 @@ struct Fail2banEvaluation {
         for (i, a) in lines.enumerated() {
             var event = Fixtures.syslog(a.line)
             event.position.line = i
-            let found = set.match(&event, context: &context)
-            let settled = set.settle(&event, matched: found, context: &context)
-            for (held, heldEvent) in set.takeReleased(context: &context) { record(held, heldEvent) }
-            record(settled, event)
+            for (matched, matchedEvent) in set.evaluate(&event, context: &context) { record(matched, matchedEvent) }
         }
         for (held, heldEvent) in set.drainPending(context: &context) { record(held, heldEvent) }
         for (i, a) in lines.enumerated() {

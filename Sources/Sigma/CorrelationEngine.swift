@@ -38,15 +38,16 @@ package struct CorrelationEngine {
 
     struct Entry: Codable {
         var time: Int64
-        var input: Int
-        var value: String?
         var number: Double
+        var value: String?
+        var input: Int32
         /// How many events the entry stands for (`message repeated N times`).
-        var weight: Int
+        var weight: Int32
     }
 
+    /// One group's window and incident; its key (the group-by values joined by U+001F, one small
+    /// string rather than an array) is the dictionary key.
     struct Group: Codable {
-        var key: [String]
         var window: [Entry] = []
         var head = 0
         var values: [String: Int] = [:]
@@ -54,13 +55,25 @@ package struct CorrelationEngine {
         /// Events in the window, repeats included.
         var events = 0
         var lastTime: Int64 = .min
-        var incident: CorrelationIncident?
+        /// The open incident, if any, held out of line so that quiet groups stay small.
+        var incidentStore: [CorrelationIncident] = []
         var recent: [Event] = []
+
+        var incident: CorrelationIncident? {
+            get { incidentStore.first }
+            set { incidentStore = newValue.map { [$0] } ?? [] }
+        }
     }
 
-    var groups: [[[String]: Group]]
+    static let separator: Character = "\u{1F}"
+
+    /// Distinct values kept in a dictionary only past this many live entries; below, a scan is cheaper
+    /// than a dictionary per group.
+    static let smallWindow = 8
+
+    var groups: [[String: Group]]
     /// Groups in order of last activity (lazy: an entry is stale if the group moved on).
-    var activity: [[(key: [String], time: Int64)]]
+    var activity: [[(key: String, time: Int64)]]
     var activityHead: [Int]
     var latest: Int64 = .min
 
@@ -108,7 +121,11 @@ package struct CorrelationEngine {
         let corr = rules.correlations[c]
         guard let inputIndex = corr.inputs.firstIndex(of: input) else { return }
         let fields = groupFields[c][inputIndex]
-        let key = fields.map { f in event.fields.first(f).map { String(decoding: $0, as: UTF8.self) } ?? "" }
+        var key = ""
+        for (k, f) in fields.enumerated() {
+            if k > 0 { key.append(Self.separator) }
+            if let v = event.fields.first(f) { key += String(decoding: v, as: UTF8.self) }
+        }
         var value: String?
         var number = 0.0
         if let resolved = valueFields[c][inputIndex] {
@@ -116,7 +133,7 @@ package struct CorrelationEngine {
             number = value.flatMap(Double.init) ?? 0
         }
         if groups[c][key] == nil, groups[c].count >= maxGroups { evictOldest(c, closed: &closed) }
-        var g = groups[c][key] ?? Group(key: key)
+        var g = groups[c][key] ?? Group()
         let span = corr.timespanMicros
         // Slide: drop entries older than the window ending at the newest time seen in the group.
         let newest = max(g.lastTime, time)
@@ -125,7 +142,7 @@ package struct CorrelationEngine {
             g.head += 1
         }
         if time >= newest - span {
-            let entry = Entry(time: time, input: inputIndex, value: value, number: number, weight: event.repeatCount)
+            let entry = Entry(time: time, number: number, value: value, input: Int32(inputIndex), weight: Int32(clamping: event.repeatCount))
             if time >= g.lastTime || g.head == g.window.count {
                 g.window.append(entry)
             } else {
@@ -133,10 +150,17 @@ package struct CorrelationEngine {
                 while at > g.head, g.window[at - 1].time > time { at -= 1 }
                 g.window.insert(entry, at: at)
             }
-            if let value { g.values[value, default: 0] += 1 }
+            if let value {
+                if !g.values.isEmpty {
+                    g.values[value, default: 0] += 1
+                } else if g.window.count - g.head > Self.smallWindow {
+                    // Crossing from a small window: count every live entry, the new one included.
+                    for e in g.window[g.head...] { if let v = e.value { g.values[v, default: 0] += 1 } }
+                }
+            }
             g.sum += number
             g.events += event.repeatCount
-            g.recent.append(event)
+            g.recent.append(event.compacted())
             if g.recent.count > evidenceCap { g.recent.removeFirst(g.recent.count - evidenceCap) }
         }
         if g.head > 1024, g.head * 2 > g.window.count {
@@ -153,7 +177,8 @@ package struct CorrelationEngine {
         } else if live > 0, let metric = metric(corr, g), corr.holds(metric) {
             let first = g.window[g.head].time
             g.incident = CorrelationIncident(
-                correlation: c, group: zip(fields, key).map { ($0, $1) }, firstSeen: first, lastSeen: time, count: g.events,
+                correlation: c, group: zip(fields, key.split(separator: Self.separator, omittingEmptySubsequences: false).map(String.init)).map { ($0, $1) },
+                firstSeen: first, lastSeen: time, count: g.events,
                 metric: metric, evidences: Array(g.recent.prefix(evidenceCap)))
             started = true
         }
@@ -169,26 +194,28 @@ package struct CorrelationEngine {
     }
 
     private func remove(_ e: Entry, from g: inout Group) {
-        if let v = e.value {
+        if let v = e.value, !g.values.isEmpty {
             g.values[v, default: 1] -= 1
             if g.values[v]! <= 0 { g.values[v] = nil }
         }
         g.sum -= e.number
-        g.events -= e.weight
+        g.events -= Int(e.weight)
     }
 
     private func metric(_ corr: SigmaCorrelation, _ g: Group) -> Double? {
         let live = g.window[g.head...]
         switch corr.kind {
         case .eventCount: return Double(g.events)
-        case .valueCount: return Double(g.values.count)
+        case .valueCount:
+            if !g.values.isEmpty { return Double(g.values.count) }
+            return Double(Set(live.compactMap(\.value)).count)
         case .valueSum: return g.sum
         case .valueAvg: return live.isEmpty ? nil : g.sum / Double(live.count)
         case .temporal: return Double(Set(live.map(\.input)).count)
         case .temporalOrdered:
             // The inputs in listed order as a subsequence of the window.
             var next = 0
-            for e in live where next < corr.inputs.count && e.input == next { next += 1 }
+            for e in live where next < corr.inputs.count && Int(e.input) == next { next += 1 }
             return Double(next)
         }
     }
@@ -278,17 +305,17 @@ extension CorrelationIncident: Codable {
 extension CorrelationEngine {
     /// The engine's state, keyed by correlation id so that it survives rule reloads.
     struct Snapshot: Codable {
-        var version = 1
+        var version = 2
         var latest: Int64
         var evictions: Int
-        var correlations: [String: [Group]]
+        var correlations: [String: [String: Group]]
     }
 
     /// Serialises the windows and open incidents (the live daemon checkpoints this).
     package func snapshot() throws -> [UInt8] {
-        var byID: [String: [Group]] = [:]
+        var byID: [String: [String: Group]] = [:]
         for (c, groupsOfC) in groups.enumerated() {
-            byID[rules.correlations[c].id] = groupsOfC.values.map { g in
+            byID[rules.correlations[c].id] = groupsOfC.mapValues { g in
                 var g = g
                 // Drop what slid out of the window; it is never read again.
                 g.window.removeFirst(g.head)
@@ -309,11 +336,11 @@ extension CorrelationEngine {
             groups[c] = [:]
             activity[c] = []
             activityHead[c] = 0
-            for var g in snap.correlations[corr.id] ?? [] {
+            for (key, var g) in snap.correlations[corr.id] ?? [:] {
                 if g.incident != nil { g.incident!.correlation = c }
-                groups[c][g.key] = g
+                groups[c][key] = g
             }
-            activity[c] = groups[c].values.map { ($0.key, $0.lastTime) }.sorted { $0.1 < $1.1 }
+            activity[c] = groups[c].map { ($0.key, $0.value.lastTime) }.sorted { $0.1 < $1.1 }
         }
     }
 }

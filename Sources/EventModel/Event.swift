@@ -18,16 +18,6 @@ package struct Event: Sendable, Codable {
         self.fields = fields
     }
 
-    /// A copy whose buffers hold exactly its fields, for events kept as evidence.
-    package func compacted() -> Event {
-        var fields = EventFields(capacity: self.fields.count)
-        var total = 0
-        for i in 0..<self.fields.count { total += self.fields.range(at: i).count }
-        fields.reserve(bytes: total, fields: self.fields.count)
-        for i in 0..<self.fields.count { fields.add(self.fields.name(at: i), bytes: self.fields.value(at: i)) }
-        return Event(time: time, position: position, repeatCount: repeatCount, fields: fields)
-    }
-
     /// The first value of `name` decoded as UTF-8 (invalid sequences repaired), or nil.
     package func string(_ name: String) -> String? {
         fields.first(name).map { String(decoding: $0, as: UTF8.self) }
@@ -84,11 +74,6 @@ package struct EventFields: Sendable {
 
     package var count: Int { names.count }
 
-    package mutating func reserve(bytes: Int, fields: Int) {
-        storage.reserveCapacity(bytes)
-        names.reserveCapacity(fields)
-        ranges.reserveCapacity(fields)
-    }
     package var isEmpty: Bool { names.isEmpty }
 
     /// Adds a field whose value is a range of the backing buffer (no copy).

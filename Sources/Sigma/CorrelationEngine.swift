@@ -39,7 +39,8 @@ package struct CorrelationEngine {
     struct Entry: Codable {
         var time: Int64
         var number: Double
-        var value: String?
+        /// A 64-bit hash of the counted value (0: none); distinct counts compare hashes.
+        var value: UInt64
         var input: Int32
         /// How many events the entry stands for (`message repeated N times`).
         var weight: Int32
@@ -49,15 +50,26 @@ package struct CorrelationEngine {
     /// string rather than an array) is the dictionary key.
     struct Group: Codable {
         var window: [Entry] = []
-        var head = 0
-        var values: [String: Int] = [:]
+        var values: [UInt64: Int] = [:]
         var sum = 0.0
-        /// Events in the window, repeats included.
-        var events = 0
         var lastTime: Int64 = .min
+        // 32-bit halves keep the group (a dictionary slot) small; a million groups add up.
+        private var head32: Int32 = 0
+        private var events32: Int32 = 0
+        /// Index of the first live entry of `window`.
+        var head: Int {
+            get { Int(head32) }
+            set { head32 = Int32(newValue) }
+        }
+        /// Events in the window, repeats included.
+        var events: Int {
+            get { Int(events32) }
+            set { events32 = Int32(clamping: newValue) }
+        }
         /// The open incident, if any, held out of line so that quiet groups stay small.
         var incidentStore: [CorrelationIncident] = []
-        var recent: [Event] = []
+        /// The latest events of the group, packed into one buffer, for the incident's evidence.
+        var recent = PackedEventList()
 
         var incident: CorrelationIncident? {
             get { incidentStore.first }
@@ -127,10 +139,18 @@ package struct CorrelationEngine {
             if let v = event.fields.first(f) { key += String(decoding: v, as: UTF8.self) }
         }
         var value: String?
+        var valueHash: UInt64 = 0
         var number = 0.0
         if let resolved = valueFields[c][inputIndex] {
-            value = event.fields.first(resolved).map { String(decoding: $0, as: UTF8.self) }
-            number = value.flatMap(Double.init) ?? 0
+            if corr.kind == .valueSum || corr.kind == .valueAvg {
+                value = event.fields.first(resolved).map { String(decoding: $0, as: UTF8.self) }
+                number = value.flatMap(Double.init) ?? 0
+            }
+            if let v = event.fields.first(resolved) {
+                var h: UInt64 = 0xcbf2_9ce4_8422_2325
+                for b in v { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+                valueHash = h | 1  // never 0, which means "no value"
+            }
         }
         if groups[c][key] == nil, groups[c].count >= maxGroups { evictOldest(c, closed: &closed) }
         var g = groups[c][key] ?? Group()
@@ -142,7 +162,8 @@ package struct CorrelationEngine {
             g.head += 1
         }
         if time >= newest - span {
-            let entry = Entry(time: time, number: number, value: value, input: Int32(inputIndex), weight: Int32(clamping: event.repeatCount))
+            let entry = Entry(
+                time: time, number: number, value: valueHash, input: Int32(inputIndex), weight: Int32(clamping: event.repeatCount))
             if time >= g.lastTime || g.head == g.window.count {
                 g.window.append(entry)
             } else {
@@ -150,18 +171,17 @@ package struct CorrelationEngine {
                 while at > g.head, g.window[at - 1].time > time { at -= 1 }
                 g.window.insert(entry, at: at)
             }
-            if let value {
+            if valueHash != 0 {
                 if !g.values.isEmpty {
-                    g.values[value, default: 0] += 1
+                    g.values[valueHash, default: 0] += 1
                 } else if g.window.count - g.head > Self.smallWindow {
                     // Crossing from a small window: count every live entry, the new one included.
-                    for e in g.window[g.head...] { if let v = e.value { g.values[v, default: 0] += 1 } }
+                    for e in g.window[g.head...] where e.value != 0 { g.values[e.value, default: 0] += 1 }
                 }
             }
             g.sum += number
             g.events += event.repeatCount
-            g.recent.append(event.compacted())
-            if g.recent.count > evidenceCap { g.recent.removeFirst(g.recent.count - evidenceCap) }
+            g.recent.append(event, keeping: evidenceCap)
         }
         if g.head > 1024, g.head * 2 > g.window.count {
             g.window.removeFirst(g.head)
@@ -177,9 +197,12 @@ package struct CorrelationEngine {
         } else if live > 0, let metric = metric(corr, g), corr.holds(metric) {
             let first = g.window[g.head].time
             g.incident = CorrelationIncident(
-                correlation: c, group: zip(fields, key.split(separator: Self.separator, omittingEmptySubsequences: false).map(String.init)).map { ($0, $1) },
+                correlation: c,
+                group: zip(fields, key.split(separator: Self.separator, omittingEmptySubsequences: false).map(String.init)).map {
+                    ($0, $1)
+                },
                 firstSeen: first, lastSeen: time, count: g.events,
-                metric: metric, evidences: Array(g.recent.prefix(evidenceCap)))
+                metric: metric, evidences: g.recent.events())
             started = true
         }
         groups[c][key] = g
@@ -194,7 +217,8 @@ package struct CorrelationEngine {
     }
 
     private func remove(_ e: Entry, from g: inout Group) {
-        if let v = e.value, !g.values.isEmpty {
+        if e.value != 0, !g.values.isEmpty {
+            let v = e.value
             g.values[v, default: 1] -= 1
             if g.values[v]! <= 0 { g.values[v] = nil }
         }
@@ -208,7 +232,7 @@ package struct CorrelationEngine {
         case .eventCount: return Double(g.events)
         case .valueCount:
             if !g.values.isEmpty { return Double(g.values.count) }
-            return Double(Set(live.compactMap(\.value)).count)
+            return Double(Set(live.lazy.map(\.value).filter { $0 != 0 }).count)
         case .valueSum: return g.sum
         case .valueAvg: return live.isEmpty ? nil : g.sum / Double(live.count)
         case .temporal: return Double(Set(live.map(\.input)).count)

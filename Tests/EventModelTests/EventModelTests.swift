@@ -37,3 +37,35 @@ struct EventFieldsTests {
         #expect(f.first("missing") == nil)
     }
 }
+
+struct PackedEventTests {
+    @Test func roundTrip() {
+        var e = Event(
+            time: -5, position: SourcePosition(source: "/var/log/auth.log", line: 7, offset: 1 << 40, cursor: "s=abc"), repeatCount: 3)
+        e.fields.add("MESSAGE", bytes: [0, 0xFF, 0x41] + Array(repeating: UInt8(ascii: "x"), count: 300))
+        e.fields.add("X", "one")
+        e.fields.add("X", "two")
+        let back = PackedEvent(e).unpacked()
+        #expect(back.time == -5 && back.repeatCount == 3)
+        #expect(back.position == e.position)
+        #expect(back.fields.all("X").map { String(decoding: $0, as: UTF8.self) } == ["one", "two"])
+        #expect(Array(back.fields.first("MESSAGE")!) == Array(e.fields.first("MESSAGE")!))
+        let untimed = PackedEvent(Event(position: SourcePosition(source: "-", line: 1, offset: 0))).unpacked()
+        #expect(untimed.time == nil && untimed.position.cursor == nil && untimed.fields.isEmpty)
+    }
+}
+
+struct PackedEventListTests {
+    @Test func keepsTheLatest() {
+        var list = PackedEventList()
+        for i in 0..<25 {
+            var e = Event(position: SourcePosition(source: "f", line: i, offset: UInt64(i)))
+            e.fields.add("MESSAGE", "event \(i)")
+            list.append(e, keeping: 10)
+        }
+        let events = list.events()
+        #expect(list.count == 10 && events.count == 10)
+        #expect(events.map(\.position.line) == Array(15..<25))
+        #expect(events.last?.string("MESSAGE") == "event 24")
+    }
+}

@@ -71,6 +71,22 @@ struct CorrelationTests {
         #expect(Self.incidents(set, &engine, [0, 1, 2, 3, lastAt]) == expected)
     }
 
+    @Test func lateEventsWithinTheWindowStillCount() throws {
+        var (set, engine) = try Self.engine(type: "event_count", condition: "{gte: 5}")
+        // The fourth event arrives after the fifth; it is placed by its own time.
+        #expect(Self.incidents(set, &engine, [0, 10, 20, 40, 30]) == 1)
+        // One older than a whole timespan before the newest is too late to count.
+        #expect(Self.incidents(set, &engine, [700, 710, 720, 730, 0]) == 0)
+    }
+
+    @Test func aQuietGapStartsANewIncident() throws {
+        var (set, engine) = try Self.engine(type: "event_count", condition: "{gte: 3}")
+        // Two bursts of three, 20 minutes apart (the timespan is 10 minutes).
+        #expect(Self.incidents(set, &engine, [0, 1, 2, 1200, 1201, 1202]) == 2)
+        // A steady stream, one event a minute for an hour, stays one incident.
+        #expect(Self.incidents(set, &engine, (0..<60).map { Int64($0) * 60 }) == 1)
+    }
+
     @Test func valueCountCountsDistinctValues() throws {
         var (set, engine) = try Self.engine(type: "value_count", condition: "{field: user, gte: 3}")
         #expect(Self.incidents(set, &engine, [0, 1, 2, 3], user: { ["a", "a", "b", "a"][$0] }) == 0)

@@ -1,0 +1,123 @@
+/// An event packed into one byte buffer: one allocation instead of four, for events that are
+/// kept a long time in large numbers (correlation evidence).
+package struct PackedEvent: Sendable, Codable {
+    package private(set) var bytes: [UInt8]
+
+    package init(bytes: [UInt8]) { self.bytes = bytes }
+
+    package init(_ event: Event) {
+        var out: [UInt8] = []
+        var size = 32 + event.position.source.utf8.count + (event.position.cursor?.utf8.count ?? 0)
+        for i in 0..<event.fields.count { size += 8 + event.fields.name(at: i).utf8.count + event.fields.range(at: i).count }
+        out.reserveCapacity(size)
+        func varint(_ v: UInt64) {
+            var v = v
+            while v >= 0x80 {
+                out.append(UInt8(truncatingIfNeeded: v) | 0x80)
+                v >>= 7
+            }
+            out.append(UInt8(v))
+        }
+        func bytes(_ b: some Collection<UInt8>) {
+            varint(UInt64(b.count))
+            out.append(contentsOf: b)
+        }
+        varint(event.time.map { UInt64(bitPattern: $0) &+ 1 } ?? 0)
+        bytes(event.position.source.utf8)
+        varint(UInt64(max(0, event.position.line)))
+        varint(event.position.offset)
+        if let cursor = event.position.cursor {
+            varint(1)
+            bytes(cursor.utf8)
+        } else {
+            varint(0)
+        }
+        varint(UInt64(max(0, event.repeatCount)))
+        varint(UInt64(event.fields.count))
+        for i in 0..<event.fields.count {
+            bytes(event.fields.name(at: i).utf8)
+            bytes(event.fields.value(at: i))
+        }
+        self.bytes = out
+    }
+
+    /// The event again.
+    package func unpacked() -> Event {
+        var i = 0
+        func varint() -> UInt64 {
+            var v: UInt64 = 0
+            var shift: UInt64 = 0
+            while i < bytes.count {
+                let b = bytes[i]
+                i += 1
+                v |= UInt64(b & 0x7F) << shift
+                if b < 0x80 { break }
+                shift += 7
+            }
+            return v
+        }
+        func slice() -> ArraySlice<UInt8> {
+            let n = Int(varint())
+            let s = bytes[i..<min(bytes.count, i + n)]
+            i += n
+            return s
+        }
+        let rawTime = varint()
+        let source = String(decoding: slice(), as: UTF8.self)
+        let line = Int(varint())
+        let offset = varint()
+        let cursor = varint() == 1 ? String(decoding: slice(), as: UTF8.self) : nil
+        let repeats = Int(varint())
+        let count = Int(varint())
+        var fields = EventFields(capacity: bytes.count)
+        for _ in 0..<count {
+            let name = String(decoding: slice(), as: UTF8.self)
+            fields.add(name, bytes: slice())
+        }
+        return Event(
+            time: rawTime == 0 ? nil : Int64(bitPattern: rawTime &- 1),
+            position: SourcePosition(source: source, line: line, offset: offset, cursor: cursor), repeatCount: repeats,
+            fields: fields)
+    }
+}
+
+/// The last few events of a group in one buffer: each packed event preceded by its length.
+package struct PackedEventList: Sendable, Codable {
+    private var buffer: [UInt8] = []
+    private var count32: Int32 = 0
+    package var count: Int {
+        get { Int(count32) }
+        set { count32 = Int32(newValue) }
+    }
+
+    package init() {}
+
+    /// Appends `event`, dropping the oldest so that at most `limit` remain.
+    package mutating func append(_ event: Event, keeping limit: Int) {
+        let packed = PackedEvent(event).bytes
+        var n = UInt32(packed.count)
+        for _ in 0..<4 {
+            buffer.append(UInt8(truncatingIfNeeded: n))
+            n >>= 8
+        }
+        buffer.append(contentsOf: packed)
+        count += 1
+        while count > limit, limit >= 0 {
+            let first = Int(buffer[0]) | Int(buffer[1]) << 8 | Int(buffer[2]) << 16 | Int(buffer[3]) << 24
+            buffer.removeFirst(4 + first)
+            count -= 1
+        }
+    }
+
+    /// The events, oldest first.
+    package func events() -> [Event] {
+        var out: [Event] = []
+        var i = 0
+        while i + 4 <= buffer.count {
+            let n = Int(buffer[i]) | Int(buffer[i + 1]) << 8 | Int(buffer[i + 2]) << 16 | Int(buffer[i + 3]) << 24
+            out.append(PackedEvent(bytes: Array(buffer[(i + 4)..<min(buffer.count, i + 4 + n)])).unpacked())
+            i += 4 + n
+        }
+        return out
+    }
+}

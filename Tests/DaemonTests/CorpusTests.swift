@@ -71,7 +71,12 @@ struct CrowdSecScenarios {
 
     @Test func pwnKitIsFound() throws {
         let findings = try scanFindings(Self.dir + "CVE-2021-4034/CVE-2021-4034.log")
-        #expect(findings.contains { $0.rule.title == "PwnKit exploitation of pkexec (CVE-2021-4034)" && $0.severity == .critical })
+        // CrowdSec's alert names the invoking user, srcuser, as its source; ours names the same user.
+        #expect(
+            findings.contains {
+                $0.rule.title == "PwnKit exploitation of pkexec (CVE-2021-4034)" && $0.severity == .critical
+                    && $0.observables.contains { o in o.typeID == 4 && o.value == "srcuser" }
+            })
     }
 
     @Test(arguments: [

@@ -4,17 +4,16 @@ import Yams
 
 /// Logsource routing, field mapping and field extraction, loaded from pipeline YAML files.
 ///
-/// A rule's `logsource` picks the most specific route whose `logsource` keys it has; the route's
-/// event predicate decides which events the rule sees. Field mappings rename Sigma fields to
-/// event fields. Extractors pull fields out of message text: at the `detect` stage before rules
-/// run (fields rules test), at the `finding` stage only for events that matched (observables).
+/// A rule's `logsource` picks its route (see `route(for:)`); the route's event predicate decides
+/// which events the rule sees. Field mappings rename Sigma fields to event fields. Extractors pull
+/// fields out of message text: at the `detect` stage before rules run (fields rules test), at the
+/// `finding` stage only for events that matched (observables), and at the `session` stage to
+/// remember what a session showed (sshd's address) for its later lines.
 package struct Pipeline: Sendable {
     package var routes: [Route] = []
     package var fieldMappings: [FieldMapping] = []
     package var extractors: [Extractor] = []
     package var keywordFields: [String] = [FieldName.message]
-    /// Events that belong to sessions (`session_events`); none by default.
-    package var sessionEvents = EventPredicate(anyEvent: false, conditions: [])
     package var files: [String] = []
 
     package init() {}
@@ -41,6 +40,8 @@ package struct Pipeline: Sendable {
     package var sessionKey: [String] = [FieldName.hostname, FieldName.identifier, FieldName.pid]
     /// Fields a later line of a session inherits when it lacks them.
     package var sessionFields: [String] = ["source.address", "user.name"]
+    /// Events that belong to sessions (`session_events`); none by default.
+    package var sessionEvents = EventPredicate(anyEvent: false, conditions: [])
 
     package struct Extractor: Sendable {
         package var name: String

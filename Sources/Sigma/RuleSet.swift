@@ -178,7 +178,7 @@ package struct RuleSet: Sendable {
             for var c in accepted {
                 var inputs: [SigmaCorrelation.Input] = []
                 var missing: String?
-                for ref in c.references_ {
+                for ref in c.ruleReferences {
                     if let r = ruleIndex[ref] {
                         inputs.append(.rule(r))
                     } else if let k = names[ref], accepted[k].id != c.id {

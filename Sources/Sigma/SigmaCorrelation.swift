@@ -30,7 +30,7 @@ package struct SigmaCorrelation: Sendable {
     package var falsePositives: [String]
     package var location: SourceLocation
     package var kind: Kind
-    package var references_: [String]
+    package var ruleReferences: [String]
     package var inputs: [Input] = []
     package var groupBy: [String]
     package var timespanMicros: Int64
@@ -156,7 +156,7 @@ package struct SigmaCorrelation: Sendable {
                 id: text("id") ?? text("name") ?? "\(URL(fileURLWithPath: file).lastPathComponent):\(loc.line)", name: text("name"),
                 title: title, description: text("description"), author: text("author"), status: text("status"), level: level,
                 tags: node.value(for: "tags")?.stringList ?? [], references: node.value(for: "references")?.stringList ?? [],
-                falsePositives: node.value(for: "falsepositives")?.stringList ?? [], location: loc, kind: kind, references_: refs,
+                falsePositives: node.value(for: "falsepositives")?.stringList ?? [], location: loc, kind: kind, ruleReferences: refs,
                 groupBy: groupBy, timespanMicros: span, conditions: conditions, field: field, aliases: aliases, generate: generate))
     }
 }

@@ -134,18 +134,13 @@ struct Rules: ParsableCommand {
             abstract: "Load rules and report every problem as file:line: message.",
             discussion: "Prints 'N loaded, M rejected' last; exits 1 if any rule is rejected.")
 
-        @Option(help: ArgumentHelp("Directory of pipeline files. Default: the bundled pipelines.", valueName: "dir"))
-        var pipelines: String?
+        @OptionGroup var rules: RuleSetOptions
 
         @Flag(help: "Also print warnings (deprecated rules and the like).")
         var warnings = false
 
-        @Argument(help: ArgumentHelp("Rule files or directories.", valueName: "path"))
-        var paths: [String]
-
         func run() throws {
-            let pipeline = try loadPipeline(pipelines)
-            let (_, report) = RuleSet.load(paths: paths, pipeline: pipeline)
+            let (_, report) = try rules.load()
             for e in report.errors { print(e) }
             if warnings { for w in report.warnings { print("\(w) (warning)") } }
             print("\(report.loaded) loaded, \(report.rejected) rejected")
@@ -180,16 +175,25 @@ extension Rules {
         static let configuration = CommandConfiguration(
             abstract: "Print the literal patterns the prefilter searches for, one per line (for comparisons with grep tools).")
 
-        @Option(help: ArgumentHelp("Directory of pipeline files. Default: the bundled pipelines.", valueName: "dir"))
-        var pipelines: String?
-
-        @Argument(help: ArgumentHelp("Rule files or directories.", valueName: "path"))
-        var paths: [String]
+        @OptionGroup var rules: RuleSetOptions
 
         func run() throws {
-            let (set, _) = RuleSet.load(paths: paths, pipeline: try loadPipeline(pipelines))
+            let (set, _) = try rules.load()
             for literal in set.prefilterLiterals.map({ String(decoding: $0, as: UTF8.self) }).sorted() { print(literal) }
         }
+    }
+}
+
+/// Rule paths and the pipelines to load them with, shared by the rules subcommands.
+struct RuleSetOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Directory of pipeline files. Default: the bundled pipelines.", valueName: "dir"))
+    var pipelines: String?
+
+    @Argument(help: ArgumentHelp("Rule files or directories.", valueName: "path"))
+    var paths: [String]
+
+    func load() throws -> (RuleSet, LoadReport) {
+        RuleSet.load(paths: paths, pipeline: try loadPipeline(pipelines))
     }
 }
 

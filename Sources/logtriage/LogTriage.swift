@@ -11,7 +11,7 @@ struct LogTriage: ParsableCommand {
         commandName: "logtriage",
         abstract: "Security log triage: Sigma rules over journald and syslog, ranked and explained findings.",
         discussion: """
-            Findings are OCSF Detection Finding JSON lines (or ECS with --format ecs) on standard output;
+            Findings are OCSF Detection Finding JSON lines (or ECS with --format ecs) on standard output; \
             diagnostics and a one-line summary go to standard error.
 
             Examples:
@@ -28,9 +28,10 @@ struct Scan: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Replay log files through the rules and print findings.",
         discussion: """
-            Each input is read in the given or detected format: syslog (RFC 3164 and 5424, with or without
-            <PRI>), jsonl (one JSON object per line, as journalctl -o json prints) or journal-export
-            (journalctl -o export). Event time comes from the log, so aggregation windows follow the log.
+            Each input is read in the given or detected format: syslog (RFC 3164 and 5424, with or without \
+            <PRI>), jsonl (one JSON object per line, as journalctl -o json prints) or journal-export \
+            (journalctl -o export). Event time comes from the log, so aggregation and correlation windows \
+            follow the log.
 
             Exit status: 0 when every input was read, 1 when rules failed to load, 2 when an input failed.
             """)
@@ -74,8 +75,8 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("Lines longer than this are cut (and counted).", valueName: "bytes"))
     var maxLineBytes: Int = 1 << 20
 
-    @Flag(help: "Show a progress line on a terminal even for small inputs.")
-    var progress = false
+    @Flag(help: "Do not show the progress line that a terminal on standard error otherwise gets.")
+    var noProgress = false
 
     @Argument(help: ArgumentHelp("Log files to read; - reads standard input.", valueName: "file"))
     var files: [String]
@@ -100,7 +101,7 @@ struct Scan: ParsableCommand {
         config.format = FindingFormat(rawValue: format)!
         config.triage = TriageMode(rawValue: triage)!
         config.aggregateWindowSeconds = aggregateWindow
-        config.showProgress = isatty(2) == 1
+        config.showProgress = !noProgress && isatty(2) == 1
         if config.triage == .worker {
             printError("logtriage: the inference worker client is not part of this version; using built-in triage")
         }

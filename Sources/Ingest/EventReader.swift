@@ -186,7 +186,8 @@ package struct EventReader: ~Copyable {
                 if size > UInt64(reader.maxLineBytes) {
                     // Keep the first part, skip the rest: a hostile size must not exhaust memory.
                     guard let data = try reader.readBytes(reader.maxLineBytes) else { malformed = true; continue }
-                    _ = try reader.skipBytes(Int(size) - reader.maxLineBytes)
+                    // The declared size is attacker-controlled: skip by a clamped count (end of input stops it).
+                    _ = try reader.skipBytes(Int(clamping: size - UInt64(reader.maxLineBytes)))
                     fields.add(name, bytes: data)
                     statistics.truncated += 1
                 } else if let data = try reader.readBytes(Int(size)) {

@@ -144,6 +144,15 @@ struct EventReaderTests {
         #expect(stats.unparsable == 1)
     }
 
+    @Test func absurdBinaryFieldSizeIsCutNotFatal() throws {
+        let data = Array("__CURSOR=s=1\nMESSAGE\n".utf8) + Array(repeating: 0xFF, count: 8) + Array("abc\n\nMESSAGE=next\n\n".utf8)
+        let path = try Fixtures.temporaryFile(data)
+        var options = ReaderOptions()
+        options.format = .journalExport
+        let (_, stats) = try Fixtures.readAll(path, options: options)
+        #expect(stats.unparsable >= 1)
+    }
+
     @Test func hostileInputsNeverCrash() throws {
         var garbage: [UInt8] = []
         var seed: UInt64 = 42
@@ -161,10 +170,14 @@ struct EventReaderTests {
         ]
         for input in inputs {
             let path = try Fixtures.temporaryFile(input)
-            var options = ReaderOptions()
-            options.maxLineBytes = 1 << 20
-            let (events, stats) = try Fixtures.readAll(path, options: options)
-            #expect(events.count <= max(1, stats.lines))
+            // Every input in every format: garbage must be counted, never fatal.
+            for format in InputFormat.allCases {
+                var options = ReaderOptions()
+                options.format = format
+                options.maxLineBytes = 1 << 20
+                let (events, stats) = try Fixtures.readAll(path, options: options)
+                #expect(events.count <= max(1, stats.lines))
+            }
             try? FileManager.default.removeItem(atPath: path)
         }
         // The 10 MB line is cut and counted, and the line after it is read intact.

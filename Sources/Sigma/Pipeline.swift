@@ -205,19 +205,23 @@ package struct Pipeline: Sendable {
 
     /// Runs the extractors of `stage` whose events match, adding their named groups as fields.
     package func extract(_ stage: Stage, into event: inout Event) {
-        for x in extractors where x.stage == stage && x.events.matches(event.fields) {
-            guard let value = event.fields.first(x.field) else { continue }
-            if let lit = x.patterns.count == 1 ? x.patterns[0].requiredLiteral : nil {
-                let found = value.withUnsafeBufferPointer { StringMatcher.find(lit, in: $0, fold: true) }
-                if !found { continue }
-            }
-            let input = Array(value.prefix(x.maxInputBytes))
-            for regex in x.patterns {
-                let groups = input.withUnsafeBufferPointer { regex.firstMatch($0) }
+        // Indices, not copies: an extractor holds several arrays, and this runs for every match.
+        for x in extractors.indices where extractors[x].stage == stage && extractors[x].events.matches(event.fields) {
+            guard let value = event.fields.first(extractors[x].field) else { continue }
+            let limit = extractors[x].maxInputBytes
+            var input: [UInt8]?
+            for p in extractors[x].patterns.indices {
+                if let lit = extractors[x].patterns[p].requiredLiteral {
+                    let present = value.prefix(limit).withUnsafeBufferPointer { StringMatcher.find(lit, in: $0, fold: true) }
+                    if !present { continue }
+                }
+                if input == nil { input = Array(value.prefix(limit)) }
+                let groups = input!.withUnsafeBufferPointer { extractors[x].patterns[p].firstMatch($0) }
                 guard let groups else { continue }
+                let names = extractors[x].patterns[p].groupNames
                 for (k, range) in groups.enumerated() {
-                    guard let name = regex.groupNames[k], let range, !range.isEmpty, !event.fields.contains(name) else { continue }
-                    event.fields.add(name, bytes: input[range])
+                    guard let name = names[k], let range, !range.isEmpty, !event.fields.contains(name) else { continue }
+                    event.fields.add(name, bytes: input![range])
                 }
                 break
             }

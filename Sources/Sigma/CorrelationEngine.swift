@@ -147,9 +147,9 @@ package struct CorrelationEngine {
                 number = value.flatMap(Double.init) ?? 0
             }
             if let v = event.fields.first(resolved) {
-                var h: UInt64 = 0xcbf2_9ce4_8422_2325
-                for b in v { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
-                valueHash = h | 1  // never 0, which means "no value"
+                var h = FNV1a()
+                h.combine(v)
+                valueHash = h.value | 1  // never 0, which means "no value"
             }
         }
         if groups[c][key] == nil, groups[c].count >= maxGroups { evictOldest(c, closed: &closed) }

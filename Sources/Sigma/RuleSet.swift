@@ -500,7 +500,6 @@ package struct RuleSet: Sendable {
         var routeFieldRanges: [Range<Int>?] = []
         var routeCache: [UInt64: RouteCacheEntry] = [:]
         var sessions = SessionMemory()
-        var released: [(rules: [Int], event: Event)] = []
         var automatonDone: [Bool] = []
         package var statistics = MatchStatistics()
         package init() {}
@@ -528,17 +527,28 @@ package struct RuleSet: Sendable {
         var entries: [UInt64: Session] = [:]
         var serial = 0
         let capacity = 16_384
+        /// Failures whose wait is over, each with the event it matched on, for the caller to report.
+        var released: [(rules: [Int], event: Event)] = []
 
-        /// Marks `key` as seen at `time`; returns a released pending failure if the session idled out.
+        /// Reports what a session still holds before it is forgotten: nothing is dropped silently.
+        mutating func retire(_ session: Session) {
+            if let e = session.pendingEvent { released.append((session.pending, e)) }
+            if let e = session.provisionalEvent { released.append((session.provisional, e)) }
+        }
+
+        /// Marks `key` as seen at `time`. A full memory forgets its older half; a process id seen
+        /// again after a long idle is a new connection. Either way held failures are released.
         mutating func touch(_ key: UInt64, time: Int64?) {
             serial += 1
             if entries[key] == nil, entries.count >= capacity {
                 let cutoff = serial - capacity / 2
-                entries = entries.filter { $0.value.serial > cutoff || $0.value.pendingEvent != nil }
+                for (_, session) in entries where session.serial <= cutoff { retire(session) }
+                entries = entries.filter { $0.value.serial > cutoff }
             }
-            if let time, let last = entries[key]?.lastTime, time - last > Self.idleMicros || time < last - Self.idleMicros,
-                entries[key]?.pendingEvent == nil
+            if let time, let old = entries[key], let last = old.lastTime,
+                time - last > Self.idleMicros || time < last - Self.idleMicros
             {
+                retire(old)
                 entries[key] = Session()
             }
             entries[key, default: Session()].serial = serial
@@ -604,15 +614,12 @@ package struct RuleSet: Sendable {
         // computed once per distinct combination and cached.
         var anyActive = false
         event.fields.storage.withUnsafeBufferPointer { storage in
-            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            var hasher = FNV1a()
             for range in c.routeFieldRanges {
-                if let range {
-                    for b in storage[range] { hash = (hash ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
-                    hash = (hash ^ 0x1FF) &* 0x0000_0100_0000_01B3
-                } else {
-                    hash = (hash ^ 0x2FF) &* 0x0000_0100_0000_01B3
-                }
+                if let range { hasher.combine(storage[range]) }
+                hasher.separate(present: range != nil)
             }
+            let hash = hasher.value
             if let cached = c.routeCache[hash], cached.matches(c.routeFieldRanges, storage) {
                 for r in cached.active.indices { c.routeActive[r] = cached.active[r] }
                 anyActive = cached.anyActive
@@ -701,7 +708,7 @@ package struct RuleSet: Sendable {
         // the next line of the session reports the same attempt or a success; otherwise it stands.
         if let held = session.provisionalEvent {
             if matched.isEmpty {
-                c.released.append((session.provisional, held))
+                c.sessions.released.append((session.provisional, held))
             } else {
                 c.statistics.sessionFolded += session.provisional.count
             }
@@ -717,15 +724,14 @@ package struct RuleSet: Sendable {
         }
         let hasAddress = event.fields.contains(pipeline.sessionFields.first ?? "")
         if !hasAddress {
-            if !matched.isEmpty, session.pendingEvent == nil {
-                session.pending = matched
+            if !report.isEmpty, session.pendingEvent == nil {
+                session.pending = report
                 session.pendingEvent = event
                 c.statistics.sessionDeferred += 1
             }
             report = []
-        } else if let waiting = session.pendingEvent {
+        } else if session.pendingEvent != nil {
             // The address has arrived: report the waiting failure on this line.
-            _ = waiting
             for r in session.pending where !report.contains(r) { report.append(r) }
             session.pending = []
             session.pendingEvent = nil
@@ -753,27 +759,16 @@ package struct RuleSet: Sendable {
     /// Provisional failures that stood (the session's next line reported nothing else), each
     /// with the event it matched on. Take them after each `settle`.
     package func takeReleased(context c: inout Context) -> [(rules: [Int], event: Event)] {
-        defer { c.released.removeAll(keepingCapacity: true) }
-        return c.released
+        defer { c.sessions.released.removeAll(keepingCapacity: true) }
+        return c.sessions.released
     }
 
     /// Failures still waiting for an address or a next line (end of input): each with its event.
     package func drainPending(context c: inout Context) -> [(rules: [Int], event: Event)] {
-        var out: [(rules: [Int], event: Event)] = c.released
-        c.released.removeAll()
-        for (key, session) in c.sessions.entries {
-            if let e = session.pendingEvent {
-                out.append((session.pending, e))
-                c.sessions.entries[key]!.pendingEvent = nil
-                c.sessions.entries[key]!.pending = []
-            }
-            if let e = session.provisionalEvent {
-                out.append((session.provisional, e))
-                c.sessions.entries[key]!.provisionalEvent = nil
-                c.sessions.entries[key]!.provisional = []
-            }
-        }
-        return out.sorted { $0.event.position.offset < $1.event.position.offset }
+        for (_, session) in c.sessions.entries { c.sessions.retire(session) }
+        c.sessions.entries.removeAll()
+        defer { c.sessions.released.removeAll() }
+        return c.sessions.released.sorted { $0.event.position.offset < $1.event.position.offset }
     }
 
     /// A 64-bit hash of the session key fields (no allocation per event; a collision between two
@@ -781,14 +776,14 @@ package struct RuleSet: Sendable {
     private func sessionKey(_ event: Event) -> UInt64? {
         // A session needs its process id; a missing host name (a single-host log) hashes as empty.
         guard let pid = pipeline.sessionKey.last, event.fields.contains(pid) else { return nil }
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        var hasher = FNV1a()
         for name in pipeline.sessionKey {
             _ = event.fields.anyValue(name) { v in
-                for b in v { hash = (hash ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+                hasher.combine(v)
                 return true
             }
-            hash = (hash ^ 0x1FF) &* 0x0000_0100_0000_01B3
+            hasher.separate()
         }
-        return hash
+        return hasher.value
     }
 }

@@ -24,6 +24,20 @@ struct RulePackTests {
         }
     }
 
+    @Test func heldFailuresAreReleasedWhenTheirSessionEnds() throws {
+        // A failure naming no address waits for its session; a new connection on the same pid
+        // (after a long idle) ends the old session, and the held failure is reported, not dropped.
+        let (set, _) = RuleSet.load(paths: [Fixtures.rulesDirectory + "/linux"], pipeline: try Fixtures.bundledPipeline())
+        var context = RuleSet.Context()
+        var held = Fixtures.syslog("Mar  1 10:00:00 h sshd[7]: Disconnecting: Too many authentication failures for root [preauth]")
+        #expect(set.evaluate(&held, context: &context).isEmpty)
+        var later = Fixtures.syslog("Mar  1 10:30:00 h sshd[7]: Server listening on 0.0.0.0 port 22.")
+        let reports = set.evaluate(&later, context: &context)
+        #expect(reports.count == 1)
+        #expect(reports.first?.event.string("MESSAGE")?.hasPrefix("Disconnecting") == true)
+        #expect(set.drainPending(context: &context).isEmpty)
+    }
+
     @Test func sigmaHQLinuxRulesLoad() throws {
         let dir = Fixtures.shared + "/sigma/linux-rules"
         try #require(FileManager.default.fileExists(atPath: dir), "SigmaHQ rules not found at \(dir)")

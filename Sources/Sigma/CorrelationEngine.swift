@@ -66,6 +66,8 @@ package struct CorrelationEngine {
             get { Int(events32) }
             set { events32 = Int32(clamping: newValue) }
         }
+        /// For `temporal`: live entries per referenced rule (empty for the other types).
+        var inputCounts: [Int32] = []
         /// The open incident, if any, held out of line so that quiet groups stay small.
         var incidentStore: [CorrelationIncident] = []
         /// The latest events of the group, packed into one buffer, for the incident's evidence.
@@ -181,6 +183,10 @@ package struct CorrelationEngine {
             }
             g.sum += number
             g.events += event.repeatCount
+            if corr.kind == .temporal {
+                if g.inputCounts.isEmpty { g.inputCounts = Array(repeating: 0, count: corr.inputs.count) }
+                g.inputCounts[inputIndex] += 1
+            }
             g.recent.append(event, keeping: evidenceCap)
         }
         if g.head > 1024, g.head * 2 > g.window.count {
@@ -198,11 +204,11 @@ package struct CorrelationEngine {
             let first = g.window[g.head].time
             g.incident = CorrelationIncident(
                 correlation: c,
-                group: zip(fields, key.split(separator: Self.separator, omittingEmptySubsequences: false).map(String.init)).map {
-                    ($0, $1)
-                },
+                // Read the values from the event, not by splitting the key: a logged value may itself hold U+001F.
+                group: fields.map { f in (f, event.fields.first(f).map { String(decoding: $0, as: UTF8.self) } ?? "") },
                 firstSeen: first, lastSeen: time, count: g.events,
-                metric: metric, evidences: g.recent.events())
+                // Evidence: the kept events that are still inside the window.
+                metric: metric, evidences: g.recent.events().filter { ($0.time ?? first) >= first })
             started = true
         }
         groups[c][key] = g
@@ -224,6 +230,7 @@ package struct CorrelationEngine {
         }
         g.sum -= e.number
         g.events -= Int(e.weight)
+        if !g.inputCounts.isEmpty { g.inputCounts[Int(e.input)] -= 1 }
     }
 
     private func metric(_ corr: SigmaCorrelation, _ g: Group) -> Double? {
@@ -235,7 +242,7 @@ package struct CorrelationEngine {
             return Double(Set(live.lazy.map(\.value).filter { $0 != 0 }).count)
         case .valueSum: return g.sum
         case .valueAvg: return live.isEmpty ? nil : g.sum / Double(live.count)
-        case .temporal: return Double(Set(live.map(\.input)).count)
+        case .temporal: return Double(g.inputCounts.lazy.filter { $0 > 0 }.count)
         case .temporalOrdered:
             // The inputs in listed order as a subsequence of the window.
             var next = 0

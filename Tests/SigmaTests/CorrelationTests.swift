@@ -71,6 +71,18 @@ struct CorrelationTests {
         #expect(Self.incidents(set, &engine, [0, 1, 2, 3, lastAt]) == expected)
     }
 
+    @Test func evidenceIsWhatTheWindowHolds() throws {
+        var (_, engine) = try Self.engine(type: "event_count", condition: "{gte: 3}")
+        for t: Int64 in [0, 700, 701, 702] {
+            var e = Self.event("fail")
+            e.time = t * 1_000_000
+            _ = engine.observe(rule: 0, event: e, time: t * 1_000_000)
+        }
+        let incident = try #require(engine.flush().first)
+        #expect(incident.firstSeen == 700_000_000)
+        #expect(incident.evidences.map(\.time) == [700_000_000, 701_000_000, 702_000_000])
+    }
+
     @Test func lateEventsWithinTheWindowStillCount() throws {
         var (set, engine) = try Self.engine(type: "event_count", condition: "{gte: 5}")
         // The fourth event arrives after the fifth; it is placed by its own time.
@@ -101,6 +113,21 @@ struct CorrelationTests {
         n = engine.observe(rule: 0, event: Self.event("fail"), time: 0).count
         n += engine.observe(rule: 1, event: Self.event("ok"), time: 1_000_000).count
         #expect(n + engine.flush().count == 1)
+    }
+
+    @Test func temporalNeedsEveryRuleInTheWindow() throws {
+        var (_, engine) = try Self.engine(type: "temporal", condition: "")
+        // Any order within the window fires.
+        var n = engine.observe(rule: 1, event: Self.event("ok"), time: 0).count
+        n += engine.observe(rule: 0, event: Self.event("fail"), time: 60_000_000).count
+        #expect(n + engine.flush().count == 1)
+        // Repeats of one rule do not.
+        for t in 0..<5 { _ = engine.observe(rule: 0, event: Self.event("fail"), time: Int64(t) * 1_000_000) }
+        #expect(engine.flush().isEmpty)
+        // The first rule slid out of the window before the second arrived.
+        _ = engine.observe(rule: 0, event: Self.event("fail"), time: 0)
+        _ = engine.observe(rule: 1, event: Self.event("ok"), time: 660_000_000)
+        #expect(engine.flush().isEmpty)
     }
 
     @Test func groupsAreSeparate() throws {

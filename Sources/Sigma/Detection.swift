@@ -98,11 +98,16 @@ package struct CompiledDetection: Sendable {
     package var condition: ConditionExpression
 
     package func evaluate(_ fields: EventFields, stats: inout MatchStatistics) -> Bool {
-        var cache = [Int8](repeating: -1, count: selections.count)
-        return eval(condition, fields, &cache, &stats)
+        // Each selection is evaluated at most once; the memo lives on the stack, not the heap.
+        withUnsafeTemporaryAllocation(of: Int8.self, capacity: selections.count) { cache in
+            cache.initialize(repeating: -1)
+            return eval(condition, fields, cache, &stats)
+        }
     }
 
-    private func eval(_ e: ConditionExpression, _ f: EventFields, _ cache: inout [Int8], _ stats: inout MatchStatistics) -> Bool {
+    private func eval(
+        _ e: ConditionExpression, _ f: EventFields, _ cache: UnsafeMutableBufferPointer<Int8>, _ stats: inout MatchStatistics
+    ) -> Bool {
         switch e {
         case .selection(let i):
             if cache[i] >= 0 { return cache[i] == 1 }
@@ -110,12 +115,12 @@ package struct CompiledDetection: Sendable {
             cache[i] = r ? 1 : 0
             return r
         case .and(let xs):
-            for x in xs where !eval(x, f, &cache, &stats) { return false }
+            for x in xs where !eval(x, f, cache, &stats) { return false }
             return true
         case .or(let xs):
-            for x in xs where eval(x, f, &cache, &stats) { return true }
+            for x in xs where eval(x, f, cache, &stats) { return true }
             return false
-        case .not(let x): return !eval(x, f, &cache, &stats)
+        case .not(let x): return !eval(x, f, cache, &stats)
         case .constant(let b): return b
         }
     }

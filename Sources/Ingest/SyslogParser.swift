@@ -9,13 +9,23 @@ package struct SyslogParser: Sendable {
     /// Year for stamps that carry none; nil infers it from `referenceTime`.
     package var year: Int?
     /// Microseconds since the epoch near which undated stamps are placed (file mtime, or now).
-    package var referenceTime: Int64
+    package var referenceTime: Int64 {
+        didSet { reference = Self.civilDate(referenceTime) }
+    }
+    /// `referenceTime` as a calendar date, computed once rather than per line.
+    private var reference: (year: Int, month: Int, day: Int)
     private var zone: LocalTimeZone
 
     package init(year: Int? = nil, referenceTime: Int64, zone: LocalTimeZone = LocalTimeZone()) {
         self.year = year
         self.referenceTime = referenceTime
+        self.reference = Self.civilDate(referenceTime)
         self.zone = zone
+    }
+
+    private static func civilDate(_ micros: Int64) -> (year: Int, month: Int, day: Int) {
+        let c = CivilTime.civil(micros: micros)
+        return (c.year, c.month, c.day)
     }
 
     package struct Result {
@@ -134,7 +144,7 @@ package struct SyslogParser: Sendable {
 
     private func inferYear(month: Int, day: Int) -> Int {
         if let year { return year }
-        let ref = CivilTime.civil(micros: referenceTime)
+        let ref = reference
         // A stamp more than a month after the reference belongs to the previous year (logs span New Year).
         if month > ref.month + 1 || (month == ref.month + 1 && day > ref.day) { return ref.year - 1 }
         return ref.year

@@ -50,6 +50,8 @@ package struct CorrelationEngine {
     /// string rather than an array) is the dictionary key.
     struct Group: Codable {
         var window: [Entry] = []
+        /// Live entries per distinct value (`value_count`, large windows only) or, for `temporal`,
+        /// per referenced rule index.
         var values: [UInt64: Int] = [:]
         var sum = 0.0
         var lastTime: Int64 = .min
@@ -66,8 +68,6 @@ package struct CorrelationEngine {
             get { Int(events32) }
             set { events32 = Int32(clamping: newValue) }
         }
-        /// For `temporal`: live entries per referenced rule (empty for the other types).
-        var inputCounts: [Int32] = []
         /// The open incident, if any, held out of line so that quiet groups stay small.
         var incidentStore: [CorrelationIncident] = []
         /// The latest events of the group, packed into one buffer, for the incident's evidence.
@@ -160,7 +160,7 @@ package struct CorrelationEngine {
         // Slide: drop entries older than the window ending at the newest time seen in the group.
         let newest = max(g.lastTime, time)
         while g.head < g.window.count, g.window[g.head].time < newest - span {
-            remove(g.window[g.head], from: &g)
+            remove(g.window[g.head], from: &g, temporal: corr.kind == .temporal)
             g.head += 1
         }
         if time >= newest - span {
@@ -183,10 +183,7 @@ package struct CorrelationEngine {
             }
             g.sum += number
             g.events += event.repeatCount
-            if corr.kind == .temporal {
-                if g.inputCounts.isEmpty { g.inputCounts = Array(repeating: 0, count: corr.inputs.count) }
-                g.inputCounts[inputIndex] += 1
-            }
+            if corr.kind == .temporal { g.values[UInt64(inputIndex), default: 0] += 1 }
             g.recent.append(event, keeping: evidenceCap)
         }
         if g.head > 1024, g.head * 2 > g.window.count {
@@ -222,15 +219,14 @@ package struct CorrelationEngine {
         }
     }
 
-    private func remove(_ e: Entry, from g: inout Group) {
-        if e.value != 0, !g.values.isEmpty {
-            let v = e.value
+    private func remove(_ e: Entry, from g: inout Group, temporal: Bool) {
+        if temporal || (e.value != 0 && !g.values.isEmpty) {
+            let v = temporal ? UInt64(e.input) : e.value
             g.values[v, default: 1] -= 1
             if g.values[v]! <= 0 { g.values[v] = nil }
         }
         g.sum -= e.number
         g.events -= Int(e.weight)
-        if !g.inputCounts.isEmpty { g.inputCounts[Int(e.input)] -= 1 }
     }
 
     private func metric(_ corr: SigmaCorrelation, _ g: Group) -> Double? {
@@ -242,7 +238,7 @@ package struct CorrelationEngine {
             return Double(Set(live.lazy.map(\.value).filter { $0 != 0 }).count)
         case .valueSum: return g.sum
         case .valueAvg: return live.isEmpty ? nil : g.sum / Double(live.count)
-        case .temporal: return Double(g.inputCounts.lazy.filter { $0 > 0 }.count)
+        case .temporal: return Double(g.values.count)
         case .temporalOrdered:
             // The inputs in listed order as a subsequence of the window.
             var next = 0

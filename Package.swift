@@ -11,6 +11,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.24.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
         .target(name: "EventModel"),
@@ -18,7 +20,15 @@ let package = Package(
         .target(name: "Ingest", dependencies: ["EventModel"]),
         .target(name: "Sigma", dependencies: ["EventModel", .product(name: "Yams", package: "Yams")]),
         .target(name: "Findings", dependencies: ["EventModel", "Sigma"]),
-        .target(name: "Triage", dependencies: ["EventModel", "Findings"]),
+        .target(
+            name: "Triage",
+            dependencies: [
+                "EventModel", "Sigma", "Findings",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .target(
             name: "Daemon",
             dependencies: [
@@ -28,13 +38,22 @@ let package = Package(
         ),
         .executableTarget(
             name: "logtriage",
-            dependencies: ["Daemon", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Daemon", "Triage", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .target(name: "TestSupport", dependencies: ["EventModel", "Ingest", "Sigma", "Findings", "Daemon"]),
+        .target(
+            name: "TestSupport",
+            dependencies: [
+                "EventModel", "Ingest", "Sigma", "Findings", "Daemon",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "EventModelTests", dependencies: ["EventModel", "TestSupport"]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "TestSupport"]),
         .testTarget(name: "SigmaTests", dependencies: ["Sigma", "Ingest", "TestSupport"]),
         .testTarget(name: "FindingsTests", dependencies: ["Findings", "TestSupport"]),
+        .testTarget(name: "TriageTests", dependencies: ["Triage", "TestSupport"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,3 +1,5 @@
+import Synchronization
+
 #if canImport(Glibc)
     import Glibc
 #elseif canImport(Darwin)
@@ -46,4 +48,26 @@ package struct FileOutput: ~Copyable {
 package func printError(_ text: String) {
     var line = text + "\n"
     line.withUTF8 { _ = write(2, $0.baseAddress!, $0.count) }
+}
+
+/// A `FileOutput` that several tasks write to (the scan thread and the triage consumers); each
+/// `write` lands whole, in call order.
+package final class SharedOutput: Sendable {
+    private let output: Mutex<FileOutput>
+
+    package init(fd: Int32) {
+        output = Mutex(FileOutput(fd: fd))
+    }
+
+    package func write(_ bytes: [UInt8]) {
+        output.withLock { $0.write(bytes) }
+    }
+
+    /// Flushes and returns the errno of the first failed write, if any.
+    package func flush() -> Int32? {
+        output.withLock { o in
+            o.flush()
+            return o.failed
+        }
+    }
 }

@@ -12,6 +12,9 @@ package struct ScanConfiguration: Sendable {
     package var reader = ReaderOptions()
     package var format: FindingFormat = .ocsf
     package var triage: TriageMode = .builtin
+    /// With worker triage: hold each finding's first write until the model's triage arrives or
+    /// its deadline passes, instead of writing it at once and an update later.
+    package var holdForWorker = false
     package var aggregateWindowSeconds = 300
     package var evidenceCap = 10
     package var showProgress = false
@@ -87,6 +90,9 @@ package struct ScanPipeline {
         correlationSummaries = rules.correlations.map(RuleSummary.init)
     }
 
+    /// The finding as one JSON line in the configured schema.
+    package func encode(_ f: Finding) -> [UInt8] { encoder.encode(f) }
+
     /// Scans `inputs` in order, writing findings with `emit`. Diagnostics go to `diagnostic`.
     package func run(inputs: [String], emit: (Finding, [UInt8]) -> Void, diagnostic: (String) -> Void) -> ScanSummary {
         var summary = ScanSummary()
@@ -96,7 +102,7 @@ package struct ScanPipeline {
         var context = RuleSet.Context()
         var aggregator = Aggregator(windowSeconds: configuration.aggregateWindowSeconds, evidenceCap: configuration.evidenceCap)
         var correlations = CorrelationEngine(rules: rules, evidenceCap: configuration.evidenceCap)
-        let triager = BuiltinTriager()
+        var triager = BuiltinTriager()
         let wallClock = Int64(Date().timeIntervalSince1970 * 1_000_000)
         var progress = ProgressLine(enabled: configuration.showProgress)
 
@@ -116,8 +122,11 @@ package struct ScanPipeline {
         func deliver(_ findings: [Finding]) {
             for var f in findings {
                 switch configuration.triage {
-                case .builtin, .worker: triager.triage(&f)
-                case .none: f.triage = .init(riskScore: BuiltinTriager.base(f.severity), source: "none")
+                case .builtin: triager.triage(&f)
+                case .worker:
+                    triager.triage(&f)
+                    f.triage.note = "model triage requested; an update with the same uid follows"
+                case .none: BuiltinTriager.untriaged(&f)
                 }
                 summary.findings += 1
                 emit(f, encoder.encode(f))

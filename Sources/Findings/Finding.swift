@@ -14,6 +14,8 @@ package struct Finding: Sendable {
     package var hostname: String?
     package var activity: Activity = .create
     package var triage: Triage
+    /// Why the evidence looks like text written to instruct a language model (empty when it does not).
+    package var injection: [String] = []
 
     package enum Activity: Int, Sendable {
         case create = 1
@@ -29,7 +31,13 @@ package struct Finding: Sendable {
         /// `builtin`, `worker` or `none`, and why when the worker's answer was not used.
         package var source: String
         package var note: String?
+        /// The model that produced this triage, and who served it.
         package var model: String?
+        package var provider: String?
+        /// The worker's verdict: `malicious`, `suspicious` or `benign`.
+        package var verdict: String?
+        /// The lowest score triage may give: the rule level's base score.
+        package var floor: Int = 0
 
         package init(riskScore: Int, source: String) {
             self.riskScore = riskScore

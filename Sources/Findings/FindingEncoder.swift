@@ -107,6 +107,7 @@ package struct FindingEncoder: Sendable {
         if let model = f.triage.model {
             w.beginObject("ai_model")
             w.field("name", model)
+            w.field("provider", f.triage.provider)
             w.endObject()
         }
         w.beginObject("unmapped")
@@ -121,6 +122,9 @@ package struct FindingEncoder: Sendable {
         w.beginObject("triage")
         w.field("source", f.triage.source)
         w.field("note", f.triage.note)
+        w.field("verdict", f.triage.verdict)
+        w.field("risk_floor", f.triage.floor)
+        if !f.injection.isEmpty { w.field("prompt_injection", strings: f.injection) }
         w.endObject()
         w.endObject()
         w.endObject()
@@ -241,6 +245,12 @@ package struct FindingEncoder: Sendable {
         w.field("count", f.count)
         w.field("level", f.rule.level.name)
         w.field("triage", f.triage.source)
+        w.field("triage_note", f.triage.note)
+        w.field("verdict", f.triage.verdict)
+        w.field("confidence", f.triage.confidence)
+        w.field("risk_floor", f.triage.floor)
+        w.field("ai_model", f.triage.model)
+        if !f.injection.isEmpty { w.field("prompt_injection", strings: f.injection) }
         w.field("remediation", f.triage.remediation)
         w.beginArray("evidence")
         for e in f.evidences { evidence(e, &w) }

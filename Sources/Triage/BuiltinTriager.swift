@@ -1,14 +1,31 @@
 import EventModel
 import Findings
 
-/// Deterministic triage used when no inference worker is configured: ranks a finding from its
-/// rule level, how often it repeated and whether it touches a privileged account, and explains
-/// it from the evidence.
+/// Deterministic triage, the default when no inference worker is configured and the fallback
+/// whenever the worker's answer is not used. It ranks a finding from the evidence and explains it.
 ///
-/// risk_score = base(level) + min(15, 3 × ⌊log2(count)⌋) + 5 if the user is root or uid 0, capped at 100,
-/// with base informational 10, low 25, medium 45, high 65, critical 85.
+///     risk_score = min(100, base(level) + repeats + privileged + success_after_failure + novel_source)
+///
+/// - base(level): informational 10, low 25, medium 45, high 65, critical 85. This is also the
+///   finding's floor: no triage, built-in or model, ranks it lower.
+/// - repeats: min(15, 3 × ⌊log2 count⌋): 2 events +3, 4 +6, 8 +9, 16 +12, 32 or more +15.
+/// - privileged: +10 when a user named is root (or uid 0) or the evidence touches sudoers or the
+///   sudo, wheel or admin group.
+/// - success_after_failure: +20 when the finding is a successful logon (ATT&CK T1078) from a source
+///   that earlier findings of this run showed guessing credentials (credential-access tactic).
+/// - novel_source: +5 when no earlier finding of this run named the source address.
+///
+/// The triager remembers up to `memory` sources per run; beyond that the oldest half is forgotten.
 package struct BuiltinTriager: Sendable {
-    package init() {}
+    private var seenSources: [String: UInt64] = [:]
+    private var guessingSources: [String: UInt64] = [:]
+    private var serial: UInt64 = 0
+    private let memory: Int
+    private let screen = InjectionScreen()
+
+    package init(memory: Int = 100_000) {
+        self.memory = max(2, memory)
+    }
 
     package static func base(_ level: Severity) -> Int {
         switch level {
@@ -20,31 +37,109 @@ package struct BuiltinTriager: Sendable {
         }
     }
 
-    package func triage(_ f: inout Finding) {
-        var score = Self.base(f.severity)
-        if f.count > 1 { score += min(15, 3 * (Int.bitWidth - 1 - f.count.leadingZeroBitCount)) }
-        let users = f.observables.filter { $0.typeID == 4 }.map(\.value)
-        let privileged = users.contains { $0 == "root" || $0 == "0" || $0 == "#0" }
-        if privileged { score += 5 }
-        f.triage.riskScore = min(100, score)
-        f.triage.source = "builtin"
-        f.triage.confidence = nil
-
-        var sentence = "\(f.rule.title)"
-        if f.count > 1 { sentence += ", \(f.count) times" }
-        if let ip = f.observables.first(where: { $0.typeID == 2 }) { sentence += ", from \(ip.value)" }
-        if !users.isEmpty { sentence += ", user \(users.joined(separator: ", "))" }
-        if let host = f.hostname { sentence += ", on \(host)" }
-        if !f.rule.techniques.isEmpty { sentence += " (ATT&CK \(f.rule.techniques.joined(separator: ", ")))" }
-        sentence += "."
-        if privileged { sentence += " The target is a privileged account." }
-        f.triage.explanation = sentence
-        f.triage.remediation = remediation(f)
+    /// The evidence behind a score, kept for the explanation and for tests.
+    package struct Evidence: Sendable, Equatable {
+        package var repeats = 0
+        package var privileged = false
+        package var successAfterFailure = false
+        package var novelSource = false
     }
 
-    private func remediation(_ f: Finding) -> String {
+    /// Scores, explains and screens `f` and returns the evidence used.
+    @discardableResult
+    package mutating func triage(_ f: inout Finding) -> Evidence {
+        serial += 1
+        var evidence = Evidence()
+        let floor = Self.base(f.severity)
+        if f.count > 1 { evidence.repeats = min(15, 3 * (Int.bitWidth - 1 - f.count.leadingZeroBitCount)) }
+        evidence.privileged = Self.touchesPrivilege(f)
+        let source = f.observables.first { $0.typeID == 2 }?.value
+        if let source {
+            evidence.novelSource = seenSources[source] == nil
+            Self.remember(source, in: &seenSources, serial: serial, memory: memory)
+            let isSuccess = f.rule.techniques.contains { $0.hasPrefix("T1078") }
+            if isSuccess, guessingSources[source] != nil { evidence.successAfterFailure = true }
+            if f.rule.tactics.contains("credential-access") { Self.remember(source, in: &guessingSources, serial: serial, memory: memory) }
+        }
+        var score = floor + evidence.repeats
+        if evidence.privileged { score += 10 }
+        if evidence.successAfterFailure { score += 20 }
+        if evidence.novelSource { score += 5 }
+        f.triage = .init(riskScore: min(100, score), source: "builtin")
+        f.triage.floor = floor
+        f.triage.explanation = explain(f, evidence)
+        f.triage.remediation = remediation(f, evidence)
+        screen.flag(&f)
+        return evidence
+    }
+
+    /// A finding that gets no triage still carries its floor as its score.
+    package static func untriaged(_ f: inout Finding) {
+        let floor = base(f.severity)
+        f.triage = .init(riskScore: floor, source: "none")
+        f.triage.floor = floor
+    }
+
+    private static func remember(_ source: String, in table: inout [String: UInt64], serial: UInt64, memory: Int) {
+        if table[source] == nil, table.count >= memory {
+            let cutoff = serial - UInt64(memory / 2)
+            table = table.filter { $0.value > cutoff }
+        }
+        table[source] = serial
+    }
+
+    private static func touchesPrivilege(_ f: Finding) -> Bool {
+        if f.observables.contains(where: { $0.typeID == 4 && ($0.value == "root" || $0.value == "0" || $0.value == "#0") }) {
+            return true
+        }
+        for e in f.evidences {
+            let privileged = e.fields.anyValue(FieldName.message) { m in
+                containsFolded(m, "sudoers") || containsFolded(m, "group 'sudo'") || containsFolded(m, "group 'wheel'")
+                    || containsFolded(m, "group 'admin'") || containsFolded(m, "to group sudo") || containsFolded(m, "to group wheel")
+            }
+            if privileged { return true }
+        }
+        return false
+    }
+
+    /// ASCII case-insensitive substring test; `needle` is lower case.
+    private static func containsFolded(_ hay: UnsafeBufferPointer<UInt8>, _ needle: StaticString) -> Bool {
+        let n = UnsafeBufferPointer(start: needle.utf8Start, count: needle.utf8CodeUnitCount)
+        guard n.count <= hay.count, let first = n.first else { return false }
+        var i = 0
+        while i + n.count <= hay.count {
+            if hay[i] | 0x20 == first {
+                var k = 1
+                while k < n.count, (hay[i + k] >= 0x41 && hay[i + k] <= 0x5A ? hay[i + k] | 0x20 : hay[i + k]) == n[k] { k += 1 }
+                if k == n.count { return true }
+            }
+            i += 1
+        }
+        return false
+    }
+
+    private func explain(_ f: Finding, _ e: Evidence) -> String {
+        var s = f.rule.title
+        if f.count > 1 { s += ": \(f.count) events" }
+        if let ip = f.observables.first(where: { $0.typeID == 2 }) { s += " from \(ip.value)" }
+        let users = f.observables.filter { $0.typeID == 4 }.map(\.value)
+        if !users.isEmpty { s += ", user \(users.joined(separator: ", "))" }
+        if let host = f.hostname { s += " on \(host)" }
+        if !f.rule.techniques.isEmpty { s += " (ATT&CK \(f.rule.techniques.joined(separator: ", ")))" }
+        s += "."
+        if e.successAfterFailure { s += " The same source guessed credentials earlier and has now logged on." }
+        if e.privileged { s += " A privileged account or group is involved." }
+        if e.novelSource { s += " First finding from this source in this run." }
+        return PromptText.clean(s, limit: 1024)
+    }
+
+    private func remediation(_ f: Finding, _ e: Evidence) -> String {
         let tactics = Set(f.rule.tactics)
         let ip = f.observables.first { $0.typeID == 2 }?.value
+        if e.successAfterFailure {
+            return
+                "Treat the account as compromised until shown otherwise: review the session from \(ip ?? "the source"), rotate the credentials and block the source."
+        }
         if tactics.contains("credential-access") || f.rule.techniques.contains(where: { $0.hasPrefix("T1110") }) {
             return
                 "Check whether any login from \(ip ?? "the source") succeeded; block the source if it is not expected; enforce key-only SSH and lockout."

@@ -4,9 +4,10 @@ import Findings
 import Foundation
 import Ingest
 import Sigma
+import Triage
 
 @main
-struct LogTriage: ParsableCommand {
+struct LogTriage: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "logtriage",
         abstract: "Security log triage: Sigma rules over journald and syslog, ranked and explained findings.",
@@ -24,7 +25,7 @@ struct LogTriage: ParsableCommand {
     )
 }
 
-struct Scan: ParsableCommand {
+struct Scan: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Replay log files through the rules and print findings.",
         discussion: """
@@ -52,14 +53,14 @@ struct Scan: ParsableCommand {
     @Option(help: ArgumentHelp("Finding schema: ocsf or ecs.", valueName: "schema"))
     var format: String = "ocsf"
 
-    @Option(help: ArgumentHelp("Triage: builtin, worker or none.", valueName: "mode"))
+    @Option(
+        help: ArgumentHelp(
+            "Triage: builtin (deterministic score and explanation), worker (builtin first, then the inference worker's), or none.",
+            valueName: "mode"))
     var triage: String = "builtin"
 
-    @Option(help: ArgumentHelp("Inference worker base URL (with --triage worker).", valueName: "url"))
-    var workerURL: String?
-
-    @Option(help: ArgumentHelp("Model name to request from the worker.", valueName: "name"))
-    var workerModel: String?
+    @OptionGroup(title: "Inference worker (with --triage worker)")
+    var worker: WorkerOptions
 
     @Option(
         help: ArgumentHelp(
@@ -86,12 +87,15 @@ struct Scan: ParsableCommand {
             throw ValidationError("--input-format must be one of \(InputFormat.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard FindingFormat(rawValue: format) != nil else { throw ValidationError("--format must be ocsf or ecs") }
-        guard TriageMode(rawValue: triage) != nil else { throw ValidationError("--triage must be builtin, worker or none") }
+        guard let mode = TriageMode(rawValue: triage) else { throw ValidationError("--triage must be builtin, worker or none") }
+        if mode == .worker, worker.workerURL == nil {
+            throw ValidationError("--triage worker needs --worker-url (for example http://127.0.0.1:8089/v1)")
+        }
         guard aggregateWindow >= 0 else { throw ValidationError("--aggregate-window must not be negative") }
         guard !files.isEmpty else { throw ValidationError("name at least one file, or - for standard input") }
     }
 
-    func run() throws {
+    func run() async throws {
         var config = ScanConfiguration()
         config.rulePaths = rules
         config.pipelineDirectory = pipelines
@@ -102,9 +106,7 @@ struct Scan: ParsableCommand {
         config.triage = TriageMode(rawValue: triage)!
         config.aggregateWindowSeconds = aggregateWindow
         config.showProgress = !noProgress && isatty(2) == 1
-        if config.triage == .worker {
-            printError("logtriage: the inference worker client is not part of this version; using built-in triage")
-        }
+        config.holdForWorker = worker.workerHold
         let pipeline: ScanPipeline
         do {
             pipeline = try ScanPipeline(configuration: config)
@@ -117,11 +119,20 @@ struct Scan: ParsableCommand {
             printError("logtriage: no rules loaded")
             throw ExitCode(1)
         }
-        var out = FileOutput(fd: 1)
-        let summary = pipeline.run(inputs: files, emit: { _, bytes in out.write(bytes) }, diagnostic: { printError("logtriage: \($0)") })
-        out.flush()
-        printError("logtriage: " + summary.line)
-        if out.failed != nil { throw ExitCode(2) }
+        let out = SharedOutput(fd: 1)
+        let summary: ScanSummary
+        if config.triage == .worker {
+            let outcome = await TriagedScan.run(
+                pipeline: pipeline, inputs: files, worker: try worker.configuration(), output: out,
+                diagnostic: { printError("logtriage: \($0)") })
+            summary = outcome.summary
+            printError("logtriage: " + summary.line)
+            printError("logtriage: " + outcome.triage.line + " (model \(outcome.model))")
+        } else {
+            summary = pipeline.run(inputs: files, emit: { _, bytes in out.write(bytes) }, diagnostic: { printError("logtriage: \($0)") })
+            printError("logtriage: " + summary.line)
+        }
+        if out.flush() != nil { throw ExitCode(2) }
         if summary.filesFailed > 0 { throw ExitCode(2) }
     }
 }
@@ -234,5 +245,88 @@ struct Bench: ParsableCommand {
                     format: "  RSS before %.1f MB, after %.1f MB (state %.1f MB), process peak %.1f MB", r.rssBeforeMB, r.rssAfterMB,
                     r.rssAfterMB - r.rssBeforeMB, r.peakMB))
         }
+    }
+}
+
+/// How to reach and use the inference worker; shared by `scan` and `bench triage`.
+struct WorkerOptions: ParsableArguments {
+    @Option(
+        name: .customLong("worker-url"),
+        help: ArgumentHelp("OpenAI-compatible API base, e.g. http://127.0.0.1:8089/v1 (llama-server, Ollama, vLLM).", valueName: "url"))
+    var workerURL: String?
+
+    @Option(
+        name: .customLong("worker-model"), help: ArgumentHelp("Model to request. Default: the first the worker lists.", valueName: "name"))
+    var workerModel: String?
+
+    @Option(
+        name: .customLong("worker-api-key-file"),
+        help: ArgumentHelp(
+            "File holding the bearer token. Default: the systemd credential worker-api-key, if any.", valueName: "path"))
+    var workerAPIKeyFile: String?
+
+    @Option(name: .customLong("worker-timeout"), help: ArgumentHelp("Seconds one request may take.", valueName: "seconds"))
+    var workerTimeout: Double = 60
+
+    @Option(name: .customLong("worker-concurrency"), help: ArgumentHelp("Requests in flight at once.", valueName: "n"))
+    var workerConcurrency = 2
+
+    @Option(name: .customLong("worker-batch-size"), help: ArgumentHelp("Findings per request.", valueName: "n"))
+    var workerBatchSize = 4
+
+    @Option(
+        name: .customLong("worker-max-wait"),
+        help: ArgumentHelp("Seconds a finding waits for its batch to fill before a smaller one is sent.", valueName: "seconds"))
+    var workerMaxWait: Double = 2
+
+    @Option(
+        name: .customLong("worker-tokens-per-minute"),
+        help: ArgumentHelp("Budget of estimated prompt and completion tokens per minute. Default: none.", valueName: "n"))
+    var workerTokensPerMinute: Int?
+
+    @Option(
+        name: .customLong("worker-queue"),
+        help: ArgumentHelp("Findings that may wait for the worker; beyond it the least severe keep built-in triage.", valueName: "n"))
+    var workerQueue = 1000
+
+    @Option(
+        name: .customLong("worker-deadline"),
+        help: ArgumentHelp("Seconds from detection after which a finding keeps built-in triage.", valueName: "seconds"))
+    var workerDeadline: Double = 120
+
+    @Flag(
+        name: .customLong("worker-hold"),
+        help: "Write each finding once, when the model's triage arrives or its deadline passes, instead of at once plus an update.")
+    var workerHold = false
+
+    func validate() throws {
+        guard workerTimeout > 0, workerMaxWait >= 0, workerDeadline > 0 else {
+            throw ValidationError("worker timeouts and deadlines must be positive")
+        }
+        guard workerConcurrency >= 1, workerBatchSize >= 1, workerQueue >= 1 else {
+            throw ValidationError("--worker-concurrency, --worker-batch-size and --worker-queue must be at least 1")
+        }
+        if let url = workerURL, !(url.hasPrefix("http://") || url.hasPrefix("https://")) {
+            throw ValidationError("--worker-url must start with http:// or https://")
+        }
+    }
+
+    func configuration() throws -> WorkerConfiguration {
+        var c = WorkerConfiguration(baseURL: workerURL ?? "http://127.0.0.1:8089/v1")
+        c.model = workerModel
+        do {
+            c.apiKey = try WorkerConfiguration.loadAPIKey(file: workerAPIKeyFile)
+        } catch {
+            printError("logtriage: \(error)")
+            throw ExitCode(1)
+        }
+        c.requestTimeout = .milliseconds(Int(workerTimeout * 1000))
+        c.concurrency = workerConcurrency
+        c.batchSize = workerBatchSize
+        c.maxWait = .milliseconds(Int(workerMaxWait * 1000))
+        c.tokensPerMinute = workerTokensPerMinute
+        c.queueCapacity = workerQueue
+        c.deadline = .milliseconds(Int(workerDeadline * 1000))
+        return c
     }
 }

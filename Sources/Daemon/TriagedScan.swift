@@ -42,6 +42,7 @@ package enum TriagedScan {
         }
         triager.finish()
         await consumers
+        await client.shutdown()
         return Outcome(summary: summary, triage: triager.statistics, model: model)
     }
 

@@ -143,7 +143,9 @@ package struct Observable: Sendable, Hashable {
         var out: [Observable] = []
         for (field, name, type) in fieldMap {
             guard let raw = event.fields.first(field), !raw.isEmpty, raw.count <= 512 else { continue }
-            var value = String(decoding: raw, as: UTF8.self)
+            // Observables are what analysts read in dashboards and terminals: no control characters.
+            var value =
+                raw.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 >= 0x80 }) ? SafeText.clean(raw) : String(decoding: raw, as: UTF8.self)
             var typeID = type
             if field == "source.address", raw.withUnsafeBufferPointer({ IPAddress(bytes: $0) }) != nil {
                 // A textual address is an IP if it parses as one, else a host name.

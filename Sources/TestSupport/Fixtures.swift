@@ -1,4 +1,6 @@
+import Daemon
 import EventModel
+import Findings
 import Foundation
 import Ingest
 import Sigma
@@ -65,6 +67,19 @@ package enum Fixtures {
         let path = try temporaryFile(Array(yaml.utf8), suffix: ".yml")
         defer { try? FileManager.default.removeItem(atPath: path) }
         return RuleSet.load(paths: [path], pipeline: try bundledPipeline())
+    }
+
+    /// The findings the bundled rules raise on syslog `lines`, triaged as `triage` says.
+    package static func findings(_ lines: [String], triage: TriageMode = .builtin) throws -> [Finding] {
+        let path = try temporaryFile(Array((lines.joined(separator: "\n") + "\n").utf8))
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var config = ScanConfiguration()
+        config.reader.year = 2024
+        config.triage = triage
+        let pipeline = try ScanPipeline(configuration: config)
+        var out: [Finding] = []
+        _ = pipeline.run(inputs: [path], emit: { f, _ in out.append(f) }, diagnostic: { _ in })
+        return out
     }
 
     /// Runs a command and returns its exit status, standard output and standard error.

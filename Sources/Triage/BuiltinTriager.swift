@@ -130,7 +130,7 @@ package struct BuiltinTriager: Sendable {
         if e.successAfterFailure { s += " The same source guessed credentials earlier and has now logged on." }
         if e.privileged { s += " A privileged account or group is involved." }
         if e.novelSource { s += " First finding from this source in this run." }
-        return PromptText.clean(s, limit: 1024)
+        return SafeText.clean(s, limit: 1024)
     }
 
     private func remediation(_ f: Finding, _ e: Evidence) -> String {

@@ -70,7 +70,7 @@ package enum WorkerAnswer {
         guard let message = first["message"] as? [String: Any], let content = message["content"] as? String else {
             return .failure(.invalidResponse("the first choice has no message content"))
         }
-        if let finish, finish != "stop" { return .failure(.invalidResponse("finish_reason \(PromptText.clean(finish, limit: 40))")) }
+        if let finish, finish != "stop" { return .failure(.invalidResponse("finish_reason \(SafeText.clean(finish, limit: 40))")) }
         return .success(content)
     }
 
@@ -105,10 +105,10 @@ package enum WorkerAnswer {
             return bad("verdict is not one of the allowed values")
         }
         guard let explanation = e["explanation"] as? String else { return bad("explanation is not a string") }
-        let cleanExplanation = PromptText.clean(explanation, limit: WorkerPrompt.explanationLimit * 2)
+        let cleanExplanation = SafeText.clean(explanation, limit: WorkerPrompt.explanationLimit * 2)
         guard words(cleanExplanation) >= 2 else { return bad("explanation has no words") }
         guard let next = e["next_steps"] as? String else { return bad("next_steps is not a string") }
-        var cleanNext = PromptText.clean(next, limit: WorkerPrompt.nextStepsLimit * 2)
+        var cleanNext = SafeText.clean(next, limit: WorkerPrompt.nextStepsLimit * 2)
         if words(cleanNext) < 2 { cleanNext = "" }
         return .success(
             Assessment(riskScore: risk, verdict: verdict, confidence: confidence, explanation: cleanExplanation, nextSteps: cleanNext))

@@ -1,18 +1,28 @@
 import AsyncHTTPClient
+import Findings
 import Foundation
 import NIOCore
 import NIOHTTP1
 
 /// Talks to an OpenAI-compatible worker: `GET {base}/models` for health and the model name,
 /// `POST {base}/chat/completions` for triage. Every call has a deadline that covers the whole
-/// exchange, the response body included, and a cap on the body's size.
+/// exchange, the response body included, and a cap on the body's size. Call `shutdown` when done.
 package struct WorkerClient: Sendable {
     package let configuration: WorkerConfiguration
     private let http: HTTPClient
 
-    package init(configuration: WorkerConfiguration, http: HTTPClient = .shared) {
+    package init(configuration: WorkerConfiguration) {
         self.configuration = configuration
-        self.http = http
+        var c = HTTPClient.Configuration()
+        // A refused connection fails at once; the triager's own retries and breaker decide what
+        // happens next, instead of the pool retrying quietly until the request deadline.
+        c.connectionPool.retryConnectionEstablishment = false
+        c.timeout.connect = .seconds(5)
+        http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: c)
+    }
+
+    package func shutdown() async {
+        try? await http.shutdown()
     }
 
     /// A model the worker serves, and who serves it (`owned_by`, e.g. `llamacpp`).
@@ -34,8 +44,8 @@ package struct WorkerClient: Sendable {
                 data.compactMap { m in
                     (m["id"] as? String).map {
                         Model(
-                            id: PromptText.clean($0, limit: 200),
-                            ownedBy: (m["owned_by"] as? String).map { PromptText.clean($0, limit: 80) })
+                            id: SafeText.clean($0, limit: 200),
+                            ownedBy: (m["owned_by"] as? String).map { SafeText.clean($0, limit: 80) })
                     }
                 })
         }
@@ -107,7 +117,7 @@ package struct WorkerClient: Sendable {
     private static func describe(_ error: any Error) -> String {
         let text = String(describing: error)
         if text.contains("refused") || text.contains("ECONNREFUSED") { return "connection refused" }
-        return PromptText.clean(text, limit: 200)
+        return SafeText.clean(text, limit: 200)
     }
 
     /// Maps an HTTP error status and body to a failure; llama-server's, vLLM's and Ollama's
@@ -120,7 +130,7 @@ package struct WorkerClient: Sendable {
             message = (error?["message"] as? String) ?? (object["error"] as? String) ?? (object["message"] as? String) ?? ""
             type = (error?["type"] as? String) ?? ((error?["code"] as? String) ?? "")
         }
-        message = PromptText.clean(message, limit: 200)
+        message = SafeText.clean(message, limit: 200)
         if status == 503 { return .loading }
         let lowered = (message + " " + type).lowercased()
         if status == 400 || status == 413,

@@ -114,7 +114,7 @@ package struct WorkerPrompt: Sendable {
     }
 
     private static func describe(_ f: Finding, id: String, configuration c: WorkerConfiguration, into w: inout JSONWriter) {
-        func clean(_ s: String, _ limit: Int = 160) -> String { PromptText.clean(s, limit: limit) }
+        func clean(_ s: String, _ limit: Int = 160) -> String { SafeText.clean(s, limit: limit) }
         w.beginObject()
         w.field("id", id)
         w.field("rule", clean(f.rule.title))
@@ -142,8 +142,8 @@ package struct WorkerPrompt: Sendable {
         for (k, e) in f.evidences.prefix(c.evidencePerFinding).enumerated() {
             w.beginObject()
             w.field("id", "e\(k + 1)")
-            w.field("program", e.fields.first(FieldName.identifier).map { PromptText.clean($0, limit: 40) } ?? "")
-            w.field("message", e.fields.first(FieldName.message).map { PromptText.clean($0, limit: c.maxFieldBytes) } ?? "")
+            w.field("program", e.fields.first(FieldName.identifier).map { SafeText.clean($0, limit: 40) } ?? "")
+            w.field("message", e.fields.first(FieldName.message).map { SafeText.clean($0, limit: c.maxFieldBytes) } ?? "")
             w.endObject()
         }
         w.endArray()

@@ -1,7 +1,7 @@
-/// Makes attacker-written text safe to place in a prompt and in findings: terminal escape
+/// Makes attacker-written text safe to show and to place in a prompt: terminal escape
 /// sequences and control characters removed, invisible direction overrides removed, invalid
 /// UTF-8 repaired, and the length cut.
-package enum PromptText {
+package enum SafeText {
     /// `text` without ANSI/VT escape sequences, C0 and C1 control characters (a tab or line
     /// break becomes a space), bidirectional overrides and zero-width characters, cut to
     /// `limit` bytes on a character boundary with a marker saying how much was cut.

@@ -94,8 +94,10 @@ package struct BuiltinTriager: Sendable {
         }
         for e in f.evidences {
             let privileged = e.fields.anyValue(FieldName.message) { m in
-                containsFolded(m, "sudoers") || containsFolded(m, "group 'sudo'") || containsFolded(m, "group 'wheel'")
-                    || containsFolded(m, "group 'admin'") || containsFolded(m, "to group sudo") || containsFolded(m, "to group wheel")
+                if containsFolded(m, "sudoers") { return true }
+                // "to group 'sudo'", "to group wheel", "group 'admin'": one scan for "group" first.
+                guard containsFolded(m, "group") else { return false }
+                return containsFolded(m, "sudo") || containsFolded(m, "wheel") || containsFolded(m, "admin")
             }
             if privileged { return true }
         }
@@ -130,7 +132,9 @@ package struct BuiltinTriager: Sendable {
         if e.successAfterFailure { s += " The same source guessed credentials earlier and has now logged on." }
         if e.privileged { s += " A privileged account or group is involved." }
         if e.novelSource { s += " First finding from this source in this run." }
-        return SafeText.clean(s, limit: 1024)
+        // Titles come from rules and observables are cleaned when extracted; the host name is the
+        // one part read raw from the log, so a full clean runs only when a byte asks for it.
+        return s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 >= 0xC2 }) ? SafeText.clean(s, limit: 1024) : s
     }
 
     private func remediation(_ f: Finding, _ e: Evidence) -> String {

@@ -220,7 +220,7 @@ func loadPipeline(_ dir: String?) throws -> Pipeline {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure parts of the pipeline in isolation.", subcommands: [Correlation.self])
+        abstract: "Measure parts of the pipeline in isolation.", subcommands: [Correlation.self, TriageBench.self])
 
     struct Correlation: ParsableCommand {
         static let configuration = CommandConfiguration(
@@ -328,5 +328,75 @@ struct WorkerOptions: ParsableArguments {
         c.queueCapacity = workerQueue
         c.deadline = .milliseconds(Int(workerDeadline * 1000))
         return c
+    }
+}
+
+extension Bench {
+    struct TriageBench: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "triage",
+            abstract: "Time the built-in triager per finding; with --worker-url, findings triaged per minute and a burst.",
+            discussion: """
+                With a worker: for each batch size, --findings findings are triaged (one request in flight, so \
+                the numbers compare batch sizes, not concurrency); then a burst of --burst findings is queued at \
+                once with the given queue, deadline and concurrency, and the output says how many got model \
+                triage and whether the most severe went first.
+                """)
+
+        @Option(help: "Findings for the built-in timing.")
+        var builtinFindings = 20_000
+
+        @Option(help: "Passes over them.")
+        var rounds = 10
+
+        @Option(help: ArgumentHelp("Batch sizes to measure with the worker.", valueName: "n,n,..."))
+        var batchSizes = "1,4,8,16"
+
+        @Option(help: "Findings per batch-size measurement.")
+        var findings = 16
+
+        @Option(help: "Findings in the burst.")
+        var burst = 1000
+
+        @OptionGroup(title: "Inference worker")
+        var worker: WorkerOptions
+
+        func run() async throws {
+            let sample = try TriageBenchmark.findings(count: builtinFindings)
+            let b = TriageBenchmark.builtin(sample, rounds: rounds)
+            print(
+                String(
+                    format: "builtin triage: %.2f µs per finding (%d calls over %d distinct findings)", b.perFinding / 1000, b.calls,
+                    sample.count))
+            guard worker.workerURL != nil else { return }
+            let base = try worker.configuration()
+            for size in batchSizes.split(separator: ",").compactMap({ Int($0) }) {
+                var c = base
+                c.batchSize = size
+                c.concurrency = 1
+                c.maxWait = .milliseconds(100)
+                let r = await TriageBenchmark.worker(Array(sample.prefix(findings)), configuration: c, burst: false)
+                let perMinute = Double(r.statistics.modelTriaged) / r.seconds * 60
+                print(
+                    String(
+                        format:
+                            "worker batch %2d: %d findings in %.1f s: %.1f model-triaged per minute (%d by the model, %d kept built-in%@)",
+                        size, r.findings, r.seconds, perMinute, r.statistics.modelTriaged, r.statistics.keptBuiltin,
+                        r.statistics.reasons.isEmpty
+                            ? "" : ": " + r.statistics.reasons.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", ")))
+            }
+            let r = await TriageBenchmark.worker(Array(sample.prefix(burst)), configuration: base, burst: true)
+            print(
+                "burst of \(r.findings) (queue \(base.queueCapacity), batch \(base.batchSize), concurrency \(base.concurrency), deadline \(base.deadline)): "
+                    + String(format: "%.1f s; ", r.seconds)
+                    + "\(r.statistics.modelTriaged) by the model, \(r.statistics.keptBuiltin) kept built-in "
+                    + "(" + r.statistics.reasons.map { "\($0.key) \($0.value)" }.sorted().joined(separator: ", ") + ")")
+            let steps = zip(r.modelScores, r.modelScores.dropFirst())
+            let inOrder = steps.filter { $0 >= $1 }.count
+            print(
+                "  worst first: model-triaged built-in scores \(r.modelScores.min() ?? 0)-\(r.modelScores.max() ?? 0), "
+                    + "the rest \(r.builtinScores.min() ?? 0)-\(r.builtinScores.max() ?? 0); "
+                    + "\(inOrder) of \(max(0, r.modelScores.count - 1)) consecutive answers in non-increasing score order")
+        }
     }
 }

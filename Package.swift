@@ -34,6 +34,7 @@ let package = Package(
             dependencies: [
                 "EventModel", "Ingest", "Sigma", "Findings", "Triage",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ]
         ),
         .executableTarget(

@@ -7,6 +7,7 @@ need=()
 dpkg -s libsystemd-dev >/dev/null 2>&1 || need+=(libsystemd-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 dpkg -s ripgrep >/dev/null 2>&1 || need+=(ripgrep)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
     echo "test.sh: installing ${need[*]}" >&2
     SUDO=""

@@ -100,7 +100,7 @@ package struct RuleFileReader {
         return (docs, errors)
     }
 
-    static func yamlError(_ error: YamlError, file: String) -> RuleError {
+    package static func yamlError(_ error: YamlError, file: String) -> RuleError {
         switch error {
         case .scanner(_, let problem, let mark, _), .parser(_, let problem, let mark, _):
             return RuleError(SourceLocation(file: file, line: mark.line, column: mark.column), "YAML error: \(problem)")

@@ -21,7 +21,7 @@ struct LogTriage: AsyncParsableCommand {
               logtriage rules lint /etc/logtriage/rules
             """,
         version: ScanPipeline.version,
-        subcommands: [Scan.self, Rules.self, Bench.self]
+        subcommands: [Scan.self, Rules.self, Config.self, Bench.self]
     )
 }
 
@@ -397,6 +397,43 @@ extension Bench {
                 "  worst first: model-triaged built-in scores \(r.modelScores.min() ?? 0)-\(r.modelScores.max() ?? 0), "
                     + "the rest \(r.builtinScores.min() ?? 0)-\(r.builtinScores.max() ?? 0); "
                     + "\(inOrder) of \(max(0, r.modelScores.count - 1)) consecutive answers in non-increasing score order")
+        }
+    }
+}
+
+struct Config: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a daemon configuration file, or print the embedded defaults.",
+        subcommands: [Check.self, Defaults.self])
+
+    struct Check: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Validate a configuration file; every problem is printed as file:line: message.",
+            discussion: "Exit status 0 when the file is valid, 1 otherwise.")
+
+        @Argument(help: ArgumentHelp("Configuration file (see Deploy/logtriage.yaml).", valueName: "file"))
+        var file: String
+
+        func run() throws {
+            let (config, problems) = DaemonConfiguration.load(path: file)
+            for p in problems { print(p) }
+            guard let config, problems.isEmpty else { throw ExitCode(1) }
+            var sources: [String] = []
+            if let j = config.journal {
+                sources.append(
+                    j.directory.map { "journal \($0)" } ?? (j.files.isEmpty ? "system journal" : "\(j.files.count) journal files"))
+            }
+            sources += config.syslog.map { l in "syslog \(l.transport.rawValue)://\(l.port.map { "\(l.address):\($0)" } ?? l.address)" }
+            sources += config.files.map { "file \($0.path)" }
+            print("\(file): ok: \(sources.joined(separator: ", ")); \(config.outputs.count) outputs; triage \(config.triage.rawValue)")
+        }
+    }
+
+    struct Defaults: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Print the configuration logtriage run uses without a file.")
+
+        func run() {
+            print(DaemonConfiguration.defaultsYAML, terminator: "")
         }
     }
 }

@@ -153,3 +153,40 @@ struct UnitFileTests {
         #expect(score <= 2.0, "\(line)")
     }
 }
+
+@Suite("Checkpoint store")
+struct CheckpointStoreTests {
+    static func directory() -> String { NSTemporaryDirectory() + "logtriage-state-\(UUID().uuidString)" }
+
+    @Test("a first start has no checkpoints; what is saved loads back; no temporary file lingers")
+    func roundTrip() throws {
+        let store = CheckpointStore(directory: Self.directory())
+        defer { try? FileManager.default.removeItem(atPath: store.directory) }
+        let (empty, warning) = try store.load()
+        #expect(empty == Checkpoints() && warning == nil)
+        var c = Checkpoints()
+        c.files["/var/log/auth.log"] = .init(device: 2049, inode: 77, offset: 4096, line: 40, fingerprint: 123, fingerprintLength: 256)
+        c.journalCursor = "s=abc;i=1f"
+        c.correlationState = Data([1, 2, 3])
+        try store.save(c)
+        c.files["/var/log/auth.log"]?.offset = 8192
+        try store.save(c)
+        #expect(try store.load().0 == c)
+        #expect(!FileManager.default.fileExists(atPath: store.path + ".tmp"))
+        let mode = try FileManager.default.attributesOfItem(atPath: store.path)[.posixPermissions] as? Int
+        #expect(mode == 0o600)
+    }
+
+    @Test("a corrupt file is moved aside and reported; reading starts afresh")
+    func corrupt() throws {
+        let store = CheckpointStore(directory: Self.directory())
+        defer { try? FileManager.default.removeItem(atPath: store.directory) }
+        try FileManager.default.createDirectory(atPath: store.directory, withIntermediateDirectories: true)
+        try Data("{\"version\":1,\"files\":{\"x\":".utf8).write(to: URL(fileURLWithPath: store.path))
+        let (c, warning) = try store.load()
+        #expect(c == Checkpoints())
+        #expect(warning?.contains("moved to") == true)
+        #expect(FileManager.default.fileExists(atPath: store.path + ".corrupt"))
+        #expect(!FileManager.default.fileExists(atPath: store.path))
+    }
+}

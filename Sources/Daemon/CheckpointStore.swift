@@ -1,0 +1,89 @@
+import Foundation
+import Ingest
+
+#if canImport(Glibc)
+    import Glibc
+#elseif canImport(Darwin)
+    import Darwin
+#endif
+
+/// What the daemon has made durable: per source, the last position whose findings every sink
+/// holds, plus the state needed to resume (correlation windows travel as an opaque blob).
+package struct Checkpoints: Codable, Sendable, Equatable {
+    package var version = 1
+    package var files: [String: FileTail.Checkpoint] = [:]
+    /// The journal cursor after the last entry whose findings are durable.
+    package var journalCursor: String?
+    package var correlationState: Data?
+
+    package init() {}
+}
+
+/// Reads and writes `checkpoints.json` in the state directory. A write is atomic and durable:
+/// the new contents go to a temporary file that is fsynced, renamed over the old one, and the
+/// directory is fsynced, so a crash leaves either the old or the new checkpoints, never a mix.
+package struct CheckpointStore: Sendable {
+    package let directory: String
+    package var path: String { directory + "/checkpoints.json" }
+
+    package init(directory: String) {
+        self.directory = directory
+    }
+
+    package struct StoreError: Error, CustomStringConvertible {
+        package var description: String
+    }
+
+    /// The saved checkpoints; none on a first start. A file that cannot be decoded is moved aside
+    /// (`checkpoints.json.corrupt`) and reported, and reading starts afresh rather than not at all.
+    package func load() throws -> (Checkpoints, warning: String?) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if FileManager.default.fileExists(atPath: path) { throw StoreError(description: "\(path): cannot read") }
+            return (Checkpoints(), nil)
+        }
+        do {
+            let c = try JSONDecoder().decode(Checkpoints.self, from: data)
+            guard c.version == 1 else { throw StoreError(description: "unknown version \(c.version)") }
+            return (c, nil)
+        } catch {
+            let aside = path + ".corrupt"
+            try? FileManager.default.removeItem(atPath: aside)
+            try? FileManager.default.moveItem(atPath: path, toPath: aside)
+            return (Checkpoints(), "\(path): unreadable checkpoints (\(error)); moved to \(aside), sources start afresh")
+        }
+    }
+
+    /// Writes `checkpoints` atomically and durably.
+    package func save(_ checkpoints: Checkpoints) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let bytes = Array(try encoder.encode(checkpoints))
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let temporary = path + ".tmp"
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreError(description: "\(temporary): \(String(cString: strerror(errno)))") }
+        var written = 0
+        while written < bytes.count {
+            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
+            if n < 0, errno == EINTR { continue }
+            guard n > 0 else {
+                let e = errno
+                close(fd)
+                throw StoreError(description: "\(temporary): \(String(cString: strerror(e)))")
+            }
+            written += n
+        }
+        guard fsync(fd) == 0 else {
+            let e = errno
+            close(fd)
+            throw StoreError(description: "\(temporary): fsync: \(String(cString: strerror(e)))")
+        }
+        close(fd)
+        guard rename(temporary, path) == 0 else { throw StoreError(description: "\(path): rename: \(String(cString: strerror(errno)))") }
+        let dirFD = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if dirFD >= 0 {
+            _ = fsync(dirFD)
+            close(dirFD)
+        }
+    }
+}

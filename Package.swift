@@ -32,7 +32,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "EventModel", "Ingest", "Sigma", "Findings", "Triage",
+                "EventModel", "Ingest", "Sigma", "Findings", "Triage", "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
             ]

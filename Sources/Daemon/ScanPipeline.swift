@@ -67,8 +67,6 @@ package struct ScanPipeline {
     package let rules: RuleSet
     package let loadReport: LoadReport
     private let encoder: FindingEncoder
-    private let summaries: [RuleSummary]
-    private let correlationSummaries: [RuleSummary]
 
     package static let version = "0.1.0"
 
@@ -86,8 +84,6 @@ package struct ScanPipeline {
         }
         (rules, loadReport) = RuleSet.load(paths: paths, pipeline: pipeline)
         encoder = FindingEncoder(format: configuration.format, productVersion: Self.version)
-        summaries = rules.rules.map(RuleSummary.init)
-        correlationSummaries = rules.correlations.map(RuleSummary.init)
     }
 
     /// The finding as one JSON line in the configured schema.
@@ -99,39 +95,11 @@ package struct ScanPipeline {
         summary.rulesLoaded = loadReport.loaded
         summary.rulesRejected = loadReport.rejected
         let start = Date()
-        var context = RuleSet.Context()
-        var aggregator = Aggregator(windowSeconds: configuration.aggregateWindowSeconds, evidenceCap: configuration.evidenceCap)
-        var correlations = CorrelationEngine(rules: rules, evidenceCap: configuration.evidenceCap)
-        var triager = BuiltinTriager()
+        var detector = Detector(rules: rules, configuration: configuration)
         let wallClock = Int64(Date().timeIntervalSince1970 * 1_000_000)
         var progress = ProgressLine(enabled: configuration.showProgress)
-
-        func process(_ report: [Int], _ event: Event) {
-            let time = event.time ?? wallClock
-            for r in report {
-                summary.matches += 1
-                if !correlations.isEmpty { deliverIncidents(correlations.observe(rule: r, event: event, time: time)) }
-                if !rules.silentRules.contains(r) { deliver(aggregator.add(rule: summaries[r], event: event, time: time)) }
-            }
-        }
-
-        func deliverIncidents(_ incidents: [CorrelationIncident]) {
-            deliver(incidents.map { Finding(incident: $0, rule: correlationSummaries[$0.correlation]) })
-        }
-
-        func deliver(_ findings: [Finding]) {
-            for var f in findings {
-                switch configuration.triage {
-                case .builtin: triager.triage(&f)
-                case .worker:
-                    triager.triage(&f)
-                    f.triage.note = "model triage requested; an update with the same uid follows"
-                case .none: BuiltinTriager.untriaged(&f)
-                }
-                summary.findings += 1
-                emit(f, encoder.encode(f))
-            }
-        }
+        let encoder = encoder
+        func deliver(_ f: Finding) { emit(f, encoder.encode(f)) }
 
         for input in inputs {
             var reader: EventReader
@@ -144,11 +112,7 @@ package struct ScanPipeline {
             }
             do {
                 while var event = try reader.next() {
-                    let reports = rules.evaluate(&event, context: &context)
-                    if reports.isEmpty, !correlations.isEmpty {
-                        deliverIncidents(correlations.advance(to: event.time ?? wallClock))
-                    }
-                    for (matched, matchedEvent) in reports { process(matched, matchedEvent) }
+                    detector.process(&event, now: wallClock, deliver: deliver)
                     if progress.enabled, reader.statistics.lines & 0x3FFF == 0 {
                         var s = summary.read
                         s += reader.statistics
@@ -161,15 +125,15 @@ package struct ScanPipeline {
             }
             summary.read += reader.statistics
         }
-        for (pending, event) in rules.drainPending(context: &context) { process(pending, event) }
-        deliverIncidents(correlations.flush())
-        summary.correlationEvictions = correlations.evictions
-        deliver(aggregator.flush())
+        detector.finish(now: wallClock, deliver: deliver)
+        summary.matches = detector.matches
+        summary.findings = detector.findings
+        summary.correlationEvictions = detector.correlations.evictions
         progress.finish()
-        summary.regexBudgetExceeded = context.statistics.regexBudgetExceeded
-        summary.ruleEvaluations = context.statistics.rulesEvaluated
-        summary.sessionFolded = context.statistics.sessionFolded
-        summary.groupsClosedEarly = aggregator.closedEarly
+        summary.regexBudgetExceeded = detector.context.statistics.regexBudgetExceeded
+        summary.ruleEvaluations = detector.context.statistics.rulesEvaluated
+        summary.sessionFolded = detector.context.statistics.sessionFolded
+        summary.groupsClosedEarly = detector.aggregator.closedEarly
         summary.seconds = Date().timeIntervalSince(start)
         return summary
     }

@@ -10,6 +10,9 @@ package struct Aggregator {
     package var windowMicros: Int64
     package var evidenceCap: Int
     package var maxOpenGroups: Int
+    /// Live mode: a group's first event is reported at once, and when the group closes with
+    /// more events, an update of the same finding (same uid, `activity` update) with the totals.
+    package var reportsFirst = false
     package private(set) var closedEarly = 0
     private var open: [Key: Finding] = [:]
     /// Open groups in the order their expiry was last checked: (key, last-seen time when queued).
@@ -58,14 +61,37 @@ package struct Aggregator {
             let oldest = queue[head].key
             head += 1
             if let f = open.removeValue(forKey: oldest) {
-                closed.append(f)
+                report(f, into: &closed)
                 closedEarly += 1
             }
         }
         open[key] = finding
         queue.append((key, time))
         compact()
+        if reportsFirst { closed.append(finding) }
         return closed
+    }
+
+    /// Closes the groups whose window ended before `time` (live mode: wall time moves on while no events arrive).
+    package mutating func advance(to time: Int64) -> [Finding] {
+        var closed: [Finding] = []
+        if time > latest {
+            latest = time
+            closeExpired(before: time - windowMicros, into: &closed)
+        }
+        return closed
+    }
+
+    /// A closing group: in live mode only when it grew after its first report, as an update.
+    private func report(_ f: Finding, into closed: inout [Finding]) {
+        guard reportsFirst else {
+            closed.append(f)
+            return
+        }
+        guard f.count > f.evidences.first.map({ $0.repeatCount }) ?? 1 else { return }
+        var update = f
+        update.activity = .update
+        closed.append(update)
     }
 
     private mutating func closeExpired(before cutoff: Int64, into closed: inout [Finding]) {
@@ -74,7 +100,7 @@ package struct Aggregator {
             head += 1
             guard let f = open[key] else { continue }
             if f.lastSeen < cutoff {
-                closed.append(f)
+                report(f, into: &closed)
                 open[key] = nil
             } else {
                 queue.append((key, f.lastSeen))
@@ -94,7 +120,7 @@ package struct Aggregator {
     package mutating func flush() -> [Finding] {
         var out: [Finding] = []
         for (key, _) in queue[head...] {
-            if let f = open.removeValue(forKey: key) { out.append(f) }
+            if let f = open.removeValue(forKey: key) { report(f, into: &out) }
         }
         queue.removeAll()
         head = 0

@@ -19,7 +19,7 @@ import EventModel
 ///
 /// Only complete lines are handed out: a partial last line waits for its newline (a file that
 /// is rotated away ends its last line). Lines over `maxLineBytes` are cut and counted.
-package struct FileTail: ~Copyable {
+package final class FileTail {
     /// Where reading stands: the position after the last line handed out.
     package struct Checkpoint: Codable, Sendable, Equatable {
         package var device: UInt64
@@ -92,7 +92,7 @@ package struct FileTail: ~Copyable {
 
     /// Hands out the complete lines available now, up to `maxLines`; returns how many.
     /// `body` gets each line (without its newline), its position and whether it was cut.
-    package mutating func poll(maxLines: Int = .max, _ body: (UnsafeBufferPointer<UInt8>, SourcePosition, Bool) -> Void) throws(IngestError)
+    package func poll(maxLines: Int = .max, _ body: (UnsafeBufferPointer<UInt8>, SourcePosition, Bool) -> Void) throws(IngestError)
         -> Int
     {
         var handed = 0
@@ -136,7 +136,7 @@ package struct FileTail: ~Copyable {
     }
 
     /// Opens the file at `path`, placing the read offset from the checkpoint. False if it does not exist yet.
-    private mutating func open(fresh: Bool = false) throws(IngestError) -> Bool {
+    private func open(fresh: Bool = false) throws(IngestError) -> Bool {
         let f = Glibc.open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard f >= 0 else {
             if errno == ENOENT || errno == ENOTDIR { return false }
@@ -174,7 +174,7 @@ package struct FileTail: ~Copyable {
         return true
     }
 
-    private mutating func restart(at offset: UInt64, line: Int = 0) {
+    private func restart(at offset: UInt64, line: Int = 0) {
         pending.removeAll(keepingCapacity: true)
         pendingOffset = offset
         self.line = line
@@ -182,13 +182,18 @@ package struct FileTail: ~Copyable {
     }
 
     /// Reads what is available into `pending`; false at the end of the file.
-    private mutating func readMore() throws(IngestError) -> Bool {
+    private func readMore() throws(IngestError) -> Bool {
         var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n > 0 {
                 pending.append(contentsOf: chunk[..<n])
                 statistics.bytes += UInt64(n)
+                if fingerprint.length < Self.fingerprintBytes {
+                    // A file opened empty or short: its fingerprint covers more once it has grown.
+                    let size = pendingOffset + UInt64(pending.count)
+                    fingerprint = Self.fingerprint(fd, length: Int(min(size, UInt64(Self.fingerprintBytes))))
+                }
                 return true
             }
             if n < 0, errno == EINTR { continue }
@@ -198,7 +203,7 @@ package struct FileTail: ~Copyable {
     }
 
     /// Hands out complete lines from `pending`.
-    private mutating func emitLines(limit: Int, _ body: (UnsafeBufferPointer<UInt8>, SourcePosition, Bool) -> Void) -> Int {
+    private func emitLines(limit: Int, _ body: (UnsafeBufferPointer<UInt8>, SourcePosition, Bool) -> Void) -> Int {
         var handed = 0
         var consumed = 0
         pending.withUnsafeBufferPointer { buf in
@@ -249,7 +254,7 @@ package struct FileTail: ~Copyable {
     }
 
     /// At rotation: a last line without a newline is complete now.
-    private mutating func finishPartial(_ body: (UnsafeBufferPointer<UInt8>, SourcePosition, Bool) -> Void) -> Int {
+    private func finishPartial(_ body: (UnsafeBufferPointer<UInt8>, SourcePosition, Bool) -> Void) -> Int {
         guard !pending.isEmpty, !skipping else { return 0 }
         line += 1
         let cut = pending.count > maxLineBytes

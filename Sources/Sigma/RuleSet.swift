@@ -771,6 +771,21 @@ package struct RuleSet: Sendable {
         return c.sessions.released.sorted { $0.event.position.offset < $1.event.position.offset }
     }
 
+    /// Per source, the earliest position of a failure a session still holds (waiting for an
+    /// address or for the session's next line). A checkpoint must not move past it, or a crash
+    /// would lose the failure.
+    package func heldPositions(context c: Context) -> [String: SourcePosition] {
+        var out: [String: SourcePosition] = [:]
+        for session in c.sessions.entries.values {
+            for e in [session.pendingEvent, session.provisionalEvent].compactMap({ $0 }) {
+                let p = e.position
+                if let known = out[p.source], known.offset <= p.offset { continue }
+                out[p.source] = p
+            }
+        }
+        return out
+    }
+
     /// A 64-bit hash of the session key fields (no allocation per event; a collision between two
     /// live sessions is a 2^-64 event).
     private func sessionKey(_ event: Event) -> UInt64? {

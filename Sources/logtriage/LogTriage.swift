@@ -21,8 +21,47 @@ struct LogTriage: AsyncParsableCommand {
               logtriage rules lint /etc/logtriage/rules
             """,
         version: ScanPipeline.version,
-        subcommands: [Scan.self, Rules.self, Config.self, Bench.self]
+        subcommands: [Run.self, Scan.self, Rules.self, Config.self, Bench.self]
     )
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the daemon: follow log sources, detect, and write findings until SIGTERM.",
+        discussion: """
+            With --config FILE the daemon reads that file (see Deploy/logtriage.yaml and \
+            `logtriage config check`); without it, the embedded defaults (`logtriage config defaults`). \
+            This version follows log files (sources.files) and writes to stdout and files; the journal, \
+            syslog listeners, socket and syslog outputs and worker triage are refused with a message. \
+            Each file's position is committed in the state directory only after the findings it produced \
+            are written (and fsynced for file outputs), so a restart resumes without losing findings. \
+            SIGHUP reopens output files (for logrotate); SIGTERM and SIGINT drain and stop. Under systemd \
+            (Type=notify) it reports READY=1, STATUS=, WATCHDOG=1 and STOPPING=1.
+            """)
+
+    @Option(help: ArgumentHelp("Configuration file.", valueName: "file"))
+    var config: String?
+
+    func run() throws {
+        let configuration: DaemonConfiguration
+        if let config {
+            let (parsed, problems) = DaemonConfiguration.load(path: config)
+            for p in problems { printError("\(p)") }
+            guard let parsed, problems.isEmpty else { throw ExitCode(1) }
+            configuration = parsed
+        } else {
+            configuration = DaemonConfiguration.defaults
+        }
+        do {
+            let status = try LiveRunner(configuration: configuration, diagnostic: { printError("logtriage: \($0)") }).run()
+            if status != 0 { throw ExitCode(status) }
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            printError("logtriage: \(error)")
+            throw ExitCode(1)
+        }
+    }
 }
 
 struct Scan: AsyncParsableCommand {

@@ -1,0 +1,85 @@
+import EventModel
+import Findings
+import Sigma
+import Triage
+
+/// Detection state for one stream of events: rule matching with sshd sessions, correlations,
+/// aggregation and built-in triage. `scan` and `run` feed it the same way.
+package struct Detector {
+    private let rules: RuleSet
+    private let summaries: [RuleSummary]
+    private let correlationSummaries: [RuleSummary]
+    private let triage: TriageMode
+    package private(set) var context = RuleSet.Context()
+    package private(set) var aggregator: Aggregator
+    package private(set) var correlations: CorrelationEngine
+    private var triager = BuiltinTriager()
+    package private(set) var matches = 0
+    package private(set) var findings = 0
+
+    /// `live`: findings are reported at their first event (and updated when their aggregation
+    /// window closes) rather than once the window has closed.
+    package init(rules: RuleSet, configuration c: ScanConfiguration, live: Bool = false) {
+        self.rules = rules
+        summaries = rules.rules.map(RuleSummary.init)
+        correlationSummaries = rules.correlations.map(RuleSummary.init)
+        triage = c.triage
+        aggregator = Aggregator(windowSeconds: c.aggregateWindowSeconds, evidenceCap: c.evidenceCap)
+        aggregator.reportsFirst = live
+        correlations = CorrelationEngine(rules: rules, evidenceCap: c.evidenceCap)
+    }
+
+    /// Matches one event; `deliver` gets each finding it completes, triaged.
+    package mutating func process(_ event: inout Event, now: Int64, deliver: (Finding) -> Void) {
+        let reports = rules.evaluate(&event, context: &context)
+        if reports.isEmpty, !correlations.isEmpty {
+            let incidents = correlations.advance(to: event.time ?? now)
+            hand(incidents.map { Finding(incident: $0, rule: correlationSummaries[$0.correlation]) }, deliver)
+        }
+        for (matched, matchedEvent) in reports { report(matched, matchedEvent, now: now, deliver) }
+    }
+
+    private mutating func report(_ matched: [Int], _ event: Event, now: Int64, _ deliver: (Finding) -> Void) {
+        let time = event.time ?? now
+        for r in matched {
+            matches += 1
+            if !correlations.isEmpty {
+                let incidents = correlations.observe(rule: r, event: event, time: time)
+                hand(incidents.map { Finding(incident: $0, rule: correlationSummaries[$0.correlation]) }, deliver)
+            }
+            if !rules.silentRules.contains(r) { hand(aggregator.add(rule: summaries[r], event: event, time: time), deliver) }
+        }
+    }
+
+    /// Correlation windows restored from a checkpoint.
+    package mutating func replaceCorrelations(_ engine: CorrelationEngine) { correlations = engine }
+
+    /// Per source, the earliest failure a session still holds (see `RuleSet.heldPositions`).
+    package func heldPositions() -> [String: SourcePosition] { rules.heldPositions(context: context) }
+
+    /// Time moved on without events (live mode): closes aggregation windows that ended.
+    package mutating func advance(to now: Int64, deliver: (Finding) -> Void) {
+        hand(aggregator.advance(to: now), deliver)
+    }
+
+    /// End of input: held session failures, open correlation windows and aggregation groups.
+    package mutating func finish(now: Int64, deliver: (Finding) -> Void) {
+        for (pending, event) in rules.drainPending(context: &context) { report(pending, event, now: now, deliver) }
+        hand(correlations.flush().map { Finding(incident: $0, rule: correlationSummaries[$0.correlation]) }, deliver)
+        hand(aggregator.flush(), deliver)
+    }
+
+    private mutating func hand(_ found: [Finding], _ deliver: (Finding) -> Void) {
+        for var f in found {
+            switch triage {
+            case .builtin: triager.triage(&f)
+            case .worker:
+                triager.triage(&f)
+                f.triage.note = "model triage requested; an update with the same uid follows"
+            case .none: BuiltinTriager.untriaged(&f)
+            }
+            findings += 1
+            deliver(f)
+        }
+    }
+}

@@ -1,0 +1,265 @@
+import CSystemd
+import EventModel
+import Findings
+import Foundation
+import Ingest
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `logtriage run`: follows the configured log files, detects, writes findings, and commits
+/// each file's position only after the findings it produced are durable in every output.
+///
+/// This version serves file sources and the stdout and file outputs; journal and syslog
+/// sources, socket and syslog outputs, and worker triage in the daemon are refused with a
+/// clear message rather than silently ignored.
+package final class LiveRunner {
+    package let configuration: DaemonConfiguration
+    private let diagnostic: (String) -> Void
+    /// How long the loop sleeps when no source had new lines.
+    package var idleInterval: Duration = .milliseconds(100)
+    /// Longest time between commits while a backlog is read.
+    package var commitInterval: Duration = .seconds(1)
+
+    package init(configuration: DaemonConfiguration, diagnostic: @escaping (String) -> Void) {
+        self.configuration = configuration
+        self.diagnostic = diagnostic
+    }
+
+    package struct Refusal: Error, CustomStringConvertible {
+        package var description: String
+    }
+
+    /// What this version cannot serve yet, each as a sentence; empty when it can run.
+    package static func unsupported(_ c: DaemonConfiguration) -> [String] {
+        var out: [String] = []
+        if c.journal != nil { out.append("the journal source is not part of this version; remove sources.journal or use sources.files") }
+        if !c.syslog.isEmpty { out.append("syslog listeners are not part of this version; remove sources.syslog or use sources.files") }
+        for o in c.outputs {
+            switch o {
+            case .socket: out.append("socket outputs are not part of this version")
+            case .syslog: out.append("syslog outputs are not part of this version")
+            default: break
+            }
+        }
+        if c.triage == .worker { out.append("worker triage in the daemon is not part of this version; use triage.mode builtin") }
+        return out
+    }
+
+    /// Runs until SIGTERM or SIGINT, then drains and commits. Returns the exit status.
+    package func run() throws -> Int32 {
+        let c = configuration
+        let refused = Self.unsupported(c)
+        guard refused.isEmpty else { throw Refusal(description: refused.joined(separator: "; ")) }
+        guard !c.files.isEmpty else { throw Refusal(description: "no sources: configure sources.files") }
+
+        var scan = ScanConfiguration()
+        scan.rulePaths = c.rules
+        scan.pipelineDirectory = c.pipelines
+        scan.format = c.format
+        scan.triage = c.triage
+        scan.aggregateWindowSeconds = c.aggregateWindowSeconds
+        let pipeline = try ScanPipeline(configuration: scan)
+        for e in pipeline.loadReport.errors { diagnostic("\(e)") }
+        guard pipeline.loadReport.loaded > 0 else { throw Refusal(description: "no rules loaded") }
+
+        let store = CheckpointStore(directory: c.stateDirectory)
+        var (saved, warning) = try store.load()
+        if let warning { diagnostic(warning) }
+        var detector = Detector(rules: pipeline.rules, configuration: scan, live: true)
+        if let state = saved.correlationState {
+            do {
+                var engine = detector.correlations
+                try engine.restore(Array(state))
+                detector.replaceCorrelations(engine)
+            } catch {
+                diagnostic("correlation state in \(store.path) not restored (\(error)); windows start empty")
+            }
+        }
+        var outputs = try Outputs(c.outputs)
+        let tails = c.files.map { FileTail(path: $0.path, checkpoint: saved.files[$0.path]) }
+        var decoders = c.files.map { LineDecoder(format: InputFormat(rawValue: $0.format) ?? .auto, now: Self.now()) }
+
+        Signals.install()
+        Notify.send("READY=1\nSTATUS=following \(tails.count) files")
+        var statistics = ReadStatistics()
+        var findings = 0
+        var lastStatus = ContinuousClock.now
+        var lastYearCheck = ContinuousClock.now
+        var lastCommit = ContinuousClock.now
+        var uncommitted = false
+        let clock = ContinuousClock()
+
+        func write(_ f: Finding) {
+            outputs.write(pipeline.encode(f))
+            findings += 1
+        }
+
+        func commit() throws {
+            try outputs.makeDurable()
+            let held = detector.heldPositions()
+            for i in tails.indices {
+                guard var checkpoint = tails[i].checkpoint else { continue }
+                // A failure a session still holds sits before the read position: keep it re-readable.
+                if let p = held[tails[i].path], p.offset < checkpoint.offset {
+                    checkpoint.offset = p.offset
+                    checkpoint.line = max(0, p.line - 1)
+                }
+                saved.files[tails[i].path] = checkpoint
+            }
+            saved.correlationState = (try? detector.correlations.snapshot()).map { Data($0) }
+            try store.save(saved)
+        }
+
+        while !Signals.stopRequested {
+            if Signals.takeReload() {
+                outputs.reopen(diagnostic)
+                diagnostic("SIGHUP: outputs reopened")
+            }
+            let now = Self.now()
+            if clock.now - lastYearCheck > .seconds(60) {
+                for i in decoders.indices { decoders[i].setNow(now) }
+                lastYearCheck = clock.now
+            }
+            var lines = 0
+            for i in tails.indices {
+                do {
+                    lines += try tails[i].poll(maxLines: 20_000) { line, position, cut in
+                        statistics.lines += 1
+                        if cut { statistics.truncated += 1 }
+                        let (event, parsed) = decoders[i].decode(line, position: position)
+                        if !parsed { statistics.unparsable += 1 }
+                        guard var event else { return }
+                        statistics.events += 1
+                        detector.process(&event, now: now, deliver: write)
+                    }
+                } catch {
+                    diagnostic("\(tails[i].path): \(error)")
+                }
+            }
+            detector.advance(to: now, deliver: write)
+            if lines > 0 { uncommitted = true }
+            // Commit when caught up, and at least every commitInterval while catching up: each
+            // commit fsyncs and rewrites the checkpoint, so not after every batch of lines.
+            if uncommitted, lines == 0 || clock.now - lastCommit >= commitInterval {
+                try commit()
+                uncommitted = false
+                lastCommit = clock.now
+            }
+            if Notify.watchdogEnabled { Notify.send("WATCHDOG=1") }
+            if clock.now - lastStatus > .seconds(5) {
+                Notify.send("STATUS=\(statistics.lines) lines, \(findings) findings")
+                lastStatus = clock.now
+            }
+            if lines == 0 {
+                Thread.sleep(forTimeInterval: Double(idleInterval.components.attoseconds) / 1e18 + Double(idleInterval.components.seconds))
+            }
+        }
+        Notify.send("STOPPING=1")
+        detector.finish(now: Self.now(), deliver: write)
+        try commit()
+        diagnostic(
+            "stopped: \(statistics.lines) lines, \(statistics.events) events, \(statistics.unparsable) unparsable, \(statistics.truncated) truncated; \(findings) findings"
+        )
+        return 0
+    }
+
+    static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
+
+    /// Where findings go: each output gets every line; `makeDurable` flushes (and fsyncs, per policy) all of them.
+    struct Outputs {
+        private var stdout: SharedOutput?
+        private var files: [(path: String, fsync: DaemonConfiguration.FsyncPolicy, fd: Int32)] = []
+        private(set) var pending = false
+
+        init(_ outputs: [DaemonConfiguration.Output]) throws {
+            for o in outputs {
+                switch o {
+                case .stdout: stdout = SharedOutput(fd: 1)
+                case .file(let path, let policy): files.append((path, policy, try Self.open(path)))
+                case .socket, .syslog: break
+                }
+            }
+        }
+
+        static func open(_ path: String) throws -> Int32 {
+            let dir = (path as NSString).deletingLastPathComponent
+            if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
+            let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
+            guard fd >= 0 else { throw Refusal(description: "\(path): \(String(cString: strerror(errno)))") }
+            return fd
+        }
+
+        mutating func write(_ line: [UInt8]) {
+            pending = true
+            stdout?.write(line)
+            for f in files { Self.writeAll(f.fd, line) }
+            for f in files where f.fsync == .always { fsync(f.fd) }
+        }
+
+        static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+            var done = 0
+            while done < bytes.count {
+                let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
+                if n > 0 {
+                    done += n
+                } else if n < 0, errno == EINTR {
+                    continue
+                } else {
+                    return
+                }
+            }
+        }
+
+        mutating func makeDurable() throws {
+            guard pending else { return }
+            if let failed = stdout?.flush() { throw Refusal(description: "standard output: \(String(cString: strerror(failed)))") }
+            for f in files where f.fsync == .batch {
+                if fsync(f.fd) != 0 { throw Refusal(description: "\(f.path): fsync: \(String(cString: strerror(errno)))") }
+            }
+            pending = false
+        }
+
+        /// After logrotate moved the findings file: write to a new file at the configured path.
+        mutating func reopen(_ diagnostic: (String) -> Void) {
+            for i in files.indices {
+                do {
+                    let fd = try Self.open(files[i].path)
+                    close(files[i].fd)
+                    files[i].fd = fd
+                } catch {
+                    diagnostic("\(error); still writing to the old file")
+                }
+            }
+        }
+    }
+}
+
+/// SIGTERM and SIGINT ask the loop to stop; SIGHUP asks it to reopen outputs.
+enum Signals {
+    private static let stop = Atomic<Bool>(false)
+    private static let reload = Atomic<Bool>(false)
+
+    static func install() {
+        signal(SIGTERM) { _ in Signals.stop.store(true, ordering: .relaxed) }
+        signal(SIGINT) { _ in Signals.stop.store(true, ordering: .relaxed) }
+        signal(SIGHUP) { _ in Signals.reload.store(true, ordering: .relaxed) }
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    static var stopRequested: Bool { stop.load(ordering: .relaxed) }
+
+    static func takeReload() -> Bool { reload.exchange(false, ordering: .relaxed) }
+}
+
+/// sd_notify(3) messages to the service manager; nothing happens without NOTIFY_SOCKET.
+enum Notify {
+    static func send(_ state: String) { _ = sd_notify(0, state) }
+
+    static let watchdogEnabled: Bool = {
+        var usec: UInt64 = 0
+        return sd_watchdog_enabled(0, &usec) > 0
+    }()
+}

@@ -1,0 +1,37 @@
+import EventModel
+
+/// Turns single lines of a followed file into events: syslog (RFC 3164 or 5424) or a JSON
+/// object per line, chosen per line when the format is `auto`.
+package struct LineDecoder: Sendable {
+    private var syslog: SyslogParser
+    private let json = JSONLineParser()
+    package let format: InputFormat
+
+    /// `now` anchors syslog stamps that carry no year.
+    package init(format: InputFormat, now: Int64) {
+        self.format = format
+        syslog = SyslogParser(year: nil, referenceTime: now)
+    }
+
+    /// Live logs are current: stamps without a year are read relative to `now`.
+    package mutating func setNow(_ now: Int64) { syslog.referenceTime = now }
+
+    /// The event for `line`, and whether it had the structure its format promises.
+    package mutating func decode(_ line: UnsafeBufferPointer<UInt8>, position: SourcePosition) -> (event: Event?, parsed: Bool) {
+        if line.isEmpty { return (nil, true) }
+        var isJSON = format == .jsonl
+        if format == .auto {
+            var i = 0
+            while i < line.count, line[i] == 0x20 || line[i] == 0x09 { i += 1 }
+            isJSON = i < line.count && line[i] == UInt8(ascii: "{")
+        }
+        if isJSON {
+            switch json.parse(line, position: position) {
+            case .success(let event): return (event, true)
+            case .failure: return (nil, false)
+            }
+        }
+        let r = syslog.parse(line, position: position)
+        return (r.event, r.headerFound)
+    }
+}

@@ -1,0 +1,189 @@
+import Foundation
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// `logtriage run` as a real process following real files.
+@Suite("Live daemon", .serialized)
+struct LiveRunTests {
+    /// A daemon with a scratch state directory, one followed file and findings collected from stdout.
+    final class Daemon {
+        let dir: String
+        let log: String
+        let findings: String
+        let config: String
+        var process: Process?
+
+        init(extra: String = "") throws {
+            dir = NSTemporaryDirectory() + "logtriage-run-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            log = dir + "/auth.log"
+            findings = dir + "/stdout.jsonl"
+            config = dir + "/logtriage.yaml"
+            FileManager.default.createFile(atPath: findings, contents: nil)
+            try """
+            sources:
+              files:
+                - path: \(log)
+            output:
+              - stdout
+            state_directory: \(dir)/state
+            \(extra)
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        }
+
+        deinit {
+            process?.terminate()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+
+        func start() throws {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Fixtures.binary)
+            p.arguments = ["run", "--config", config]
+            let out = try FileHandle(forWritingTo: URL(fileURLWithPath: findings))
+            try out.seekToEnd()
+            p.standardOutput = out
+            p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            try p.run()
+            process = p
+        }
+
+        func stop(signal sig: Int32 = SIGTERM) -> Int32 {
+            guard let p = process else { return -1 }
+            kill(p.processIdentifier, sig)
+            p.waitUntilExit()
+            process = nil
+            return p.terminationStatus
+        }
+
+        func append(_ lines: [String]) throws {
+            if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+            let h = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+            try h.seekToEnd()
+            try h.write(contentsOf: Data((lines.joined(separator: "\n") + "\n").utf8))
+            try h.close()
+        }
+
+        /// The findings written so far, parsed.
+        func written() throws -> [[String: Any]] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: findings))
+            return try data.split(separator: UInt8(ascii: "\n")).map {
+                try #require(try JSONSerialization.jsonObject(with: Data($0)) as? [String: Any])
+            }
+        }
+
+        /// Waits until `count` findings are written or `seconds` pass; returns the wait.
+        func waitFor(count: Int, seconds: Double) throws -> Double {
+            let start = Date()
+            while Date().timeIntervalSince(start) < seconds {
+                if try written().count >= count { break }
+                usleep(20_000)
+            }
+            return Date().timeIntervalSince(start)
+        }
+    }
+
+    static func uid(_ f: [String: Any]) -> String { ((f["finding_info"] as? [String: Any])?["uid"] as? String) ?? "" }
+
+    /// Syslog stamps of now, so live aggregation windows and correlations see current events.
+    static func stamp(_ offset: Int = 0) -> String {
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.dateFormat = "MMM d HH:mm:ss"
+        return f.string(from: Date().addingTimeInterval(Double(offset)))
+    }
+
+    @Test("a line written to a followed file becomes a finding within a second")
+    func latency() throws {
+        let d = try Daemon()
+        try d.append(["\(Self.stamp()) web1 sshd[10]: Accepted publickey for alice from 192.0.2.1 port 22 ssh2"])
+        try d.start()
+        usleep(500_000)
+        try d.append(["\(Self.stamp()) web1 sshd[11]: Failed password for root from 203.0.113.77 port 22 ssh2"])
+        let waited = try d.waitFor(count: 1, seconds: 5)
+        #expect(waited < 1.0, "the finding took \(waited) s")
+        #expect(d.stop() == 0)
+        let f = try d.written()
+        #expect(f.count == 1)
+        #expect((f.first?["message"] as? String)?.contains("203.0.113.77") == true)
+    }
+
+    @Test("restart resumes after the last committed line; rotation and late files are followed")
+    func resumeAndRotate() throws {
+        let d = try Daemon()
+        try d.start()
+        usleep(300_000)
+        try d.append(["\(Self.stamp()) web1 sshd[20]: Invalid user alpha from 198.51.100.1 port 22"])
+        _ = try d.waitFor(count: 1, seconds: 5)
+        #expect(d.stop() == 0)
+        try d.append(["\(Self.stamp()) web1 sshd[21]: Invalid user beta from 198.51.100.2 port 22"])
+        try d.start()
+        _ = try d.waitFor(count: 2, seconds: 5)
+        // logrotate: rename, then a new file at the path.
+        try FileManager.default.moveItem(atPath: d.log, toPath: d.log + ".1")
+        try d.append(["\(Self.stamp()) web1 sshd[22]: Invalid user gamma from 198.51.100.3 port 22"])
+        _ = try d.waitFor(count: 3, seconds: 5)
+        #expect(d.stop() == 0)
+        let messages = try d.written().compactMap { $0["message"] as? String }
+        #expect(messages.count == 3, "\(messages)")
+        for ip in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
+            #expect(messages.filter { $0.contains(ip) }.count == 1, "\(ip): \(messages)")
+        }
+    }
+
+    @Test("kill -9 at random moments during a 200,000-line replay loses nothing; repeats keep their uid")
+    func crashes() throws {
+        let d = try Daemon()
+        // Routine traffic with guessing from 400 sources, every line naming its source.
+        var lines: [String] = []
+        var rng = SystemRandomNumberGenerator()
+        let now = Self.stamp()
+        for i in 0..<200_000 {
+            let ip = "203.0.\(i % 400 / 200).\(i % 200 + 1)"
+            switch Int.random(in: 0..<10, using: &rng) {
+            case 0: lines.append("\(now) web1 sshd[\(i % 30000 + 1000)]: Failed password for root from \(ip) port 22 ssh2")
+            case 1: lines.append("\(now) web1 sshd[\(i % 30000 + 1000)]: Invalid user u\(i % 50) from \(ip) port 22")
+            case 2: lines.append("\(now) web1 sudo:    bob : user NOT in sudoers ; TTY=pts/0 ; PWD=/home/bob ; USER=root ; COMMAND=/bin/sh")
+            default:
+                lines.append(
+                    "\(now) web1 CRON[\(i % 30000 + 1000)]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)")
+            }
+        }
+        try d.append(lines)
+        let size = try FileManager.default.attributesOfItem(atPath: d.log)[.size] as? UInt64 ?? 0
+        for _ in 0..<10 {
+            try d.start()
+            usleep(UInt32.random(in: 150_000...900_000, using: &rng))
+            _ = d.stop(signal: SIGKILL)
+        }
+        // Run to the end: until the committed offset reaches the file's size.
+        try d.start()
+        let deadline = Date().addingTimeInterval(120)
+        while Date() < deadline {
+            let data = FileManager.default.contents(atPath: d.dir + "/state/checkpoints.json") ?? Data()
+            if String(decoding: data, as: UTF8.self).contains("\"offset\":\(size)") { break }
+            usleep(100_000)
+        }
+        #expect(d.stop() == 0)
+        let live = try d.written()
+        let liveUIDs = Set(live.map(Self.uid))
+
+        // What an uninterrupted scan of the same file reports.
+        let (status, out, err) = try Fixtures.run(Fixtures.binary, ["scan", "--no-progress", d.log])
+        #expect(status == 0, "\(err)")
+        let expected = Set(
+            out.split(separator: UInt8(ascii: "\n")).compactMap { line in
+                (try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any]).map(Self.uid)
+            })
+        #expect(expected.count > 100)
+        let missing = expected.subtracting(liveUIDs)
+        #expect(missing.isEmpty, "\(missing.count) of \(expected.count) findings missing after crashes")
+        print(
+            "crash test: \(live.count) lines written by the daemon, \(liveUIDs.count) distinct uids, \(expected.count) expected, \(missing.count) missing"
+        )
+    }
+}

@@ -89,6 +89,7 @@ package final class LiveRunner {
         var lastStatus = ContinuousClock.now
         var lastYearCheck = ContinuousClock.now
         var lastCommit = ContinuousClock.now
+        var lastPing = ContinuousClock.now - .seconds(3600)
         var uncommitted = false
         let clock = ContinuousClock()
 
@@ -148,7 +149,11 @@ package final class LiveRunner {
                 uncommitted = false
                 lastCommit = clock.now
             }
-            if Notify.watchdogEnabled { Notify.send("WATCHDOG=1") }
+            // The ping comes from the loop itself: a stuck pipeline stops it and systemd restarts us.
+            if let interval = Notify.watchdogInterval, clock.now - lastPing >= interval / 2 {
+                Notify.send("WATCHDOG=1")
+                lastPing = clock.now
+            }
             if clock.now - lastStatus > .seconds(5) {
                 Notify.send("STATUS=\(statistics.lines) lines, \(findings) findings")
                 lastStatus = clock.now
@@ -258,8 +263,9 @@ enum Signals {
 enum Notify {
     static func send(_ state: String) { _ = sd_notify(0, state) }
 
-    static let watchdogEnabled: Bool = {
+    /// WATCHDOG_USEC, when the service manager asked for pings.
+    static let watchdogInterval: Duration? = {
         var usec: UInt64 = 0
-        return sd_watchdog_enabled(0, &usec) > 0
+        return sd_watchdog_enabled(0, &usec) > 0 ? .microseconds(Int64(usec)) : nil
     }()
 }

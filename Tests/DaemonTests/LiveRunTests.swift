@@ -40,10 +40,11 @@ struct LiveRunTests {
             try? FileManager.default.removeItem(atPath: dir)
         }
 
-        func start() throws {
+        func start(environment: [String: String] = [:]) throws {
             let p = Process()
             p.executableURL = URL(fileURLWithPath: Fixtures.binary)
             p.arguments = ["run", "--config", config]
+            p.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
             let out = try FileHandle(forWritingTo: URL(fileURLWithPath: findings))
             try out.seekToEnd()
             p.standardOutput = out
@@ -95,6 +96,60 @@ struct LiveRunTests {
         f.locale = Locale(identifier: "en_US_POSIX")
         f.dateFormat = "MMM d HH:mm:ss"
         return f.string(from: Date().addingTimeInterval(Double(offset)))
+    }
+
+    /// A datagram socket standing in for systemd's notification socket.
+    final class NotifySocket {
+        let path: String
+        let fd: Int32
+
+        init(directory: String) throws {
+            path = directory + "/notify.sock"
+            fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+            var addr = sockaddr_un()
+            addr.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &addr.sun_path) { raw in
+                for (i, b) in path.utf8.enumerated() { raw[i] = b }
+            }
+            let bound = withUnsafePointer(to: &addr) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+            }
+            try #require(fd >= 0 && bound == 0)
+            var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
+
+        deinit { close(fd) }
+
+        /// Messages received until `until` returns true for one or `seconds` pass.
+        func receive(seconds: Double, until: (String) -> Bool) -> [String] {
+            var out: [String] = []
+            let start = Date()
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while Date().timeIntervalSince(start) < seconds {
+                let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, $0.count, 0) }
+                guard n > 0 else { continue }
+                let message = String(decoding: buffer[..<n], as: UTF8.self)
+                out.append(message)
+                if until(message) { break }
+            }
+            return out
+        }
+    }
+
+    @Test("systemd notifications: READY once following, STATUS, WATCHDOG while the loop runs, STOPPING on SIGTERM")
+    func notifications() throws {
+        let d = try Daemon()
+        let socket = try NotifySocket(directory: d.dir)
+        try d.start(environment: ["NOTIFY_SOCKET": socket.path, "WATCHDOG_USEC": "2000000"])
+        let early = socket.receive(seconds: 10) { $0.contains("WATCHDOG=1") }
+        #expect(early.first?.hasPrefix("READY=1") == true, "\(early)")
+        #expect(early.first?.contains("STATUS=following 1 files") == true)
+        #expect(early.contains("WATCHDOG=1"))
+        kill(d.process!.processIdentifier, SIGTERM)
+        let late = socket.receive(seconds: 10) { $0.contains("STOPPING=1") }
+        #expect(late.contains("STOPPING=1"), "\(late)")
+        #expect(d.stop() == 0)
     }
 
     @Test("a line written to a followed file becomes a finding within a second")

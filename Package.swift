@@ -35,6 +35,8 @@ let package = Package(
                 "EventModel", "Ingest", "Sigma", "Findings", "Triage", "CSystemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
         .executableTarget(

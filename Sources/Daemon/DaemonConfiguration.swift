@@ -177,7 +177,8 @@ package struct DaemonConfiguration: Sendable, Equatable {
             host = s[..<colon]
             portText = s[s.index(after: colon)...]
         }
-        guard !host.isEmpty, let port = Int(portText), (1...65535).contains(port) else { return nil }
+        // Port 0 asks the kernel for a free port (listeners only; tests use it).
+        guard !host.isEmpty, let port = Int(portText), (0...65535).contains(port) else { return nil }
         return (String(host), port)
     }
 
@@ -436,7 +437,7 @@ package struct DaemonConfiguration: Sendable, Equatable {
                 return .socket(path: String(url.dropFirst("unix://".count)))
             default:
                 guard let url = string(kind.value, "syslog") else { return nil }
-                guard url.hasPrefix("tcp://"), let (host, port) = DaemonConfiguration.hostPort(String(url.dropFirst(6))) else {
+                guard url.hasPrefix("tcp://"), let (host, port) = DaemonConfiguration.hostPort(String(url.dropFirst(6))), port > 0 else {
                     problem(kind.value, "syslog output must be tcp://host:port (RFC 5424 over TCP)")
                     return nil
                 }

@@ -36,7 +36,6 @@ package final class LiveRunner {
     package static func unsupported(_ c: DaemonConfiguration) -> [String] {
         var out: [String] = []
         if c.journal != nil { out.append("the journal source is not part of this version; remove sources.journal or use sources.files") }
-        if !c.syslog.isEmpty { out.append("syslog listeners are not part of this version; remove sources.syslog or use sources.files") }
         for o in c.outputs {
             switch o {
             case .socket: out.append("socket outputs are not part of this version")
@@ -53,7 +52,9 @@ package final class LiveRunner {
         let c = configuration
         let refused = Self.unsupported(c)
         guard refused.isEmpty else { throw Refusal(description: refused.joined(separator: "; ")) }
-        guard !c.files.isEmpty else { throw Refusal(description: "no sources: configure sources.files") }
+        guard !c.files.isEmpty || !c.syslog.isEmpty else {
+            throw Refusal(description: "no sources: configure sources.files or sources.syslog")
+        }
 
         var scan = ScanConfiguration()
         scan.rulePaths = c.rules
@@ -82,8 +83,16 @@ package final class LiveRunner {
         let tails = c.files.map { FileTail(path: $0.path, checkpoint: saved.files[$0.path]) }
         var decoders = c.files.map { LineDecoder(format: InputFormat(rawValue: $0.format) ?? .auto, now: Self.now()) }
 
+        let ingress = IngressQueue()
+        let listeners = SyslogListeners(queue: ingress)
+        try listeners.start(c.syslog)
+        defer { listeners.stop() }
+        for a in listeners.addresses { diagnostic("listening on \(a)") }
+        var network = LineDecoder(format: .syslog, now: Self.now())
+        var received = 0
+
         Signals.install()
-        Notify.send("READY=1\nSTATUS=following \(tails.count) files")
+        Notify.send("READY=1\nSTATUS=following \(tails.count) files, \(listeners.addresses.count) syslog listeners")
         var statistics = ReadStatistics()
         var findings = 0
         var lastStatus = ContinuousClock.now
@@ -122,6 +131,7 @@ package final class LiveRunner {
             let now = Self.now()
             if clock.now - lastYearCheck > .seconds(60) {
                 for i in decoders.indices { decoders[i].setNow(now) }
+                network.setNow(now)
                 lastYearCheck = clock.now
             }
             var lines = 0
@@ -140,6 +150,18 @@ package final class LiveRunner {
                     diagnostic("\(tails[i].path): \(error)")
                 }
             }
+            for m in ingress.drain() {
+                received += 1
+                lines += 1
+                statistics.lines += 1
+                if m.truncated { statistics.truncated += 1 }
+                let position = SourcePosition(source: listeners.addresses[m.listener], line: received, offset: UInt64(received))
+                let (event, parsed) = m.bytes.withUnsafeBufferPointer { network.decode($0, position: position) }
+                if !parsed { statistics.unparsable += 1 }
+                guard var event else { continue }
+                statistics.events += 1
+                detector.process(&event, now: now, deliver: write)
+            }
             detector.advance(to: now, deliver: write)
             if lines > 0 { uncommitted = true }
             // Commit when caught up, and at least every commitInterval while catching up: each
@@ -155,7 +177,7 @@ package final class LiveRunner {
                 lastPing = clock.now
             }
             if clock.now - lastStatus > .seconds(5) {
-                Notify.send("STATUS=\(statistics.lines) lines, \(findings) findings")
+                Notify.send("STATUS=\(statistics.lines) lines, \(findings) findings, \(ingress.counters.dropped) syslog messages dropped")
                 lastStatus = clock.now
             }
             if lines == 0 {
@@ -163,10 +185,20 @@ package final class LiveRunner {
             }
         }
         Notify.send("STOPPING=1")
+        // Sources stop first: no new connections or datagrams; what already arrived is detected.
+        listeners.stop()
+        for m in ingress.drain() {
+            received += 1
+            let position = SourcePosition(source: listeners.addresses[m.listener], line: received, offset: UInt64(received))
+            let (event, _) = m.bytes.withUnsafeBufferPointer { network.decode($0, position: position) }
+            guard var event else { continue }
+            detector.process(&event, now: Self.now(), deliver: write)
+        }
         detector.finish(now: Self.now(), deliver: write)
         try commit()
+        let net = ingress.counters
         diagnostic(
-            "stopped: \(statistics.lines) lines, \(statistics.events) events, \(statistics.unparsable) unparsable, \(statistics.truncated) truncated; \(findings) findings"
+            "stopped: \(statistics.lines) lines, \(statistics.events) events, \(statistics.unparsable) unparsable, \(statistics.truncated) truncated; \(findings) findings; syslog: \(net.received) received, \(net.dropped) dropped (queue full), \(net.refusedConnections) connections refused"
         )
         return 0
     }

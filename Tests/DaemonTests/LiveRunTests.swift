@@ -15,19 +15,21 @@ struct LiveRunTests {
         let log: String
         let findings: String
         let config: String
+        let stderr: String
         var process: Process?
 
-        init(extra: String = "") throws {
+        init(extra: String = "", sources: String? = nil) throws {
             dir = NSTemporaryDirectory() + "logtriage-run-\(UUID().uuidString)"
             try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
             log = dir + "/auth.log"
             findings = dir + "/stdout.jsonl"
             config = dir + "/logtriage.yaml"
+            stderr = dir + "/stderr.txt"
             FileManager.default.createFile(atPath: findings, contents: nil)
+            FileManager.default.createFile(atPath: stderr, contents: nil)
             try """
             sources:
-              files:
-                - path: \(log)
+            \(sources ?? "  files:\n    - path: \(log)")
             output:
               - stdout
             state_directory: \(dir)/state
@@ -48,7 +50,9 @@ struct LiveRunTests {
             let out = try FileHandle(forWritingTo: URL(fileURLWithPath: findings))
             try out.seekToEnd()
             p.standardOutput = out
-            p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+            let err = try FileHandle(forWritingTo: URL(fileURLWithPath: stderr))
+            try err.seekToEnd()
+            p.standardError = err
             try p.run()
             process = p
         }
@@ -86,6 +90,22 @@ struct LiveRunTests {
             }
             return Date().timeIntervalSince(start)
         }
+    }
+
+    /// The daemon's diagnostics so far.
+    static func diagnostics(_ d: Daemon) -> String { (try? String(contentsOfFile: d.stderr, encoding: .utf8)) ?? "" }
+
+    /// The address a `:0` listener got, from the daemon's "listening on" line.
+    static func port(_ d: Daemon, _ scheme: String) throws -> String {
+        for _ in 0..<100 {
+            let text = diagnostics(d)
+            if let r = text.range(of: "listening on \(scheme)://127.0.0.1:") {
+                return String(text[r.upperBound...].prefix { $0.isNumber })
+            }
+            usleep(50_000)
+        }
+        Issue.record("no \(scheme) listener reported: \(diagnostics(d))")
+        return "0"
     }
 
     static func uid(_ f: [String: Any]) -> String { ((f["finding_info"] as? [String: Any])?["uid"] as? String) ?? "" }
@@ -150,6 +170,48 @@ struct LiveRunTests {
         let late = socket.receive(seconds: 10) { $0.contains("STOPPING=1") }
         #expect(late.contains("STOPPING=1"), "\(late)")
         #expect(d.stop() == 0)
+    }
+
+    @Test("syslog from logger over UDP, TCP (octet counting and LF) and a unix stream socket becomes findings within a second")
+    func syslogListeners() throws {
+        let dir = NSTemporaryDirectory() + "logtriage-sock-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let d = try Daemon(
+            sources: """
+                  syslog:
+                    - listen: udp://127.0.0.1:0
+                    - listen: tcp://127.0.0.1:0
+                      max_message_bytes: 480
+                    - listen: unix://\(dir)/syslog.sock
+                """)
+        try d.start()
+        let udp = try Self.port(d, "udp")
+        let tcp = try Self.port(d, "tcp")
+        let sends: [[String]] = [
+            ["-n", "127.0.0.1", "-P", udp, "-d", "-t", "sshd", "Failed password for root from 203.0.113.11 port 22 ssh2"],
+            ["-n", "127.0.0.1", "-P", tcp, "-T", "--octet-count", "-t", "sshd", "Invalid user bob from 203.0.113.12 port 22"],
+            ["-n", "127.0.0.1", "-P", tcp, "-T", "--rfc3164", "-t", "sshd", "Invalid user carol from 203.0.113.13 port 22"],
+            ["-u", "\(dir)/syslog.sock", "-T", "--rfc3164", "-t", "sshd", "Invalid user dave from 203.0.113.14 port 22"],
+        ]
+        for (i, args) in sends.enumerated() {
+            let (status, _, err) = try Fixtures.run("/usr/bin/logger", args)
+            #expect(status == 0, "\(err)")
+            let waited = try d.waitFor(count: i + 1, seconds: 5)
+            #expect(waited < 1.0, "finding \(i + 1) took \(waited) s")
+        }
+        // A message over the TCP listener's limit is cut and counted, not dropped.
+        let long = "Invalid user " + String(repeating: "x", count: 2000) + " from 203.0.113.15 port 22"
+        _ = try Fixtures.run("/usr/bin/logger", ["-n", "127.0.0.1", "-P", tcp, "-T", "--octet-count", "-S", "4000", "-t", "sshd", long])
+        usleep(500_000)
+        #expect(d.stop() == 0)
+        let messages = try d.written().compactMap { $0["message"] as? String }
+        for ip in ["203.0.113.11", "203.0.113.12", "203.0.113.13", "203.0.113.14"] {
+            #expect(messages.contains { $0.contains(ip) }, "\(ip) missing: \(messages)")
+        }
+        let summary = Self.diagnostics(d)
+        #expect(summary.contains("syslog: 5 received, 0 dropped"), "\(summary)")
+        #expect(summary.contains("1 truncated"), "\(summary)")
     }
 
     @Test("a line written to a followed file becomes a finding within a second")

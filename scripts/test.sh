@@ -8,6 +8,8 @@ dpkg -s libsystemd-dev >/dev/null 2>&1 || need+=(libsystemd-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 dpkg -s ripgrep >/dev/null 2>&1 || need+=(ripgrep)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v rsyslogd >/dev/null 2>&1 || need+=(rsyslog)
+command -v logger >/dev/null 2>&1 || need+=(bsdutils)
 if [ ${#need[@]} -gt 0 ]; then
     echo "test.sh: installing ${need[*]}" >&2
     SUDO=""

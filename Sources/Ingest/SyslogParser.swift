@@ -262,6 +262,8 @@ package struct SyslogParser: Sendable {
         }
         if i < n, b[i] == 32 { i += 1 }
         if i + 3 <= n, b[i] == 0xEF, b[i + 1] == 0xBB, b[i + 2] == 0xBF { i += 3 }
+        // rsyslog relaying an RFC 3164 message as RFC 5424 keeps the space after its tag.
+        if i < n, b[i] == 32 { i += 1 }
         addMessage(b, from: min(i, n), into: &fields, event: &event)
         return true
     }

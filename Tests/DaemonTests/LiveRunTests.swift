@@ -214,6 +214,50 @@ struct LiveRunTests {
         #expect(summary.contains("1 truncated"), "\(summary)")
     }
 
+    @Test("rsyslog forwarding RFC 5424 over TCP with octet counting: findings within a second")
+    func rsyslogForwarding() throws {
+        let d = try Daemon(sources: "  syslog:\n    - listen: tcp://127.0.0.1:0")
+        try d.start()
+        let port = try Self.port(d, "tcp")
+        let rs = d.dir + "/rsyslog"
+        try FileManager.default.createDirectory(atPath: rs, withIntermediateDirectories: true)
+        // rsyslog takes local messages on its own socket (not /dev/log) and forwards them to us.
+        try """
+        global(workDirectory="\(rs)")
+        module(load="imuxsock" SysSock.Use="off")
+        input(type="imuxsock" Socket="\(rs)/log.sock" useSpecialParser="off" parseHostname="on")
+        action(type="omfwd" target="127.0.0.1" port="\(port)" protocol="tcp" TCP_Framing="octet-counted"
+               template="RSYSLOG_SyslogProtocol23Format")
+        """.write(toFile: rs + "/rsyslog.conf", atomically: true, encoding: .utf8)
+        let rsyslog = Process()
+        rsyslog.executableURL = URL(fileURLWithPath: "/usr/sbin/rsyslogd")
+        rsyslog.arguments = ["-n", "-f", rs + "/rsyslog.conf", "-i", rs + "/rsyslog.pid"]
+        try rsyslog.run()
+        // rsyslog retries its forwarding queue on shutdown; it stops before we do, and not for long.
+        func stopRsyslog() {
+            guard rsyslog.isRunning else { return }
+            rsyslog.terminate()
+            for _ in 0..<40 where rsyslog.isRunning { usleep(50_000) }
+            if rsyslog.isRunning { kill(rsyslog.processIdentifier, SIGKILL) }
+            rsyslog.waitUntilExit()
+        }
+        defer { stopRsyslog() }
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: rs + "/log.sock") { usleep(50_000) }
+        let (status, _, err) = try Fixtures.run(
+            "/usr/bin/logger",
+            ["-u", rs + "/log.sock", "-t", "sshd", "-i", "Failed password for invalid user eve from 203.0.113.21 port 22 ssh2"])
+        #expect(status == 0, "\(err)")
+        let waited = try d.waitFor(count: 1, seconds: 5)
+        #expect(waited < 1.0, "the finding took \(waited) s")
+        stopRsyslog()
+        #expect(d.stop() == 0)
+        let f = try #require(try d.written().first)
+        let evidence = try #require((f["evidences"] as? [[String: Any]])?.first?["data"] as? [String: Any])
+        #expect(evidence["MESSAGE"] as? String == "Failed password for invalid user eve from 203.0.113.21 port 22 ssh2")
+        #expect(evidence["SYSLOG_IDENTIFIER"] as? String == "sshd")
+        #expect((evidence["SYSLOG_TIMESTAMP"] as? String)?.contains("T") == true, "an RFC 5424 stamp")
+    }
+
     @Test("a line written to a followed file becomes a finding within a second")
     func latency() throws {
         let d = try Daemon()

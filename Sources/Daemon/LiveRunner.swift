@@ -4,6 +4,7 @@ import Findings
 import Foundation
 import Ingest
 import Synchronization
+import Triage
 
 #if canImport(Glibc)
     import Glibc
@@ -12,9 +13,9 @@ import Synchronization
 /// `logtriage run`: follows the configured log files, detects, writes findings, and commits
 /// each file's position only after the findings it produced are durable in every output.
 ///
-/// This version serves file sources and the stdout and file outputs; journal and syslog
-/// sources, socket and syslog outputs, and worker triage in the daemon are refused with a
-/// clear message rather than silently ignored.
+/// This version serves file sources, syslog listeners, the stdout and file outputs and worker
+/// triage; the journal source and socket and syslog outputs are refused with a clear message
+/// rather than silently ignored.
 package final class LiveRunner {
     package let configuration: DaemonConfiguration
     private let diagnostic: (String) -> Void
@@ -22,6 +23,8 @@ package final class LiveRunner {
     package var idleInterval: Duration = .milliseconds(100)
     /// Longest time between commits while a backlog is read.
     package var commitInterval: Duration = .seconds(1)
+    /// How long a stop waits for worker answers still in flight.
+    package var shutdownGrace: Double = 5
 
     package init(configuration: DaemonConfiguration, diagnostic: @escaping (String) -> Void) {
         self.configuration = configuration
@@ -43,7 +46,10 @@ package final class LiveRunner {
             default: break
             }
         }
-        if c.triage == .worker { out.append("worker triage in the daemon is not part of this version; use triage.mode builtin") }
+        if c.triage == .worker, c.worker?.hold == true {
+            out.append(
+                "triage.worker.hold is for scan: the daemon writes each finding at once so it is durable before its position is committed")
+        }
         return out
     }
 
@@ -79,9 +85,31 @@ package final class LiveRunner {
                 diagnostic("correlation state in \(store.path) not restored (\(error)); windows start empty")
             }
         }
-        var outputs = try Outputs(c.outputs)
+        let outputs = try Outputs(c.outputs)
         let tails = c.files.map { FileTail(path: $0.path, checkpoint: saved.files[$0.path]) }
         var decoders = c.files.map { LineDecoder(format: InputFormat(rawValue: $0.format) ?? .auto, now: Self.now()) }
+
+        // Worker triage: findings are written at once with built-in triage (that write is what a
+        // commit waits for) and queued; the model's answers follow as updates of the same uid.
+        var triager: WorkerTriager?
+        var consumers: Task<Void, Never>?
+        if c.triage == .worker, let settings = c.worker {
+            let client = WorkerClient(configuration: try settings.configuration())
+            let found = Self.wait { await WorkerTriager.discover(client) }
+            if let problem = found.problem {
+                diagnostic("worker \(client.configuration.baseURL): \(problem); findings keep built-in triage while it is away")
+            }
+            let encoder = FindingEncoder(format: c.format, productVersion: ScanPipeline.version)
+            let t = WorkerTriager(client: client, model: found.model, provider: found.provider, hold: false) { f in
+                outputs.write(encoder.encode(f))
+            }
+            triager = t
+            // Owned here and awaited (for a bounded time) before this function returns.
+            consumers = Task.detached {
+                await t.run()
+                await client.shutdown()
+            }
+        }
 
         let ingress = IngressQueue()
         let listeners = SyslogListeners(queue: ingress)
@@ -105,6 +133,7 @@ package final class LiveRunner {
         func write(_ f: Finding) {
             outputs.write(pipeline.encode(f))
             findings += 1
+            triager?.submit(f)
         }
 
         func commit() throws {
@@ -196,6 +225,19 @@ package final class LiveRunner {
         }
         detector.finish(now: Self.now(), deliver: write)
         try commit()
+        if let triager, let consumers {
+            // Bounded drain: answers that arrive within the grace period are written; findings
+            // still waiting keep the built-in triage they were written with.
+            triager.finish()
+            let done = Self.wait(timeout: shutdownGrace) { await consumers.value }
+            if done == nil {
+                diagnostic(
+                    "stopping without waiting for \(triager.statistics.submitted - triager.statistics.modelTriaged - triager.statistics.keptBuiltin) worker answers"
+                )
+            }
+            try outputs.makeDurable()
+            diagnostic(triager.statistics.line)
+        }
         let net = ingress.counters
         diagnostic(
             "stopped: \(statistics.lines) lines, \(statistics.events) events, \(statistics.unparsable) unparsable, \(statistics.truncated) truncated; \(findings) findings; syslog: \(net.received) received, \(net.dropped) dropped (queue full), \(net.refusedConnections) connections refused"
@@ -205,11 +247,40 @@ package final class LiveRunner {
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
 
+    /// Runs async work from this synchronous loop thread and waits for it (at most `timeout` seconds).
+    static func wait<T: Sendable>(timeout: Double? = nil, _ work: @escaping @Sendable () async -> T) -> T? {
+        let box = ResultBox<T>()
+        let done = DispatchSemaphore(value: 0)
+        Task.detached {
+            box.set(await work())
+            done.signal()
+        }
+        if let timeout {
+            guard done.wait(timeout: .now() + timeout) == .success else { return nil }
+        } else {
+            done.wait()
+        }
+        return box.value
+    }
+
+    static func wait<T: Sendable>(_ work: @escaping @Sendable () async -> T) -> T {
+        wait(timeout: nil, work)!
+    }
+
+    private final class ResultBox<T: Sendable>: Sendable {
+        private let stored = Mutex<T?>(nil)
+        func set(_ v: T) { stored.withLock { $0 = v } }
+        var value: T? { stored.withLock { $0 } }
+    }
+
     /// Where findings go: each output gets every line; `makeDurable` flushes (and fsyncs, per policy) all of them.
-    struct Outputs {
+    /// Shared by the detection loop and the worker triager's consumers; every call holds the lock.
+    final class Outputs: @unchecked Sendable {
+        private let lock = NSLock()
         private var stdout: SharedOutput?
         private var files: [(path: String, fsync: DaemonConfiguration.FsyncPolicy, fd: Int32)] = []
-        private(set) var pending = false
+        private var dirty = false
+        var pending: Bool { lock.withLock { dirty } }
 
         init(_ outputs: [DaemonConfiguration.Output]) throws {
             for o in outputs {
@@ -229,11 +300,13 @@ package final class LiveRunner {
             return fd
         }
 
-        mutating func write(_ line: [UInt8]) {
-            pending = true
-            stdout?.write(line)
-            for f in files { Self.writeAll(f.fd, line) }
-            for f in files where f.fsync == .always { fsync(f.fd) }
+        func write(_ line: [UInt8]) {
+            lock.withLock {
+                dirty = true
+                stdout?.write(line)
+                for f in files { Self.writeAll(f.fd, line) }
+                for f in files where f.fsync == .always { fsync(f.fd) }
+            }
         }
 
         static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
@@ -250,17 +323,21 @@ package final class LiveRunner {
             }
         }
 
-        mutating func makeDurable() throws {
-            guard pending else { return }
+        func makeDurable() throws {
+            lock.lock()
+            defer { lock.unlock() }
+            guard dirty else { return }
             if let failed = stdout?.flush() { throw Refusal(description: "standard output: \(String(cString: strerror(failed)))") }
             for f in files where f.fsync == .batch {
                 if fsync(f.fd) != 0 { throw Refusal(description: "\(f.path): fsync: \(String(cString: strerror(errno)))") }
             }
-            pending = false
+            dirty = false
         }
 
         /// After logrotate moved the findings file: write to a new file at the configured path.
-        mutating func reopen(_ diagnostic: (String) -> Void) {
+        func reopen(_ diagnostic: (String) -> Void) {
+            lock.lock()
+            defer { lock.unlock() }
             for i in files.indices {
                 do {
                     let fd = try Self.open(files[i].path)

@@ -31,8 +31,9 @@ struct Run: ParsableCommand {
         discussion: """
             With --config FILE the daemon reads that file (see Deploy/logtriage.yaml and \
             `logtriage config check`); without it, the embedded defaults (`logtriage config defaults`). \
-            This version follows log files (sources.files) and writes to stdout and files; the journal, \
-            syslog listeners, socket and syslog outputs and worker triage are refused with a message. \
+            This version follows log files (sources.files) and syslog listeners (sources.syslog), writes to \
+            stdout and files, and triages with the built-in triager or a worker; the journal source and \
+            socket and syslog outputs are refused with a message. \
             Each file's position is committed in the state directory only after the findings it produced \
             are written (and fsynced for file outputs), so a restart resumes without losing findings. \
             SIGHUP reopens output files (for logrotate); SIGTERM and SIGINT drain and stop. Under systemd \

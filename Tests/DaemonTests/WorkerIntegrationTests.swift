@@ -113,4 +113,70 @@ struct WorkerIntegrationTests {
                     || (source == "builtin" && (Self.triage(f)["note"] as? String)?.hasPrefix("built-in triage kept") == true))
         }
     }
+
+    @Test("the live daemon writes each finding at once and the model's update after it")
+    func liveDaemon() throws {
+        guard let url = Self.url else {
+            if !Self.skip {
+                Issue.record("LOGTRIAGE_TEST_WORKER_URL is not set: run the tests with scripts/test.sh, which starts the worker")
+            }
+            return
+        }
+        let dir = NSTemporaryDirectory() + "logtriage-live-worker-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let log = dir + "/auth.log"
+        let out = dir + "/findings.jsonl"
+        try """
+        sources:
+          files:
+            - path: \(log)
+        output:
+          - file: \(out)
+        state_directory: \(dir)/state
+        triage:
+          mode: worker
+          worker: {url: "\(url)", batch_size: 2, timeout: 240s, deadline: 600s}
+        """.write(toFile: dir + "/logtriage.yaml", atomically: true, encoding: .utf8)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Fixtures.binary)
+        p.arguments = ["run", "--config", dir + "/logtriage.yaml"]
+        p.standardError = FileHandle(forWritingAtPath: "/dev/null")
+        try p.run()
+        defer { if p.isRunning { p.terminate() } }
+        let f = DateFormatter()
+        f.locale = Locale(identifier: "en_US_POSIX")
+        f.dateFormat = "MMM d HH:mm:ss"
+        let stamp = f.string(from: Date())
+        try """
+        \(stamp) web1 sshd[501]: Failed password for root from 203.0.113.90 port 22 ssh2
+        \(stamp) web1 sudo:    mallory : user NOT in sudoers ; TTY=pts/0 ; PWD=/home/mallory ; USER=root ; COMMAND=/bin/sh
+
+        """.write(toFile: log, atomically: false, encoding: .utf8)
+        // Wait for both updates (the 135M model on one thread takes tens of seconds).
+        var lines: [[String: Any]] = []
+        let deadline = Date().addingTimeInterval(600)
+        while Date() < deadline {
+            let data = FileManager.default.contents(atPath: out) ?? Data()
+            lines = data.split(separator: UInt8(ascii: "\n")).compactMap {
+                try? JSONSerialization.jsonObject(with: Data($0)) as? [String: Any]
+            }
+            let created = lines.filter { $0["activity_id"] as? Int == 1 }.count
+            if created >= 2, lines.filter({ $0["activity_id"] as? Int == 2 }).count >= created { break }
+            usleep(200_000)
+        }
+        p.terminate()
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        let created = lines.filter { $0["activity_id"] as? Int == 1 }
+        let updates = lines.filter { $0["activity_id"] as? Int == 2 }
+        #expect(created.count >= 2)
+        #expect(updates.map(Self.uid).sorted() == created.map(Self.uid).sorted(), "each finding gets exactly one update")
+        for u in updates {
+            let t = Self.triage(u)
+            #expect(t["source"] as? String == "worker" || (t["note"] as? String)?.hasPrefix("built-in triage kept") == true)
+            if t["source"] as? String == "worker" { #expect((u["ai_model"] as? [String: Any])?["name"] != nil) }
+            #expect((u["risk_score"] as? Int ?? -1) >= (t["risk_floor"] as? Int ?? 101))
+        }
+    }
 }

@@ -249,3 +249,42 @@ struct WorkerFaultTests {
         #expect(modelTriaged == Set(findings.suffix(2).map(\.uid)))
     }
 }
+
+@Suite("Worker setup")
+struct WorkerSetupTests {
+    @Test("the API key comes from a file or the systemd credential; an empty or missing file is an error")
+    func apiKey() throws {
+        let dir = NSTemporaryDirectory() + "logtriage-key-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "  s3cret\n".write(toFile: dir + "/key", atomically: true, encoding: .utf8)
+        #expect(try WorkerConfiguration.loadAPIKey(file: dir + "/key", environment: [:]) == "s3cret")
+        try "from-credential\n".write(toFile: dir + "/worker-api-key", atomically: true, encoding: .utf8)
+        #expect(try WorkerConfiguration.loadAPIKey(file: nil, environment: ["CREDENTIALS_DIRECTORY": dir]) == "from-credential")
+        #expect(try WorkerConfiguration.loadAPIKey(file: nil, environment: [:]) == nil)
+        try "\n".write(toFile: dir + "/empty", atomically: true, encoding: .utf8)
+        #expect(throws: WorkerConfiguration.ConfigurationError.self) {
+            try WorkerConfiguration.loadAPIKey(file: dir + "/empty", environment: [:])
+        }
+        #expect(throws: WorkerConfiguration.ConfigurationError.self) {
+            try WorkerConfiguration.loadAPIKey(file: dir + "/absent", environment: [:])
+        }
+    }
+
+    @Test("the health check lists the worker's models; a dead worker is reported, not fatal")
+    func discover() async throws {
+        let worker = try await ScriptedWorker { _, _ in .json(status: 500, body: "{}") }
+        let client = WorkerClient(configuration: WorkerConfiguration(baseURL: worker.baseURL + "/"))
+        let found = await WorkerTriager.discover(client)
+        #expect(found.model == "scripted" && found.provider == "scripted-worker" && found.problem == nil)
+        await client.shutdown()
+        await worker.shutdown()
+        var named = WorkerConfiguration(baseURL: "http://127.0.0.1:9/v1")
+        named.model = "llama3.1:8b"
+        let dead = WorkerClient(configuration: named)
+        let missing = await WorkerTriager.discover(dead)
+        #expect(missing.model == "llama3.1:8b")
+        if case .unreachable? = missing.problem {} else { Issue.record("expected unreachable, got \(String(describing: missing.problem))") }
+        await dead.shutdown()
+    }
+}

@@ -118,6 +118,9 @@ package final class LiveRunner {
         for a in listeners.addresses { diagnostic("listening on \(a)") }
         var network = LineDecoder(format: .syslog, now: Self.now())
         var received = 0
+        // Network messages have no durable position: their sequence number within this run, with
+        // the run's start in the cursor, keeps finding uids distinct across restarts.
+        let run = "run-\(Self.now())"
 
         Signals.install()
         Notify.send("READY=1\nSTATUS=following \(tails.count) files, \(listeners.addresses.count) syslog listeners")
@@ -184,7 +187,8 @@ package final class LiveRunner {
                 lines += 1
                 statistics.lines += 1
                 if m.truncated { statistics.truncated += 1 }
-                let position = SourcePosition(source: listeners.addresses[m.listener], line: received, offset: UInt64(received))
+                let position = SourcePosition(
+                    source: listeners.addresses[m.listener], line: received, offset: UInt64(received), cursor: run)
                 let (event, parsed) = m.bytes.withUnsafeBufferPointer { network.decode($0, position: position) }
                 if !parsed { statistics.unparsable += 1 }
                 guard var event else { continue }
@@ -218,7 +222,7 @@ package final class LiveRunner {
         listeners.stop()
         for m in ingress.drain() {
             received += 1
-            let position = SourcePosition(source: listeners.addresses[m.listener], line: received, offset: UInt64(received))
+            let position = SourcePosition(source: listeners.addresses[m.listener], line: received, offset: UInt64(received), cursor: run)
             let (event, _) = m.bytes.withUnsafeBufferPointer { network.decode($0, position: position) }
             guard var event else { continue }
             detector.process(&event, now: Self.now(), deliver: write)

@@ -23,6 +23,8 @@ package final class LiveRunner {
     package var idleInterval: Duration = .milliseconds(100)
     /// Longest time between commits while a backlog is read.
     package var commitInterval: Duration = .seconds(1)
+    /// Longest time between saves of the correlation windows.
+    package var snapshotInterval: Duration = .seconds(30)
     /// How long a stop waits for worker answers still in flight.
     package var shutdownGrace: Double = 5
 
@@ -129,6 +131,7 @@ package final class LiveRunner {
         var lastStatus = ContinuousClock.now
         var lastYearCheck = ContinuousClock.now
         var lastCommit = ContinuousClock.now
+        var lastSnapshot = ContinuousClock.now
         var lastPing = ContinuousClock.now - .seconds(3600)
         var uncommitted = false
         let clock = ContinuousClock()
@@ -139,7 +142,7 @@ package final class LiveRunner {
             triager?.submit(f)
         }
 
-        func commit() throws {
+        func commit(final: Bool = false) throws {
             try outputs.makeDurable()
             let held = detector.heldPositions()
             for i in tails.indices {
@@ -151,7 +154,16 @@ package final class LiveRunner {
                 }
                 saved.files[tails[i].path] = checkpoint
             }
-            saved.correlationState = (try? detector.correlations.snapshot()).map { Data($0) }
+            // The correlation windows are the costly part of a checkpoint (every group's recent
+            // events). With files they are saved with every commit, so that positions and windows
+            // always match; with network sources only (nothing to replay) at most every
+            // snapshotInterval and at stop.
+            if final || !tails.isEmpty || clock.now - lastSnapshot >= snapshotInterval {
+                saved.correlationState = (try? detector.correlations.snapshot()).map { Data($0) }
+                lastSnapshot = clock.now
+            } else {
+                return
+            }
             try store.save(saved)
         }
 
@@ -228,7 +240,7 @@ package final class LiveRunner {
             detector.process(&event, now: Self.now(), deliver: write)
         }
         detector.finish(now: Self.now(), deliver: write)
-        try commit()
+        try commit(final: true)
         if let triager, let consumers {
             // Bounded drain: answers that arrive within the grace period are written; findings
             // still waiting keep the built-in triage they were written with.

@@ -16,6 +16,7 @@ struct LogTriage: AsyncParsableCommand {
             diagnostics and a one-line summary go to standard error.
 
             Examples:
+              logtriage run --config /etc/logtriage/logtriage.yaml
               logtriage scan /var/log/auth.log
               journalctl -o json --since today | logtriage scan -
               logtriage rules lint /etc/logtriage/rules
@@ -52,6 +53,12 @@ struct Run: ParsableCommand {
             configuration = parsed
         } else {
             configuration = DaemonConfiguration.defaults
+            if configuration.journal != nil, !LiveRunner.unsupported(configuration).isEmpty {
+                printError(
+                    "logtriage: the embedded defaults read the journal, which this version cannot yet; "
+                        + "run with --config FILE naming sources.files or sources.syslog (see Deploy/logtriage.yaml)")
+                throw ExitCode(1)
+            }
         }
         do {
             let status = try LiveRunner(configuration: configuration, diagnostic: { printError("logtriage: \($0)") }).run()

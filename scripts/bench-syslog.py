@@ -49,8 +49,9 @@ def read_findings():
     for raw in daemon.stdout:
         now = time.time()
         findings[0] += 1
-        m = re.search(rb"user t(\d+)_(\d+) from", raw)
-        if m:
+        # Only single-event findings time one message; correlation findings carry old evidence.
+        m = re.search(rb"user t(\d+)_(\d+) from", raw) if b'"count":1,' in raw and b'"class_uid":2004' in raw else None
+        if m and raw.count(b"user t") <= 2:
             sent = int(m.group(1)) + int(m.group(2)) / 1e6
             latencies.append(now - sent)
 

@@ -110,7 +110,8 @@ package final class WorkerTriager: Sendable {
 
     private func consume() async {
         let c = client.configuration
-        let tick = min(c.maxWait / 4, .milliseconds(50))
+        // Never zero: with max_wait 0 an idle consumer would spin.
+        let tick = max(.milliseconds(1), min(c.maxWait / 4, .milliseconds(50)))
         while true {
             let t = queue.take(batchSize: max(1, c.batchSize), maxWait: c.maxWait, now: clock.now)
             if !t.expired.isEmpty {

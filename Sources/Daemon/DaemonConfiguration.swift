@@ -223,18 +223,6 @@ package struct DaemonConfiguration: Sendable, Equatable {
             return s
         }
 
-        mutating func number(_ node: Node, _ what: String, _ range: ClosedRange<Double>) -> Double? {
-            guard case .scalar(let s) = node, let v = Double(s.string), v.isFinite else {
-                problem(node, "\(what) must be a number")
-                return nil
-            }
-            guard range.contains(v) else {
-                problem(node, "\(what) must be between \(Self.show(range.lowerBound)) and \(Self.show(range.upperBound))")
-                return nil
-            }
-            return v
-        }
-
         mutating func integer(_ node: Node, _ what: String, _ range: ClosedRange<Int>) -> Int? {
             guard case .scalar(let s) = node, let v = Int(s.string) else {
                 problem(node, "\(what) must be a whole number")

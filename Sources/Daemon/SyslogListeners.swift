@@ -121,7 +121,7 @@ package final class SyslogListeners {
                         ? bootstrap.bind(host: l.address, port: l.port ?? 0).wait()
                         : bootstrap.bind(unixDomainSocketPath: l.address, cleanupExistingSocketFile: true).wait()
                 case .tcp, .unix:
-                    let open = ManagedAtomic(0)
+                    let open = ConnectionCount(0)
                     let bootstrap = ServerBootstrap(group: group)
                         .serverChannelOption(ChannelOptions.backlog, value: 256)
                         .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -162,7 +162,7 @@ package final class SyslogListeners {
 }
 
 /// A counter shared by the connections of one stream listener.
-final class ManagedAtomic: Sendable {
+final class ConnectionCount: Sendable {
     let value: Atomic<Int>
     init(_ v: Int) { value = Atomic(v) }
 }
@@ -197,7 +197,7 @@ private final class StreamHandler: ChannelInboundHandler, @unchecked Sendable {
     let queue: IngressQueue
     let listener: Int
     let limit: Int
-    let open: ManagedAtomic
+    let open: ConnectionCount
     let maxOpen: Int
     private var buffer: [UInt8] = []
     private var octetCounting: Bool?
@@ -206,7 +206,7 @@ private final class StreamHandler: ChannelInboundHandler, @unchecked Sendable {
     private var discardLine = false
     private var counted = false
 
-    init(queue: IngressQueue, listener: Int, limit: Int, open: ManagedAtomic, maxOpen: Int) {
+    init(queue: IngressQueue, listener: Int, limit: Int, open: ConnectionCount, maxOpen: Int) {
         self.queue = queue
         self.listener = listener
         self.limit = limit

@@ -90,8 +90,6 @@ package final class TriageQueue: Sendable {
         state.withLock { $0.finished = true }
     }
 
-    package var count: Int { state.withLock { $0.heap.count } }
-
     /// Whether `a` is more urgent than `b`: higher score first, then earlier detection.
     private static func before(_ a: Entry, _ b: Entry) -> Bool {
         a.priority != b.priority ? a.priority > b.priority : a.serial < b.serial
@@ -99,7 +97,11 @@ package final class TriageQueue: Sendable {
 
     private static func push(_ e: Entry, _ h: inout [Entry]) {
         h.append(e)
-        var i = h.count - 1
+        siftUp(h.count - 1, &h)
+    }
+
+    private static func siftUp(_ start: Int, _ h: inout [Entry]) {
+        var i = start
         while i > 0 {
             let p = (i - 1) / 2
             guard before(h[i], h[p]) else { break }
@@ -121,13 +123,7 @@ package final class TriageQueue: Sendable {
         h.removeLast()
         guard index < h.count else { return }
         siftDown(index, &h)
-        var i = index
-        while i > 0 {
-            let p = (i - 1) / 2
-            guard before(h[i], h[p]) else { break }
-            h.swapAt(i, p)
-            i = p
-        }
+        siftUp(index, &h)
     }
 
     private static func siftDown(_ start: Int, _ h: inout [Entry]) {

@@ -48,8 +48,7 @@ package struct EventReader: ~Copyable {
     package let source: String
     package private(set) var format: InputFormat
     package private(set) var statistics = ReadStatistics()
-    private var syslog: SyslogParser
-    private let json = JSONLineParser()
+    private var decoder: LineDecoder
 
     /// Opens `path` (`-` is standard input).
     package init(path: String, options: ReaderOptions) throws(IngestError) {
@@ -78,12 +77,15 @@ package struct EventReader: ~Copyable {
         self.reader = reader
         self.source = source
         self.format = options.format
-        self.syslog = SyslogParser(year: options.year, referenceTime: referenceTime)
+        self.decoder = LineDecoder(format: options.format, year: options.year, now: referenceTime)
     }
 
     /// The next event, or nil at end of input. Lines that cannot be parsed are counted and skipped.
     package mutating func next() throws -> Event? {
-        if format == .auto { format = try detect() }
+        if format == .auto {
+            format = try detect()
+            decoder.format = format
+        }
         switch format {
         case .journalExport: return try nextExportEntry()
         case .jsonl, .syslog, .auto: return try nextLineEvent()
@@ -114,21 +116,12 @@ package struct EventReader: ~Copyable {
         while true {
             let lineNumber = statistics.lines + 1
             let src = source
-            let isJSON = format == .jsonl
-            var parser = syslog
+            var decoder = decoder
             let outcome: (Event?, Bool, Bool)? = try reader.nextLine { line, offset, truncated in
-                if line.isEmpty { return (nil, true, truncated) }
-                let position = SourcePosition(source: src, line: lineNumber, offset: offset)
-                if isJSON {
-                    switch json.parse(line, position: position) {
-                    case .success(let event): return (event, true, truncated)
-                    case .failure: return (nil, false, truncated)
-                    }
-                }
-                let r = parser.parse(line, position: position)
-                return (r.event, r.headerFound, truncated)
+                let (event, parsed) = decoder.decode(line, position: SourcePosition(source: src, line: lineNumber, offset: offset))
+                return (event, parsed, truncated)
             }
-            syslog = parser
+            self.decoder = decoder
             guard let (event, parsed, truncated) = outcome else { return nil }
             statistics.lines += 1
             statistics.bytes = reader.offset

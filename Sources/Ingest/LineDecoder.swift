@@ -5,12 +5,13 @@ import EventModel
 package struct LineDecoder: Sendable {
     private var syslog: SyslogParser
     private let json = JSONLineParser()
-    package let format: InputFormat
+    /// `syslog`, `jsonl`, or `auto` to decide per line.
+    package var format: InputFormat
 
-    /// `now` anchors syslog stamps that carry no year.
-    package init(format: InputFormat, now: Int64) {
+    /// `year` is for syslog stamps that carry none; without it they are read relative to `now`.
+    package init(format: InputFormat, year: Int? = nil, now: Int64) {
         self.format = format
-        syslog = SyslogParser(year: nil, referenceTime: now)
+        syslog = SyslogParser(year: year, referenceTime: now)
     }
 
     /// Live logs are current: stamps without a year are read relative to `now`.

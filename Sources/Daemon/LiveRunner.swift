@@ -294,7 +294,7 @@ package final class LiveRunner {
     final class Outputs: @unchecked Sendable {
         private let lock = NSLock()
         private var stdout: SharedOutput?
-        private var files: [(path: String, fsync: DaemonConfiguration.FsyncPolicy, fd: Int32)] = []
+        private var files: [(path: String, fsync: DaemonConfiguration.FsyncPolicy, fd: Int32, out: SharedOutput)] = []
         private var dirty = false
         var pending: Bool { lock.withLock { dirty } }
 
@@ -302,7 +302,9 @@ package final class LiveRunner {
             for o in outputs {
                 switch o {
                 case .stdout: stdout = SharedOutput(fd: 1)
-                case .file(let path, let policy): files.append((path, policy, try Self.open(path)))
+                case .file(let path, let policy):
+                    let fd = try Self.open(path)
+                    files.append((path, policy, fd, SharedOutput(fd: fd)))
                 case .socket, .syslog: break
                 }
             }
@@ -320,32 +322,25 @@ package final class LiveRunner {
             lock.withLock {
                 dirty = true
                 stdout?.write(line)
-                for f in files { Self.writeAll(f.fd, line) }
-                for f in files where f.fsync == .always { fsync(f.fd) }
-            }
-        }
-
-        static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
-            var done = 0
-            while done < bytes.count {
-                let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + done, $0.count - done) }
-                if n > 0 {
-                    done += n
-                } else if n < 0, errno == EINTR {
-                    continue
-                } else {
-                    return
+                for f in files {
+                    f.out.write(line)
+                    // A failure is kept by the output and raised by the next makeDurable.
+                    if f.fsync == .always { _ = f.out.sync() }
                 }
             }
         }
 
+        /// Every output flushed (and fsynced, per policy); throws the first write failure, so a
+        /// position is never committed past findings an output did not take.
         func makeDurable() throws {
             lock.lock()
             defer { lock.unlock() }
             guard dirty else { return }
             if let failed = stdout?.flush() { throw Refusal(description: "standard output: \(String(cString: strerror(failed)))") }
-            for f in files where f.fsync == .batch {
-                if fsync(f.fd) != 0 { throw Refusal(description: "\(f.path): fsync: \(String(cString: strerror(errno)))") }
+            for f in files {
+                if let failed = f.fsync == .never ? f.out.flush() : f.out.sync() {
+                    throw Refusal(description: "\(f.path): \(String(cString: strerror(failed)))")
+                }
             }
             dirty = false
         }
@@ -357,8 +352,10 @@ package final class LiveRunner {
             for i in files.indices {
                 do {
                     let fd = try Self.open(files[i].path)
+                    _ = files[i].out.flush()
                     close(files[i].fd)
                     files[i].fd = fd
+                    files[i].out = SharedOutput(fd: fd)
                 } catch {
                     diagnostic("\(error); still writing to the old file")
                 }

@@ -37,6 +37,12 @@ package struct FileOutput: ~Copyable {
         buffer.removeAll(keepingCapacity: true)
     }
 
+    /// Flushes and fsyncs; a failure is kept in `failed`.
+    package mutating func sync() {
+        flush()
+        if failed == nil, fsync(fd) != 0 { failed = errno }
+    }
+
     deinit {
         if !buffer.isEmpty {
             buffer.withUnsafeBytes { _ = Glibc.write(fd, $0.baseAddress!, $0.count) }
@@ -67,6 +73,14 @@ package final class SharedOutput: Sendable {
     package func flush() -> Int32? {
         output.withLock { o in
             o.flush()
+            return o.failed
+        }
+    }
+
+    /// Flushes and fsyncs; returns the errno of the first failure, if any.
+    package func sync() -> Int32? {
+        output.withLock { o in
+            o.sync()
             return o.failed
         }
     }

@@ -258,6 +258,29 @@ struct LiveRunTests {
         #expect((evidence["SYSLOG_TIMESTAMP"] as? String)?.contains("T") == true, "an RFC 5424 stamp")
     }
 
+    @Test("a file output is reopened on SIGHUP after logrotate moved it")
+    func fileOutputReopen() throws {
+        let d = try Daemon(extra: "")
+        let out = d.dir + "/findings.jsonl"
+        try String(contentsOfFile: d.config, encoding: .utf8)
+            .replacingOccurrences(of: "output:\n  - stdout", with: "output:\n  - file: \(out)\n    fsync: always")
+            .write(toFile: d.config, atomically: true, encoding: .utf8)
+        try d.start()
+        try d.append(["\(Self.stamp()) web1 sshd[30]: Invalid user one from 198.51.100.31 port 22"])
+        func lines(_ path: String) -> [String] {
+            (try? String(contentsOfFile: path, encoding: .utf8))?.split(separator: "\n").map(String.init) ?? []
+        }
+        for _ in 0..<100 where lines(out).isEmpty { usleep(50_000) }
+        try FileManager.default.moveItem(atPath: out, toPath: out + ".1")
+        kill(d.process!.processIdentifier, SIGHUP)
+        usleep(300_000)
+        try d.append(["\(Self.stamp()) web1 sshd[31]: Invalid user two from 198.51.100.32 port 22"])
+        for _ in 0..<100 where lines(out).isEmpty { usleep(50_000) }
+        #expect(d.stop() == 0)
+        #expect(lines(out + ".1").count == 1 && lines(out + ".1")[0].contains("198.51.100.31"))
+        #expect(lines(out).count == 1 && lines(out)[0].contains("198.51.100.32"))
+    }
+
     @Test("a line written to a followed file becomes a finding within a second")
     func latency() throws {
         let d = try Daemon()

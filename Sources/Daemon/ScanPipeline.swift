@@ -89,6 +89,26 @@ package struct ScanPipeline {
     /// The finding as one JSON line in the configured schema.
     package func encode(_ f: Finding) -> [UInt8] { encoder.encode(f) }
 
+    /// The findings the rules raise on in-memory `lines` (syslog or JSON, as the reader options
+    /// say), as `scan` would write them for a file holding those lines.
+    package func findings(of lines: [String], source: String = "lines") -> [Finding] {
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        var detector = Detector(rules: rules, configuration: configuration)
+        var decoder = LineDecoder(format: configuration.reader.format, year: configuration.reader.year, now: now)
+        var out: [Finding] = []
+        var offset: UInt64 = 0
+        for (i, line) in lines.enumerated() {
+            var bytes = Array(line.utf8)
+            let position = SourcePosition(source: source, line: i + 1, offset: offset)
+            offset += UInt64(bytes.count + 1)
+            guard var event = bytes.withUnsafeMutableBufferPointer({ decoder.decode(UnsafeBufferPointer($0), position: position).event })
+            else { continue }
+            detector.process(&event, now: now) { out.append($0) }
+        }
+        detector.finish(now: now) { out.append($0) }
+        return out
+    }
+
     /// Scans `inputs` in order, writing findings with `emit`. Diagnostics go to `diagnostic`.
     package func run(inputs: [String], emit: (Finding, [UInt8]) -> Void, diagnostic: (String) -> Void) -> ScanSummary {
         var summary = ScanSummary()

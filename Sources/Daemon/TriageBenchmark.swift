@@ -34,16 +34,11 @@ package enum TriageBenchmark {
             default: lines.append("\(stamp()) \(host) su[\(1000 + n)]: FAILED SU (to root) user\(n) on pts/1")
             }
         }
-        let path = NSTemporaryDirectory() + "logtriage-bench-triage-\(getpid()).log"
-        try Data((lines.joined(separator: "\n") + "\n").utf8).write(to: URL(fileURLWithPath: path))
-        defer { try? FileManager.default.removeItem(atPath: path) }
         var config = ScanConfiguration()
         config.triage = .none
         config.reader.year = 2024
         config.aggregateWindowSeconds = 0
-        let pipeline = try ScanPipeline(configuration: config)
-        var out: [Finding] = []
-        _ = pipeline.run(inputs: [path], emit: { f, _ in out.append(f) }, diagnostic: { _ in })
+        let out = try ScanPipeline(configuration: config).findings(of: lines)
         return Array(out.prefix(count))
     }
 

@@ -71,15 +71,10 @@ package enum Fixtures {
 
     /// The findings the bundled rules raise on syslog `lines`, triaged as `triage` says.
     package static func findings(_ lines: [String], triage: TriageMode = .builtin) throws -> [Finding] {
-        let path = try temporaryFile(Array((lines.joined(separator: "\n") + "\n").utf8))
-        defer { try? FileManager.default.removeItem(atPath: path) }
         var config = ScanConfiguration()
         config.reader.year = 2024
         config.triage = triage
-        let pipeline = try ScanPipeline(configuration: config)
-        var out: [Finding] = []
-        _ = pipeline.run(inputs: [path], emit: { f, _ in out.append(f) }, diagnostic: { _ in })
-        return out
+        return try ScanPipeline(configuration: config).findings(of: lines)
     }
 
     /// Runs a command and returns its exit status, standard output and standard error.

@@ -57,6 +57,8 @@ package final class FileTail {
     private var fingerprint: (value: UInt64, length: Int) = (FNV1a().value, 0)
     /// Bytes read but not yet handed out as lines, starting at file offset `pendingOffset`.
     private var pending: [UInt8] = []
+    /// Read buffer, reused across reads.
+    private var chunk = [UInt8](repeating: 0, count: 1 << 16)
     private var pendingOffset: UInt64 = 0
     private var line = 0
     /// Inside the remainder of a cut line: bytes are dropped up to the next newline.
@@ -183,7 +185,6 @@ package final class FileTail {
 
     /// Reads what is available into `pending`; false at the end of the file.
     private func readMore() throws(IngestError) -> Bool {
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
             if n > 0 {

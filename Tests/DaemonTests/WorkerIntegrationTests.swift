@@ -136,7 +136,7 @@ struct WorkerIntegrationTests {
         state_directory: \(dir)/state
         triage:
           mode: worker
-          worker: {url: "\(url)", batch_size: 2, timeout: 240s, deadline: 600s}
+          worker: {url: "\(url)", batch_size: 2, timeout: 120s, deadline: 300s}
         """.write(toFile: dir + "/logtriage.yaml", atomically: true, encoding: .utf8)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Fixtures.binary)
@@ -153,7 +153,8 @@ struct WorkerIntegrationTests {
         \(stamp) web1 sudo:    mallory : user NOT in sudoers ; TTY=pts/0 ; PWD=/home/mallory ; USER=root ; COMMAND=/bin/sh
 
         """.write(toFile: log, atomically: false, encoding: .utf8)
-        // Wait for both updates (the 135M model on one thread takes tens of seconds).
+        // Wait for every update (the 135M model on one thread takes tens of seconds; the daemon's
+        // 300 s deadline turns a hung request into built-in updates well before this wait ends).
         var lines: [[String: Any]] = []
         let deadline = Date().addingTimeInterval(600)
         while Date() < deadline {

@@ -208,7 +208,8 @@ package final class LiveRunner {
                 detector.process(&event, now: now, deliver: write)
             }
             detector.advance(to: now, deliver: write)
-            if lines > 0 { uncommitted = true }
+            // Triage updates arrive between lines: buffered outputs must reach disk then too.
+            if lines > 0 || outputs.pending { uncommitted = true }
             // Commit when caught up, and at least every commitInterval while catching up: each
             // commit fsyncs and rewrites the checkpoint, so not after every batch of lines.
             if uncommitted, lines == 0 || clock.now - lastCommit >= commitInterval {

@@ -17,7 +17,7 @@ let package = Package(
     targets: [
         .target(name: "EventModel"),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
-        .target(name: "Ingest", dependencies: ["EventModel"]),
+        .target(name: "Ingest", dependencies: ["EventModel", "CSystemd"]),
         .target(name: "Sigma", dependencies: ["EventModel", .product(name: "Yams", package: "Yams")]),
         .target(name: "Findings", dependencies: ["EventModel", "Sigma"]),
         .target(
@@ -41,7 +41,10 @@ let package = Package(
         ),
         .executableTarget(
             name: "logtriage",
-            dependencies: ["Daemon", "Triage", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: [
+                "Daemon", "Triage", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(
             name: "TestSupport",

@@ -10,6 +10,7 @@ dpkg -s ripgrep >/dev/null 2>&1 || need+=(ripgrep)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v rsyslogd >/dev/null 2>&1 || need+=(rsyslog)
 command -v logger >/dev/null 2>&1 || need+=(bsdutils)
+[ -x /lib/systemd/systemd-journal-remote ] || need+=(systemd-journal-remote)
 if [ ${#need[@]} -gt 0 ]; then
     echo "test.sh: installing ${need[*]}" >&2
     SUDO=""

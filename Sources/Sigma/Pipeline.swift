@@ -57,6 +57,8 @@ package struct Pipeline: Sendable {
     package struct EventPredicate: Sendable {
         package var anyEvent: Bool
         package var conditions: [[(field: String, values: [StringMatcher])]]
+        /// The values as the pipeline writes them (for sources that filter by exact value, such as sd-journal matches).
+        package var written: [[(field: String, values: [String])]] = []
 
         package static let all = EventPredicate(anyEvent: true, conditions: [])
 
@@ -156,6 +158,7 @@ package struct Pipeline: Sendable {
     static func predicate(_ node: Node, _ file: String) throws(RuleError) -> EventPredicate {
         if node.scalarText == "all" { return .all }
         var conditions: [[(field: String, values: [StringMatcher])]] = []
+        var written: [[(field: String, values: [String])]] = []
         let items: [Node] = node.pairs != nil ? [node] : node.array()
         for item in items {
             guard let pairs = item.pairs else { throw RuleError(item.location(file), "an event condition must be a map of field: values") }
@@ -163,8 +166,11 @@ package struct Pipeline: Sendable {
                 pairs.map { (k, _, v) in
                     (k, v.stringList.map { StringMatcher(SigmaPattern(sigma: $0), caseSensitive: false) })
                 })
+            written.append(pairs.map { (k, _, v) in (k, v.stringList) })
         }
-        return EventPredicate(anyEvent: false, conditions: conditions)
+        var predicate = EventPredicate(anyEvent: false, conditions: conditions)
+        predicate.written = written
+        return predicate
     }
 
     // MARK: Use

@@ -429,6 +429,31 @@ package struct RuleSet: Sendable {
         return min(shortest, 8) * 1000 - l.count
     }
 
+    /// Exact `field=value` alternatives that every event a loaded rule can see satisfies, for a
+    /// source that can filter before reading (sd-journal matches): OR of groups, each an AND of
+    /// fields, each field one of its values. Nil when some rule sees every event or a route uses
+    /// wildcards, so that the source must deliver everything.
+    package func sourceMatches() -> [[(field: String, value: String)]]? {
+        var groups: [[(field: String, value: String)]] = []
+        var seen = Set<String>()
+        for route in Set(ruleRoute).sorted() {
+            let events = pipeline.routes[route].events
+            if events.anyEvent || events.written.isEmpty { return nil }
+            for condition in events.written {
+                var group: [(field: String, value: String)] = []
+                for (field, values) in condition {
+                    for v in values {
+                        if v.contains("*") || v.contains("?") || v.contains("\\") { return nil }
+                        group.append((field, v))
+                    }
+                }
+                let key = group.map { "\($0.field)=\($0.value)" }.sorted().joined(separator: "\n")
+                if seen.insert(key).inserted { groups.append(group) }
+            }
+        }
+        return groups.isEmpty ? nil : groups
+    }
+
     private mutating func buildPrefilter() {
         alwaysEvaluate = []
         routeRules = Array(repeating: [], count: pipeline.routes.count)

@@ -14,6 +14,8 @@ package struct Checkpoints: Codable, Sendable, Equatable {
     package var files: [String: FileTail.Checkpoint] = [:]
     /// The journal cursor after the last entry whose findings are durable.
     package var journalCursor: String?
+    /// The entry at `journalCursor` is read again on resume: a session still held a failure there.
+    package var journalCursorInclusive: Bool?
     package var correlationState: Data?
 
     package init() {}

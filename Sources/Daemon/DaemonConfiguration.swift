@@ -12,8 +12,15 @@ package struct DaemonConfiguration: Sendable, Equatable {
         package var directory: String?
         /// Journal files to read instead of a directory.
         package var files: [String] = []
+        /// A journal namespace (`systemd-journald@NAME`) instead of the default system journal.
+        package var namespace: String?
         /// Where a first start (no checkpoint yet) begins: the tail, or this many seconds back.
         package var sinceSeconds: Int?
+        /// A first start reads every entry the journal still has (`since: all`).
+        package var fromHead = false
+        /// Pass the rules' logsources to sd-journal as matches, so that entries no rule can see are
+        /// not read at all (`match: rules`, the default) or read every entry (`match: none`).
+        package var matchRules = true
 
         package init(directory: String? = nil, files: [String] = [], sinceSeconds: Int? = nil) {
             self.directory = directory
@@ -321,20 +328,31 @@ package struct DaemonConfiguration: Sendable, Equatable {
                         c.journal = j
                         continue
                     }
-                    for (k, _, v) in mapping(value, "sources.journal", allowed: ["directory", "files", "since"]) {
+                    for (k, _, v) in mapping(value, "sources.journal", allowed: ["directory", "files", "namespace", "since", "match"]) {
                         switch k {
                         case "directory": j.directory = path(v, "sources.journal.directory")
+                        case "namespace": j.namespace = string(v, "sources.journal.namespace")
+                        case "match":
+                            switch v.scalarText {
+                            case "rules": j.matchRules = true
+                            case "none": j.matchRules = false
+                            default: problem(v, "sources.journal.match must be rules or none")
+                            }
                         case "files": j.files = list(v, "sources.journal.files").compactMap { path($0, "a journal file") }
                         case "since":
                             if v.scalarText == "tail" {
                                 j.sinceSeconds = nil
+                            } else if v.scalarText == "all" {
+                                j.fromHead = true
                             } else if let s = seconds(v, "sources.journal.since") {
                                 j.sinceSeconds = Int(s)
                             }
                         default: break
                         }
                     }
-                    if j.directory != nil, !j.files.isEmpty { problem(value, "sources.journal takes either directory or files, not both") }
+                    if [j.directory != nil, !j.files.isEmpty, j.namespace != nil].filter({ $0 }).count > 1 {
+                        problem(value, "sources.journal takes one of directory, files or namespace")
+                    }
                     c.journal = j
                 case "syslog":
                     for item in list(value, "sources.syslog") {

@@ -51,6 +51,11 @@ package struct Detector {
         }
     }
 
+    /// A finding the daemon raises itself (such as lost journal entries), triaged like the rest.
+    package mutating func notice(_ finding: Finding, deliver: (Finding) -> Void) {
+        hand([finding], deliver)
+    }
+
     /// Correlation windows restored from a checkpoint.
     package mutating func replaceCorrelations(_ engine: CorrelationEngine) { correlations = engine }
 
@@ -60,6 +65,13 @@ package struct Detector {
     /// Time moved on without events (live mode): closes aggregation windows that ended.
     package mutating func advance(to now: Int64, deliver: (Finding) -> Void) {
         hand(aggregator.advance(to: now), deliver)
+    }
+
+    /// Before the rules change: held session failures and open aggregation groups are reported
+    /// (correlation windows stay open and move to the new detector).
+    package mutating func settle(now: Int64, deliver: (Finding) -> Void) {
+        for (pending, event) in rules.drainPending(context: &context) { report(pending, event, now: now, deliver) }
+        hand(aggregator.flush(), deliver)
     }
 
     /// End of input: held session failures, open correlation windows and aggregation groups.

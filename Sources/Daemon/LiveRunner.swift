@@ -3,6 +3,7 @@ import EventModel
 import Findings
 import Foundation
 import Ingest
+import Logging
 import Synchronization
 import Triage
 
@@ -13,12 +14,14 @@ import Triage
 /// `logtriage run`: follows the configured log files, detects, writes findings, and commits
 /// each file's position only after the findings it produced are durable in every output.
 ///
-/// This version serves file sources, syslog listeners, the stdout and file outputs and worker
-/// triage; the journal source and socket and syslog outputs are refused with a clear message
-/// rather than silently ignored.
+/// This version serves the journal, file sources, syslog listeners, the stdout and file outputs
+/// and worker triage; socket and syslog outputs are refused with a clear message rather than
+/// silently ignored.
 package final class LiveRunner {
     package let configuration: DaemonConfiguration
-    private let diagnostic: (String) -> Void
+    /// The file the configuration came from, read again on SIGHUP; nil for the embedded defaults.
+    package var configurationPath: String?
+    private let log: Logger
     /// How long the loop sleeps when no source had new lines.
     package var idleInterval: Duration = .milliseconds(100)
     /// Longest time between commits while a backlog is read.
@@ -28,9 +31,9 @@ package final class LiveRunner {
     /// How long a stop waits for worker answers still in flight.
     package var shutdownGrace: Double = 5
 
-    package init(configuration: DaemonConfiguration, diagnostic: @escaping (String) -> Void) {
+    package init(configuration: DaemonConfiguration, logger: Logger) {
         self.configuration = configuration
-        self.diagnostic = diagnostic
+        self.log = logger
     }
 
     package struct Refusal: Error, CustomStringConvertible {
@@ -40,7 +43,6 @@ package final class LiveRunner {
     /// What this version cannot serve yet, each as a sentence; empty when it can run.
     package static func unsupported(_ c: DaemonConfiguration) -> [String] {
         var out: [String] = []
-        if c.journal != nil { out.append("the journal source is not part of this version; remove sources.journal or use sources.files") }
         for o in c.outputs {
             switch o {
             case .socket: out.append("socket outputs are not part of this version")
@@ -60,23 +62,18 @@ package final class LiveRunner {
         let c = configuration
         let refused = Self.unsupported(c)
         guard refused.isEmpty else { throw Refusal(description: refused.joined(separator: "; ")) }
-        guard !c.files.isEmpty || !c.syslog.isEmpty else {
-            throw Refusal(description: "no sources: configure sources.files or sources.syslog")
+        guard c.journal != nil || !c.files.isEmpty || !c.syslog.isEmpty else {
+            throw Refusal(description: "no sources: configure sources.journal, sources.files or sources.syslog")
         }
 
-        var scan = ScanConfiguration()
-        scan.rulePaths = c.rules
-        scan.pipelineDirectory = c.pipelines
-        scan.format = c.format
-        scan.triage = c.triage
-        scan.aggregateWindowSeconds = c.aggregateWindowSeconds
-        let pipeline = try ScanPipeline(configuration: scan)
-        for e in pipeline.loadReport.errors { diagnostic("\(e)") }
+        var scan = Self.scanConfiguration(c)
+        var pipeline = try ScanPipeline(configuration: scan)
+        for e in pipeline.loadReport.errors { log.error("\(e)") }
         guard pipeline.loadReport.loaded > 0 else { throw Refusal(description: "no rules loaded") }
 
         let store = CheckpointStore(directory: c.stateDirectory)
         var (saved, warning) = try store.load()
-        if let warning { diagnostic(warning) }
+        if let warning { log.warning("\(warning)") }
         var detector = Detector(rules: pipeline.rules, configuration: scan, live: true)
         if let state = saved.correlationState {
             do {
@@ -84,10 +81,11 @@ package final class LiveRunner {
                 try engine.restore(Array(state))
                 detector.replaceCorrelations(engine)
             } catch {
-                diagnostic("correlation state in \(store.path) not restored (\(error)); windows start empty")
+                log.warning("correlation state in \(store.path) not restored (\(error)); windows start empty")
             }
         }
         let outputs = try Outputs(c.outputs)
+        var journal = try openJournal(c, rules: pipeline, saved: saved)
         let tails = c.files.map { FileTail(path: $0.path, checkpoint: saved.files[$0.path]) }
         var decoders = c.files.map { LineDecoder(format: InputFormat(rawValue: $0.format) ?? .auto, now: Self.now()) }
 
@@ -99,7 +97,7 @@ package final class LiveRunner {
             let client = WorkerClient(configuration: try settings.configuration())
             let found = Self.wait { await WorkerTriager.discover(client) }
             if let problem = found.problem {
-                diagnostic("worker \(client.configuration.baseURL): \(problem); findings keep built-in triage while it is away")
+                log.warning("worker \(client.configuration.baseURL): \(problem); findings keep built-in triage while it is away")
             }
             let encoder = FindingEncoder(format: c.format, productVersion: ScanPipeline.version)
             let t = WorkerTriager(client: client, model: found.model, provider: found.provider, hold: false) { f in
@@ -117,7 +115,7 @@ package final class LiveRunner {
         let listeners = SyslogListeners(queue: ingress)
         try listeners.start(c.syslog)
         defer { listeners.stop() }
-        for a in listeners.addresses { diagnostic("listening on \(a)") }
+        for a in listeners.addresses { log.info("listening on \(a)") }
         var network = LineDecoder(format: .syslog, now: Self.now())
         var received = 0
         // Network messages have no durable position: their sequence number within this run, with
@@ -125,7 +123,9 @@ package final class LiveRunner {
         let run = "run-\(Self.now())"
 
         Signals.install()
-        Notify.send("READY=1\nSTATUS=following \(tails.count) files, \(listeners.addresses.count) syslog listeners")
+        Notify.send(
+            "READY=1\nSTATUS=following \(journal == nil ? "" : "the journal, ")\(tails.count) files, \(listeners.addresses.count) syslog listeners"
+        )
         var statistics = ReadStatistics()
         var findings = 0
         var lastStatus = ContinuousClock.now
@@ -154,11 +154,21 @@ package final class LiveRunner {
                 }
                 saved.files[tails[i].path] = checkpoint
             }
+            if let journal, let cursor = journal.cursor {
+                // A failure a session still holds is read again after a restart: resume at it.
+                if let p = held[journal.sourceName], let heldCursor = p.cursor {
+                    saved.journalCursor = heldCursor
+                    saved.journalCursorInclusive = true
+                } else {
+                    saved.journalCursor = cursor
+                    saved.journalCursorInclusive = nil
+                }
+            }
             // The correlation windows are the costly part of a checkpoint (every group's recent
             // events). With files they are saved with every commit, so that positions and windows
             // always match; with network sources only (nothing to replay) at most every
             // snapshotInterval and at stop.
-            if final || !tails.isEmpty || clock.now - lastSnapshot >= snapshotInterval {
+            if final || !tails.isEmpty || journal != nil || clock.now - lastSnapshot >= snapshotInterval {
                 saved.correlationState = (try? detector.correlations.snapshot()).map { Data($0) }
                 lastSnapshot = clock.now
             } else {
@@ -167,11 +177,77 @@ package final class LiveRunner {
             try store.save(saved)
         }
 
-        while !Signals.stopRequested {
-            if Signals.takeReload() {
-                outputs.reopen(diagnostic)
-                diagnostic("SIGHUP: outputs reopened")
+        if let journal, case .gap(let cursor, let reason) = journal.resume {
+            log.warning("journal: \(reason); entries may be lost", metadata: ["journal.cursor": "\(cursor)"])
+            detector.notice(
+                Self.gapFinding(cursor: cursor, reason: reason, source: journal.sourceName, hostname: ProcessInfo.processInfo.hostName),
+                deliver: write)
+            uncommitted = true
+        }
+        /// SIGHUP: output files are reopened (logrotate), and the configuration file and rules are
+        /// read again. A reload that would load a rule with a problem, or no rule at all, keeps
+        /// the running rules and says why. Rules, pipelines and the aggregation window change in
+        /// place; other keys take effect at the next start.
+        func reload() throws {
+            Notify.send("RELOADING=1\nMONOTONIC_USEC=\(Self.monotonicMicroseconds())\nSTATUS=reloading")
+            defer { Notify.send("READY=1\nSTATUS=\(statistics.lines) lines, \(findings) findings") }
+            outputs.reopen(log)
+            var next = configuration
+            if let path = configurationPath {
+                let (parsed, problems) = DaemonConfiguration.load(path: path)
+                for p in problems { log.error("reload: \(p)") }
+                guard let parsed, problems.isEmpty else {
+                    log.error("reload refused: \(path) has problems; the running configuration and rules stay")
+                    return
+                }
+                next = parsed
             }
+            let nextScan = Self.scanConfiguration(next)
+            let candidate: ScanPipeline
+            do {
+                candidate = try ScanPipeline(configuration: nextScan)
+            } catch {
+                log.error("reload refused: \(error); the running rules stay")
+                return
+            }
+            for e in candidate.loadReport.errors { log.error("reload: \(e)") }
+            guard candidate.loadReport.errors.isEmpty, candidate.loadReport.loaded > 0 else {
+                log.error(
+                    "reload refused: \(candidate.loadReport.errors.count) rule problems, \(candidate.loadReport.loaded) rules loaded; the running \(pipeline.loadReport.loaded) rules stay"
+                )
+                return
+            }
+            let later = Self.restartOnlyKeys(configuration, next)
+            if !later.isEmpty { log.notice("reload: \(later.joined(separator: ", ")) take effect at the next start") }
+            // Held session failures and open aggregation groups are reported under the old rules;
+            // correlation windows carry over where the new rules still have the correlation.
+            detector.settle(now: Self.now(), deliver: write)
+            var fresh = Detector(rules: candidate.rules, configuration: nextScan, live: true)
+            do {
+                var engine = fresh.correlations
+                try engine.restore(try detector.correlations.snapshot())
+                fresh.replaceCorrelations(engine)
+            } catch {
+                log.warning("reload: correlation windows start empty (\(error))")
+            }
+            detector = fresh
+            pipeline = candidate
+            scan = nextScan
+            if let current = journal, next.journal?.matchRules == true, let cursor = current.cursor,
+                let reopened = try? openJournal(
+                    next, rules: candidate,
+                    saved: {
+                        var s = Checkpoints(); s.journalCursor = cursor; return s
+                    }())
+            {
+                journal = reopened
+            }
+            try commit()
+            log.notice("reload: \(candidate.loadReport.loaded) rules loaded")
+        }
+
+        while !Signals.stopRequested {
+            if Signals.takeReload() { try reload() }
             let now = Self.now()
             if clock.now - lastYearCheck > .seconds(60) {
                 for i in decoders.indices { decoders[i].setNow(now) }
@@ -179,6 +255,18 @@ package final class LiveRunner {
                 lastYearCheck = clock.now
             }
             var lines = 0
+            if let journal {
+                journal.refresh()
+                do {
+                    lines += try journal.poll(maxEntries: 20_000) { event in
+                        statistics.lines += 1
+                        statistics.events += 1
+                        detector.process(&event, now: now, deliver: write)
+                    }
+                } catch {
+                    log.error("\(journal.sourceName): \(error)")
+                }
+            }
             for i in tails.indices {
                 do {
                     lines += try tails[i].poll(maxLines: 20_000) { line, position, cut in
@@ -191,7 +279,7 @@ package final class LiveRunner {
                         detector.process(&event, now: now, deliver: write)
                     }
                 } catch {
-                    diagnostic("\(tails[i].path): \(error)")
+                    log.error("\(tails[i].path): \(error)")
                 }
             }
             for m in ingress.drain() {
@@ -226,7 +314,12 @@ package final class LiveRunner {
                 Notify.send("STATUS=\(statistics.lines) lines, \(findings) findings, \(ingress.counters.dropped) syslog messages dropped")
                 lastStatus = clock.now
             }
-            if lines == 0 {
+            if lines == 0, let journal {
+                // Wakes as soon as the journal changes; syslog messages wait at most this long.
+                _ = journal.wait(
+                    microseconds: UInt64(idleInterval.components.seconds) * 1_000_000
+                        + UInt64(idleInterval.components.attoseconds / 1_000_000_000_000))
+            } else if lines == 0 {
                 Thread.sleep(forTimeInterval: Double(idleInterval.components.attoseconds) / 1e18 + Double(idleInterval.components.seconds))
             }
         }
@@ -246,20 +339,98 @@ package final class LiveRunner {
             // Bounded drain: answers that arrive within the grace period are written; findings
             // still waiting keep the built-in triage they were written with.
             triager.finish()
-            let done = Self.wait(timeout: shutdownGrace) { await consumers.value }
+            let done: Void? = Self.wait(timeout: shutdownGrace) { await consumers.value }
             if done == nil {
-                diagnostic(
+                log.warning(
                     "stopping without waiting for \(triager.statistics.submitted - triager.statistics.modelTriaged - triager.statistics.keptBuiltin) worker answers"
                 )
             }
             try outputs.makeDurable()
-            diagnostic(triager.statistics.line)
+            log.info("\(triager.statistics.line)")
         }
         let net = ingress.counters
-        diagnostic(
+        log.info(
             "stopped: \(statistics.lines) lines, \(statistics.events) events, \(statistics.unparsable) unparsable, \(statistics.truncated) truncated; \(findings) findings; syslog: \(net.received) received, \(net.dropped) dropped (queue full), \(net.refusedConnections) connections refused"
         )
         return 0
+    }
+
+    static func scanConfiguration(_ c: DaemonConfiguration) -> ScanConfiguration {
+        var scan = ScanConfiguration()
+        scan.rulePaths = c.rules
+        scan.pipelineDirectory = c.pipelines
+        scan.format = c.format
+        scan.triage = c.triage
+        scan.aggregateWindowSeconds = c.aggregateWindowSeconds
+        return scan
+    }
+
+    /// Keys whose change a reload does not apply (sources, outputs, state, triage, format).
+    static func restartOnlyKeys(_ a: DaemonConfiguration, _ b: DaemonConfiguration) -> [String] {
+        var keys: [String] = []
+        if a.journal != b.journal || a.syslog != b.syslog || a.files != b.files { keys.append("sources") }
+        if a.outputs != b.outputs { keys.append("output") }
+        if a.format != b.format { keys.append("format") }
+        if a.stateDirectory != b.stateDirectory { keys.append("state_directory") }
+        if a.triage != b.triage || a.worker != b.worker { keys.append("triage") }
+        return keys
+    }
+
+    static func monotonicMicroseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1000
+    }
+
+    /// Opens the journal source and positions it: after the committed cursor, else where the
+    /// configuration says a first start begins. A journal that cannot be opened stops the daemon
+    /// when it is the only source, and is reported and left out otherwise.
+    private func openJournal(_ c: DaemonConfiguration, rules pipeline: ScanPipeline, saved: Checkpoints) throws -> JournalReader? {
+        guard let j = c.journal else { return nil }
+        let location: JournalReader.Location =
+            if let d = j.directory { .directory(d) } else if !j.files.isEmpty { .files(j.files) } else if let n = j.namespace {
+                .namespace(n)
+            } else { .system }
+        var matches: [JournalReader.Match] = []
+        if j.matchRules {
+            if let m = pipeline.rules.sourceMatches() {
+                matches = m
+            } else {
+                log.info("journal: every entry is read (a loaded rule's logsource covers all events)")
+            }
+        }
+        let reader: JournalReader
+        do {
+            reader = try JournalReader(location: location, matches: matches)
+            let start: JournalReader.Start = j.fromHead ? .head : j.sinceSeconds.map { .since(Int64($0) * 1_000_000) } ?? .tail
+            try reader.seek(cursor: saved.journalCursor, inclusive: saved.journalCursorInclusive == true, start: start)
+        } catch {
+            if c.files.isEmpty, c.syslog.isEmpty { throw Refusal(description: "\(error)") }
+            log.warning("\(error); continuing without the journal")
+            return nil
+        }
+        if !reader.hasFiles {
+            log.warning(
+                "journal (\(JournalReader.describe(location))): no readable journal files yet (journald not running, or this user cannot read them: add it to group systemd-journal); entries are read once files appear"
+            )
+        }
+        return reader
+    }
+
+    /// The finding a resume raises when the committed journal entry is gone: entries between it
+    /// and where reading continues may never have been seen.
+    static let journalGapRule = RuleSummary.daemon(
+        id: "7d0c3f5e-8a41-4c7e-9b0e-3f1b6a2d9c51", title: "Journal entries lost before logtriage read them",
+        description:
+            "logtriage resumed the journal after its committed entry, but that entry is no longer in the journal: files were rotated or vacuumed (or the journal replaced) while logtriage was stopped or behind. Entries in between were not inspected. A journal cleared on purpose hides activity (T1070.002).",
+        level: .medium, tags: ["attack.defense-evasion", "attack.t1070.002"])
+
+    static func gapFinding(cursor: String, reason: String, source: String, hostname: String?) -> Finding {
+        var event = Event(time: now(), position: SourcePosition(source: source, line: 0, offset: 0, cursor: cursor))
+        event.fields.add(FieldName.message, "journal resume: \(reason); committed cursor \(cursor)")
+        event.fields.add(FieldName.identifier, "logtriage")
+        if let hostname { event.fields.add(FieldName.hostname, hostname) }
+        return Finding(notice: journalGapRule, event: event)
     }
 
     static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }
@@ -347,7 +518,7 @@ package final class LiveRunner {
         }
 
         /// After logrotate moved the findings file: write to a new file at the configured path.
-        func reopen(_ diagnostic: (String) -> Void) {
+        func reopen(_ log: Logger) {
             lock.lock()
             defer { lock.unlock() }
             for i in files.indices {
@@ -358,14 +529,14 @@ package final class LiveRunner {
                     files[i].fd = fd
                     files[i].out = SharedOutput(fd: fd)
                 } catch {
-                    diagnostic("\(error); still writing to the old file")
+                    log.error("\(error); still writing to the old file")
                 }
             }
         }
     }
 }
 
-/// SIGTERM and SIGINT ask the loop to stop; SIGHUP asks it to reopen outputs.
+/// SIGTERM and SIGINT ask the loop to stop; SIGHUP asks it to reopen outputs and reload.
 enum Signals {
     private static let stop = Atomic<Bool>(false)
     private static let reload = Atomic<Bool>(false)

@@ -76,6 +76,13 @@ package struct RuleSummary: Sendable {
             tags: c.tags, references: c.references, falsePositives: c.falsePositives, file: c.location.file)
     }
 
+    /// A finding the daemon raises about itself (lost input), not a Sigma rule's.
+    package static func daemon(id: String, title: String, description: String, level: Severity, tags: [String]) -> RuleSummary {
+        RuleSummary(
+            id: id, title: title, description: description, author: "logtriage", level: level, status: "stable", tags: tags,
+            references: [], falsePositives: [], file: "<logtriage>")
+    }
+
     private init(
         id: String, title: String, description: String?, author: String?, level: Severity, status: String?, tags: [String],
         references: [String], falsePositives: [String], file: String
@@ -96,6 +103,15 @@ package struct RuleSummary: Sendable {
 }
 
 extension Finding {
+    /// A finding about one event, raised by the daemon itself rather than by a rule (`RuleSummary.daemon`).
+    package init(notice rule: RuleSummary, event: Event) {
+        let time = event.time ?? 0
+        self.init(
+            uid: FindingID.make(ruleID: rule.id, position: event.position), rule: rule, firstSeen: time, lastSeen: time, count: 1,
+            evidences: [event], observables: Observable.from(event), hostname: event.string(FieldName.hostname),
+            triage: .init(riskScore: 0, source: "none"))
+    }
+
     /// A finding for a correlation incident: group-by values become observables.
     package init(incident: CorrelationIncident, rule: RuleSummary) {
         var probe = Event(position: incident.evidences.first?.position ?? SourcePosition(source: "-", line: 0, offset: 0))

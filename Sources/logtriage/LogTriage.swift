@@ -3,6 +3,7 @@ import Daemon
 import Findings
 import Foundation
 import Ingest
+import Logging
 import Sigma
 import Triage
 
@@ -53,15 +54,12 @@ struct Run: ParsableCommand {
             configuration = parsed
         } else {
             configuration = DaemonConfiguration.defaults
-            if configuration.journal != nil, !LiveRunner.unsupported(configuration).isEmpty {
-                printError(
-                    "logtriage: the embedded defaults read the journal, which this version cannot yet; "
-                        + "run with --config FILE naming sources.files or sources.syslog (see Deploy/logtriage.yaml)")
-                throw ExitCode(1)
-            }
         }
         do {
-            let status = try LiveRunner(configuration: configuration, diagnostic: { printError("logtriage: \($0)") }).run()
+            DaemonLogHandler.bootstrap()
+            let runner = LiveRunner(configuration: configuration, logger: Logger(label: "logtriage"))
+            runner.configurationPath = config
+            let status = try runner.run()
             if status != 0 { throw ExitCode(status) }
         } catch let e as ExitCode {
             throw e
@@ -267,7 +265,43 @@ func loadPipeline(_ dir: String?) throws -> Pipeline {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Measure parts of the pipeline in isolation.", subcommands: [Correlation.self, TriageBench.self])
+        abstract: "Measure parts of the pipeline in isolation.",
+        subcommands: [Correlation.self, TriageBench.self, JournalBench.self])
+
+    struct JournalBench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "journal",
+            abstract: "Read a journal directory through the journal source and compare with `journalctl -o export` on the same files.",
+            discussion: "scripts/bench-journal.sh writes a 1,000,000-entry journal with systemd-journal-remote and runs this.")
+
+        @Option(help: ArgumentHelp("Journal directory to read.", valueName: "dir"))
+        var directory: String
+
+        @Option(
+            name: .customLong("rules"),
+            help: ArgumentHelp("Rules for the read-and-detect pass (default: the bundled pack).", valueName: "path"))
+        var rules: [String] = []
+
+        func run() throws {
+            var config = ScanConfiguration()
+            config.rulePaths = rules
+            config.triage = .builtin
+            let r = try JournalBenchmark.run(directory: directory, rules: config)
+            let read = Double(r.entries) / r.readSeconds
+            let exported = Double(r.entries) / r.journalctlSeconds
+            print("journal: \(r.entries) entries in \(directory)")
+            print(String(format: "  journal source, read:      %.2f s = %.0f entries/s", r.readSeconds, read))
+            print(
+                String(
+                    format: "  journal source, + detect:  %.2f s = %.0f entries/s, %d findings", r.detectSeconds,
+                    Double(r.entries) / r.detectSeconds, r.findings))
+            print(
+                String(
+                    format: "  journalctl -o export:      %.2f s = %.0f entries/s (%.0f MB)", r.journalctlSeconds, exported,
+                    Double(r.journalctlBytes) / 1_048_576))
+            print(String(format: "  ratio read / journalctl:   %.2f; peak RSS %.1f MB", read / exported, r.peakMB))
+        }
+    }
 
     struct Correlation: ParsableCommand {
         static let configuration = CommandConfiguration(

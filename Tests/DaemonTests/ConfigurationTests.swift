@@ -78,6 +78,17 @@ struct ConfigurationTests {
         #expect(worker.batchSize == 8 && worker.deadline == .seconds(90) && worker.baseURL == "http://127.0.0.1:8089/v1")
     }
 
+    @Test("journal keys: namespace, since all, match none")
+    func journalKeys() throws {
+        let (config, problems) = DaemonConfiguration.parse(
+            "sources:\n  journal: {namespace: audit, since: all, match: none}\n", file: "j.yaml")
+        #expect(problems.isEmpty, "\(problems)")
+        let j = try #require(config?.journal)
+        #expect(j.namespace == "audit" && j.fromHead && !j.matchRules && j.directory == nil)
+        let tail = try #require(DaemonConfiguration.parse("sources:\n  journal: {since: tail}\n", file: "j.yaml").0?.journal)
+        #expect(!tail.fromHead && tail.sinceSeconds == nil && tail.matchRules)
+    }
+
     @Test(
         "problems name their line and say what is wrong",
         arguments: [
@@ -97,6 +108,8 @@ struct ConfigurationTests {
             ("sources:\n  files: [{path: /a}]\naggregate_window: soon\n", 3, "duration"),
             ("sources:\n  files: [{path: /a}\n", 3, "YAML error"),
             ("sources:\n  files: [{path: /a}]\nformat: cef\n", 3, "format must be ocsf or ecs"),
+            ("sources:\n  journal: {namespace: a, directory: /var/log/journal}\n", 2, "one of directory, files or namespace"),
+            ("sources:\n  journal: {match: some}\n", 2, "match must be rules or none"),
         ])
     func problems(yaml: String, line: Int, message: String) {
         let (config, problems) = DaemonConfiguration.parse(yaml, file: "bad.yaml")

@@ -1,0 +1,217 @@
+import Foundation
+import TestSupport
+import Testing
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// The journal source of `logtriage run`, against journals written by systemd-journal-remote and
+/// by a real systemd-journald. Part of the serialized live suite: the latency checks must not
+/// compete with the other live tests for the two cores.
+extension LiveRunTests {
+    static func journalDaemon(_ journal: String, extra: String = "") throws -> Daemon {
+        try Daemon(extra: extra, sources: "  journal: \(journal)")
+    }
+
+    @Test(
+        "entries appended to a journal by systemd-journal-remote become findings within a second, across a boot change",
+        .enabled(if: JournalWriter.available))
+    func journalRemoteLive() throws {
+        let dir = NSTemporaryDirectory() + "logtriage-jr-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Something is already there: the daemon starts at the tail and must not report it.
+        try JournalWriter.write([JournalWriter.sshd("Invalid user old from 198.51.100.99 port 22")], to: dir + "/remote.journal")
+        let live = try JournalWriter.Live(file: dir + "/remote.journal")
+        defer { live.close() }
+        let d = try Self.journalDaemon("{directory: \(dir)}")
+        try d.start()
+        usleep(700_000)
+        try live.append(JournalWriter.sshd("Failed password for root from 203.0.113.31 port 22 ssh2", pid: 31))
+        var waited = try d.waitFor(count: 1, seconds: 5)
+        #expect(waited < 1.0, "the finding took \(waited) s")
+        // A reboot: entries with a new boot id (journalctl -f would filter them out; we must not).
+        try live.append(
+            JournalWriter.sshd("Invalid user mallory from 203.0.113.32 port 22", pid: 32, boot: "0badb00f0badb00f0badb00f0badb00f"))
+        waited = try d.waitFor(count: 2, seconds: 5)
+        #expect(waited < 1.0, "the finding after the boot change took \(waited) s")
+        #expect(d.stop() == 0)
+        let messages = try d.written().compactMap { $0["message"] as? String }
+        #expect(messages.count == 2, "\(messages)")
+        #expect(messages.contains { $0.contains("203.0.113.31") })
+        #expect(messages.contains { $0.contains("203.0.113.32") })
+        #expect(!messages.contains { $0.contains("198.51.100.99") }, "a first start begins at the tail")
+        let src = try #require(((try d.written().first?["evidences"] as? [[String: Any]])?.first?["src"] as? [String: Any]))
+        #expect((src["cursor"] as? String)?.hasPrefix("s=") == true, "\(src)")
+    }
+
+    @Test(
+        "restart resumes after the committed cursor; a vacuumed cursor raises a gap finding and reading goes on",
+        .enabled(if: JournalWriter.available))
+    func journalResumeAndGap() throws {
+        let dir = NSTemporaryDirectory() + "logtriage-jg-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let d = try Self.journalDaemon("{directory: \(dir), since: all}")
+        try JournalWriter.write([JournalWriter.sshd("Invalid user one from 198.51.100.1 port 22", pid: 1)], to: dir + "/a.journal")
+        try d.start()
+        _ = try d.waitFor(count: 1, seconds: 5)
+        #expect(d.stop() == 0)
+        // Written while the daemon is down: read after the restart, the first entry not again.
+        try JournalWriter.write([JournalWriter.sshd("Invalid user two from 198.51.100.2 port 22", pid: 2)], to: dir + "/a.journal")
+        try d.start()
+        _ = try d.waitFor(count: 2, seconds: 5)
+        #expect(d.stop() == 0)
+        var messages = try d.written().compactMap { $0["message"] as? String }
+        #expect(messages.count == 2, "\(messages)")
+        #expect(messages.filter { $0.contains("198.51.100.1") }.count == 1)
+        // Vacuumed while down: the committed entry is gone with its file.
+        try FileManager.default.removeItem(atPath: dir + "/a.journal")
+        try JournalWriter.write([JournalWriter.sshd("Invalid user three from 198.51.100.3 port 22", pid: 3)], to: dir + "/b.journal")
+        try d.start()
+        _ = try d.waitFor(count: 4, seconds: 5)
+        #expect(d.stop() == 0)
+        let found = try d.written()
+        messages = found.compactMap { $0["message"] as? String }
+        #expect(messages.count == 4, "\(messages)")
+        #expect(messages.contains { $0.contains("198.51.100.3") })
+        let gap = found.first { (($0["finding_info"] as? [String: Any])?["title"] as? String)?.contains("Journal entries lost") == true }
+        #expect(gap != nil, "\(messages)")
+        #expect(gap?["severity_id"] as? Int == 3)
+        #expect(Self.diagnostics(d).contains("no longer in the journal"))
+    }
+
+    /// A journald namespace instance of our own: real journald, isolated from the machine's.
+    final class Journald {
+        let namespace = "lt\(UUID().uuidString.prefix(6).lowercased())"
+        let process = Process()
+        var devLog: String { "/run/systemd/journal.\(namespace)/dev-log" }
+
+        static var possible: Bool {
+            getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/lib/systemd/systemd-journald")
+                && FileManager.default.fileExists(atPath: "/etc/machine-id")
+        }
+
+        init() throws {
+            try FileManager.default.createDirectory(atPath: "/run/systemd/journal.\(namespace)", withIntermediateDirectories: true)
+            process.executableURL = URL(fileURLWithPath: "/lib/systemd/systemd-journald")
+            process.arguments = [namespace]
+            var env = ProcessInfo.processInfo.environment
+            env["NOTIFY_SOCKET"] = nil
+            process.environment = env
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            try process.run()
+            for _ in 0..<100 where !FileManager.default.fileExists(atPath: devLog) { usleep(50_000) }
+        }
+
+        func stop() {
+            if process.isRunning { process.terminate() }
+            process.waitUntilExit()
+            let machine =
+                (try? String(contentsOfFile: "/etc/machine-id", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+            try? FileManager.default.removeItem(atPath: "/var/log/journal/\(machine).\(namespace)")
+            try? FileManager.default.removeItem(atPath: "/run/systemd/journal.\(namespace)")
+        }
+    }
+
+    @Test("a real systemd-journald: logger through its /dev/log becomes a finding within a second", .enabled(if: Journald.possible))
+    func realJournald() throws {
+        let journald = try Journald()
+        defer { journald.stop() }
+        try #require(FileManager.default.fileExists(atPath: journald.devLog), "journald did not create \(journald.devLog)")
+        // The namespace journal exists once the first entry is written.
+        _ = try Fixtures.run("/usr/bin/logger", ["-u", journald.devLog, "-t", "logtriage-test", "journal opened"])
+        let d = try Self.journalDaemon("{namespace: \(journald.namespace)}")
+        try d.start()
+        usleep(700_000)
+        let (status, _, err) = try Fixtures.run(
+            "/usr/bin/logger",
+            [
+                "-u", journald.devLog, "-t", "sshd", "-p", "authpriv.notice",
+                "Failed password for invalid user zed from 203.0.113.41 port 22 ssh2",
+            ])
+        #expect(status == 0, "\(err)")
+        let waited = try d.waitFor(count: 1, seconds: 5)
+        #expect(waited < 1.0, "the finding took \(waited) s")
+        #expect(d.stop() == 0)
+        let f = try #require(try d.written().first, "\(Self.diagnostics(d))")
+        let evidence = try #require((f["evidences"] as? [[String: Any]])?.first?["data"] as? [String: Any])
+        #expect(evidence["_TRANSPORT"] as? String == "syslog")
+        #expect(evidence["SYSLOG_FACILITY"] as? String == "10")
+        #expect(evidence["_PID"] != nil, "journald's trusted fields are there")
+    }
+}
+
+extension LiveRunTests {
+    @Test("under journald (JOURNAL_STREAM names our stderr) every log line carries an sd-daemon priority prefix")
+    func journalStreamPrefixes() throws {
+        let d = try Daemon(extra: "rules: [/nonexistent-rules-dir, \(Fixtures.rulesDirectory)/linux]")
+        var st = stat()
+        #expect(stat(d.stderr, &st) == 0)
+        try d.start(environment: ["JOURNAL_STREAM": "\(st.st_dev):\(st.st_ino)"])
+        usleep(500_000)
+        #expect(d.stop() == 0)
+        let lines = Self.diagnostics(d).split(separator: "\n").map(String.init)
+        #expect(!lines.isEmpty)
+        for line in lines { #expect(line.hasPrefix("<"), "\(line)") }
+        #expect(lines.contains { $0.hasPrefix("<3>") && $0.contains("nonexistent-rules-dir") }, "\(lines)")
+        #expect(lines.contains { $0.hasPrefix("<6>stopped:") }, "\(lines)")
+
+        // Any other stream: plain lines.
+        let plain = try Daemon()
+        try plain.start(environment: ["JOURNAL_STREAM": "1:1"])
+        usleep(300_000)
+        #expect(plain.stop() == 0)
+        #expect(Self.diagnostics(plain).hasPrefix("logtriage: "), "\(Self.diagnostics(plain))")
+    }
+}
+
+extension LiveRunTests {
+    @Test("SIGHUP reloads the rules between RELOADING=1 and READY=1; a broken rule is refused and the running rules stay")
+    func reloadRules() throws {
+        let rulesDir = NSTemporaryDirectory() + "logtriage-reload-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: rulesDir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: rulesDir) }
+        let pack = Fixtures.rulesDirectory + "/linux/"
+        try FileManager.default.copyItem(atPath: pack + "sshd_invalid_user.yml", toPath: rulesDir + "/sshd_invalid_user.yml")
+        let d = try Daemon(extra: "rules: [\(rulesDir)]")
+        let socket = try NotifySocket(directory: d.dir)
+        try d.start(environment: ["NOTIFY_SOCKET": socket.path])
+        #expect(socket.receive(seconds: 10) { $0.hasPrefix("READY=1") }.contains { $0.hasPrefix("READY=1") })
+        // Not detected yet: the failed-password rule is not loaded.
+        try d.append(["\(Self.stamp()) web1 sshd[40]: Failed password for root from 203.0.113.51 port 22 ssh2"])
+        usleep(500_000)
+        #expect(try d.written().isEmpty)
+
+        try FileManager.default.copyItem(atPath: pack + "sshd_failed_password.yml", toPath: rulesDir + "/sshd_failed_password.yml")
+        kill(d.process!.processIdentifier, SIGHUP)
+        let reload = socket.receive(seconds: 10) { $0.hasPrefix("READY=1") }
+        #expect(reload.first?.hasPrefix("RELOADING=1") == true, "\(reload)")
+        #expect(reload.first?.contains("MONOTONIC_USEC=") == true, "\(reload)")
+        #expect(reload.last?.hasPrefix("READY=1") == true, "\(reload)")
+        try d.append(["\(Self.stamp()) web1 sshd[41]: Failed password for root from 203.0.113.52 port 22 ssh2"])
+        _ = try d.waitFor(count: 1, seconds: 5)
+        #expect(try d.written().count == 1)
+
+        // A broken rule: the reload is refused, says why, and both rules keep working.
+        try "title: broken\nlogsource: {product: linux, service: sshd}\ndetection:\n  sel: {MESSAGE|nosuchmodifier: x}\n  condition: sel\n"
+            .write(toFile: rulesDir + "/broken.yml", atomically: true, encoding: .utf8)
+        kill(d.process!.processIdentifier, SIGHUP)
+        _ = socket.receive(seconds: 10) { $0.hasPrefix("READY=1") }
+        try d.append([
+            "\(Self.stamp()) web1 sshd[42]: Failed password for root from 203.0.113.53 port 22 ssh2",
+            "\(Self.stamp()) web1 sshd[43]: Invalid user quinn from 203.0.113.54 port 22",
+        ])
+        _ = try d.waitFor(count: 3, seconds: 5)
+        #expect(d.stop() == 0)
+        let messages = try d.written().compactMap { $0["message"] as? String }
+        #expect(messages.count == 3, "\(messages)")
+        #expect(messages.contains { $0.contains("203.0.113.53") })
+        #expect(messages.contains { $0.contains("203.0.113.54") })
+        let log = Self.diagnostics(d)
+        #expect(log.contains("broken.yml"), "\(log)")
+        #expect(log.contains("reload refused"), "\(log)")
+    }
+}

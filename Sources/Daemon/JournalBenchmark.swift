@@ -12,13 +12,48 @@ package enum JournalBenchmark {
         package var detectSeconds: Double
         package var findings: Int
         package var journalctlSeconds: Double
-        package var journalctlBytes: Int
-        package var peakMB: Double
+        /// Anonymous and file-backed resident memory at the end of the read pass, in MB.
+        package var readRSS: (anon: Double, file: Double)
     }
 
-    package static func run(directory: String, rules: ScanConfiguration) throws -> Result {
-        // Read only: what the source costs.
+    package static func run(directory: String, rules: ScanConfiguration, detect: Bool = true) throws -> Result {
+        let (entries, readSeconds, readRSS) = try readPass(directory)
+        guard detect else {
+            return Result(entries: entries, readSeconds: readSeconds, detectSeconds: 0, findings: 0, journalctlSeconds: 0, readRSS: readRSS)
+        }
+        // Read and detect, as the daemon does.
+        let pipeline = try ScanPipeline(configuration: rules)
+        var detector = Detector(rules: pipeline.rules, configuration: rules, live: true)
+        var findings = 0
         var start = ContinuousClock.now
+        let again = try JournalReader(location: .directory(directory))
+        try again.seek(cursor: nil, start: .head)
+        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
+        while try again.poll(maxEntries: 100_000, { event in detector.process(&event, now: now) { _ in findings += 1 } }) > 0 {}
+        detector.finish(now: now) { _ in findings += 1 }
+        let detectSeconds = seconds(since: start)
+
+        // journalctl over the same files, writing to /dev/null (nothing of ours competes with it).
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/journalctl")
+        p.arguments = ["-D", directory, "-o", "export", "--no-pager"]
+        p.standardOutput = FileHandle(forWritingAtPath: "/dev/null")
+        p.standardError = FileHandle.nullDevice
+        start = ContinuousClock.now
+        try p.run()
+        p.waitUntilExit()
+        let journalctlSeconds = seconds(since: start)
+        guard p.terminationStatus == 0 else {
+            throw CorrelationBenchmark.BenchmarkError(message: "journalctl -D \(directory) exited with \(p.terminationStatus)")
+        }
+        return Result(
+            entries: entries, readSeconds: readSeconds, detectSeconds: detectSeconds, findings: findings,
+            journalctlSeconds: journalctlSeconds, readRSS: readRSS)
+    }
+
+    /// Every entry read into events, nothing else; the reader is closed before returning.
+    static func readPass(_ directory: String) throws -> (Int, Double, (anon: Double, file: Double)) {
+        let start = ContinuousClock.now
         let reader = try JournalReader(location: .directory(directory))
         try reader.seek(cursor: nil, start: .head)
         var entries = 0
@@ -28,42 +63,19 @@ package enum JournalBenchmark {
             if n == 0 { break }
             entries += n
         }
-        let readSeconds = seconds(since: start)
+        let elapsed = seconds(since: start)
         guard entries > 0 else { throw CorrelationBenchmark.BenchmarkError(message: "\(directory): no journal entries") }
+        return (entries, elapsed, residentMemory())
+    }
 
-        // Read and detect, as the daemon does.
-        let pipeline = try ScanPipeline(configuration: rules)
-        var detector = Detector(rules: pipeline.rules, configuration: rules, live: true)
-        var findings = 0
-        start = ContinuousClock.now
-        let again = try JournalReader(location: .directory(directory))
-        try again.seek(cursor: nil, start: .head)
-        let now = Int64(Date().timeIntervalSince1970 * 1_000_000)
-        while try again.poll(maxEntries: 100_000, { event in detector.process(&event, now: now) { _ in findings += 1 } }) > 0 {}
-        detector.finish(now: now) { _ in findings += 1 }
-        let detectSeconds = seconds(since: start)
-
-        // journalctl over the same files, its output counted and thrown away.
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/journalctl")
-        p.arguments = ["-D", directory, "-o", "export", "--no-pager"]
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        p.standardError = FileHandle.nullDevice
-        start = ContinuousClock.now
-        try p.run()
-        var bytes = 0
-        let handle = pipe.fileHandleForReading
-        while true {
-            let chunk = handle.readData(ofLength: 1 << 20)
-            if chunk.isEmpty { break }
-            bytes += chunk.count
+    /// RssAnon and RssFile from /proc/self/status, in MB.
+    static func residentMemory() -> (anon: Double, file: Double) {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return (0, 0) }
+        func value(_ key: String) -> Double {
+            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return 0 }
+            return Double(line.split(separator: " ").dropFirst().first { !$0.isEmpty }.map(String.init) ?? "0").map { $0 / 1024 } ?? 0
         }
-        p.waitUntilExit()
-        let journalctlSeconds = seconds(since: start)
-        return Result(
-            entries: entries, readSeconds: readSeconds, detectSeconds: detectSeconds, findings: findings,
-            journalctlSeconds: journalctlSeconds, journalctlBytes: bytes, peakMB: CorrelationBenchmark.memory().peak)
+        return (value("RssAnon:"), value("RssFile:"))
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {

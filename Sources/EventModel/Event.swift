@@ -56,11 +56,13 @@ package struct EventFields: Sendable {
     package private(set) var names: [String]
     private var ranges: [Range<Int>]
 
-    package init(capacity: Int = 0) {
+    package init(capacity: Int = 0, fields: Int = 0) {
         storage = []
         storage.reserveCapacity(capacity)
         names = []
+        names.reserveCapacity(fields)
         ranges = []
+        ranges.reserveCapacity(fields)
     }
 
     /// Adopts `bytes` as the backing buffer; fields can then be added as ranges into it.
@@ -84,6 +86,14 @@ package struct EventFields: Sendable {
 
     /// Adds a field with its own value, appended to the backing buffer.
     package mutating func add(_ name: String, bytes: some Collection<UInt8>) {
+        let start = storage.count
+        storage.append(contentsOf: bytes)
+        names.append(name)
+        ranges.append(start..<storage.count)
+    }
+
+    /// Adds a field whose value is copied from `bytes` (not generic: the per-field path of readers).
+    package mutating func add(_ name: String, buffer bytes: UnsafeRawBufferPointer) {
         let start = storage.count
         storage.append(contentsOf: bytes)
         names.append(name)

@@ -212,55 +212,196 @@ package final class JournalReader {
             var event = readEntry(journal)
             body(&event)
         }
+        // The full cursor (with sequence number and hash) for the commit, once per batch: the
+        // reader still stands on the last entry it returned.
+        if read > 0 {
+            var full: UnsafeMutablePointer<CChar>?
+            if sd_journal_get_cursor(journal, &full) >= 0, let full {
+                cursor = String(cString: full)
+                free(full)
+            }
+        }
         return read
     }
 
     private func readEntry(_ journal: OpaquePointer) -> Event {
-        var cursorPointer: UnsafeMutablePointer<CChar>?
-        var cursor: String?
-        if sd_journal_get_cursor(journal, &cursorPointer) >= 0, let cursorPointer {
-            cursor = String(cString: cursorPointer)
-            free(cursorPointer)
-        }
-        self.cursor = cursor
         var usec: UInt64 = 0
         let time: Int64? = sd_journal_get_realtime_usec(journal, &usec) >= 0 ? Int64(usec) : nil
-        // The cursor alone identifies the entry (and so the uid of a finding it starts); the
-        // line is only this run's entry count, shown in evidence.
-        let position = SourcePosition(source: sourceName, line: entries, offset: 0, cursor: cursor)
-        var fields = Self.enumerate(journal)
+        var monotonic: UInt64 = 0
+        var boot = sd_id128_t()
+        let hasMonotonic = sd_journal_get_monotonic_usec(journal, &monotonic, &boot) >= 0
+        var entry = enumerate(journal)
         // A follower racing the writer can see a field missing for a moment (systemd#40263):
         // an entry without MESSAGE is read again before it is taken as having none.
-        if !fields.contains(FieldName.message) {
+        if !entry.hasMessage {
             for _ in 0..<3 {
-                let again = Self.enumerate(journal)
-                if again.contains(FieldName.message) {
-                    fields = again
+                let again = enumerate(journal)
+                if again.hasMessage {
+                    entry = again
                     retriedEntries += 1
                     break
                 }
             }
-            if !fields.contains(FieldName.message) { entriesWithoutMessage += 1 }
+            if !entry.hasMessage { entriesWithoutMessage += 1 }
         }
+        // Each entry's position carries a cursor of its boot, monotonic and realtime stamps:
+        // `journalctl --cursor` and sd_journal_seek_cursor accept it, it identifies the entry
+        // (journald stamps each entry as it receives it), so finding uids repeat after a replay,
+        // and formatting it costs a fraction of sd_journal_get_cursor's (which the commit uses,
+        // once per batch). The line is this run's entry count, for ordering and evidence.
+        let cursor = stampCursor(boot: hasMonotonic ? boot : nil, monotonic: monotonic, realtime: time != nil ? usec : nil)
+        self.cursor = cursor
+        let position = SourcePosition(source: sourceName, line: entries, offset: 0, cursor: cursor)
         // As `scan` of an export does: the writer's own time when it sent one, else the journal's.
-        let sent = fields.first(FieldName.sourceRealtimeTimestamp).flatMap { Int64(String(decoding: $0, as: UTF8.self)) }
-        return Event(time: sent ?? time, position: position, fields: fields)
+        return Event(time: entry.sentTime ?? time, position: position, fields: entry.fields)
     }
 
+    /// `b=<boot id>;m=<monotonic>;t=<realtime>` (hex, as sd-journal writes cursors), built in one buffer.
+    private func stampCursor(boot: sd_id128_t?, monotonic: UInt64, realtime: UInt64?) -> String {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 96) { out in
+            var n = 0
+            func put(_ c: UInt8) {
+                out[n] = c
+                n += 1
+            }
+            func hex(_ v: UInt64) {
+                var shift = 60
+                while shift > 0, (v >> UInt64(shift)) == 0 { shift -= 4 }
+                while shift >= 0 {
+                    put(Self.hexDigits[Int((v >> UInt64(shift)) & 15)])
+                    shift -= 4
+                }
+            }
+            if let boot {
+                put(UInt8(ascii: "b"))
+                put(UInt8(ascii: "="))
+                withUnsafeBytes(of: boot.bytes) { bytes in
+                    for b in bytes {
+                        put(Self.hexDigits[Int(b >> 4)])
+                        put(Self.hexDigits[Int(b & 15)])
+                    }
+                }
+                put(UInt8(ascii: ";"))
+                put(UInt8(ascii: "m"))
+                put(UInt8(ascii: "="))
+                hex(monotonic)
+            }
+            if let realtime {
+                if n > 0 { put(UInt8(ascii: ";")) }
+                put(UInt8(ascii: "t"))
+                put(UInt8(ascii: "="))
+                hex(realtime)
+            }
+            return String(decoding: UnsafeBufferPointer(rebasing: out[..<n]), as: UTF8.self)
+        }
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Field names seen so far, so that each entry reuses their strings instead of decoding them.
+    private var names = NameTable()
+
     /// One pass over the entry's data (cheaper than a get_data call per field).
-    private static func enumerate(_ journal: OpaquePointer) -> EventFields {
-        var fields = EventFields(capacity: 512)
+    private func enumerate(_ journal: OpaquePointer) -> (fields: EventFields, hasMessage: Bool, sentTime: Int64?) {
+        // Taken out of the object for the loop: no exclusivity check per field.
+        var names = NameTable(size: 0)
+        swap(&names, &self.names)
+        defer { swap(&names, &self.names) }
+        var fields = EventFields(capacity: 1024, fields: 24)
+        var hasMessage = false
+        var sentTime: Int64?
         sd_journal_restart_data(journal)
         var data: UnsafeRawPointer?
         var length = 0
         while sd_journal_enumerate_data(journal, &data, &length) > 0 {
             guard let data else { continue }
-            let bytes = UnsafeRawBufferPointer(start: data, count: length).bindMemory(to: UInt8.self)
-            guard let eq = bytes.firstIndex(of: UInt8(ascii: "=")), eq > 0 else { continue }
-            let name = String(decoding: UnsafeBufferPointer(rebasing: bytes[..<eq]), as: UTF8.self)
-            fields.add(name, bytes: UnsafeBufferPointer(rebasing: bytes[(eq + 1)...]))
+            let bytes = UnsafeRawBufferPointer(start: data, count: length)
+            guard let found = memchr(data, Int32(UInt8(ascii: "=")), length) else { continue }
+            let eq = data.distance(to: UnsafeRawPointer(found))
+            guard eq > 0 else { continue }
+            let (name, known) = names.name(UnsafeRawBufferPointer(rebasing: bytes[..<eq]))
+            let value = UnsafeRawBufferPointer(rebasing: bytes[(eq + 1)...])
+            fields.add(name, buffer: value)
+            switch known {
+            case .message: hasMessage = true
+            case .sourceTime: sentTime = Self.decimal(value)
+            case .other: break
+            }
         }
-        return fields
+        return (fields, hasMessage, sentTime)
+    }
+
+    static func decimal(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+        guard !bytes.isEmpty, bytes.count <= 18 else { return nil }
+        var v: Int64 = 0
+        for b in bytes {
+            guard b >= 48, b <= 57 else { return nil }
+            v = v * 10 + Int64(b - 48)
+        }
+        return v
+    }
+
+    /// Interned field names: an open-addressing table keyed by a hash of the name's bytes, in
+    /// parallel arrays so that a lookup touches no reference counts until it returns the name.
+    struct NameTable {
+        enum Known { case message, sourceTime, other }
+        private var hashes: [UInt64]
+        private var offsets: [Int]
+        private var lengths: [Int]
+        private var strings: [String]
+        private var kinds: [Known]
+        private var bytes: [UInt8] = []
+        private var used = 0
+
+        /// `size`: a power of two; 0 is a placeholder that holds nothing and allocates nothing.
+        init(size: Int = 1024) {
+            hashes = Array(repeating: 0, count: size)
+            offsets = Array(repeating: 0, count: size)
+            lengths = Array(repeating: -1, count: size)
+            strings = Array(repeating: "", count: size)
+            kinds = Array(repeating: .other, count: size)
+        }
+
+        mutating func name(_ name: UnsafeRawBufferPointer) -> (String, Known) {
+            // Length and the first and last eight bytes tell field names apart; memcmp confirms.
+            var h = UInt64(name.count) &* 0x9E37_79B9_7F4A_7C15
+            if name.count >= 8 {
+                h ^= name.loadUnaligned(as: UInt64.self)
+                h = (h ^ (h >> 29)) &* 0xBF58_476D_1CE4_E5B9
+                h ^= name.loadUnaligned(fromByteOffset: name.count - 8, as: UInt64.self)
+            } else {
+                for b in name { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+            }
+            h = (h ^ (h >> 32)) &* 0x94D0_49BB_1331_11EB
+            let mask = hashes.count - 1
+            if mask >= 0 {
+                var i = Int(truncatingIfNeeded: h) & mask
+                while lengths[i] >= 0 {
+                    if hashes[i] == h, lengths[i] == name.count,
+                        bytes.withUnsafeBytes({ memcmp($0.baseAddress! + offsets[i], name.baseAddress!, name.count) == 0 })
+                    {
+                        return (strings[i], kinds[i])
+                    }
+                    i = (i + 1) & mask
+                }
+                let string = String(decoding: name, as: UTF8.self)
+                let known: Known =
+                    string == FieldName.message ? .message : string == FieldName.sourceRealtimeTimestamp ? .sourceTime : .other
+                // Bounded at half the table: a writer inventing field names cannot grow it, only miss it.
+                if used < hashes.count / 2 {
+                    hashes[i] = h
+                    offsets[i] = bytes.count
+                    lengths[i] = name.count
+                    bytes.append(contentsOf: name)
+                    strings[i] = string
+                    kinds[i] = known
+                    used += 1
+                }
+                return (string, known)
+            }
+            let string = String(decoding: name, as: UTF8.self)
+            return (string, string == FieldName.message ? .message : string == FieldName.sourceRealtimeTimestamp ? .sourceTime : .other)
+        }
     }
 
     package static func describe(_ location: Location) -> String {

@@ -793,7 +793,9 @@ package struct RuleSet: Sendable {
         for (_, session) in c.sessions.entries { c.sessions.retire(session) }
         c.sessions.entries.removeAll()
         defer { c.sessions.released.removeAll() }
-        return c.sessions.released.sorted { $0.event.position.offset < $1.event.position.offset }
+        return c.sessions.released.sorted {
+            ($0.event.position.offset, $0.event.position.line) < ($1.event.position.offset, $1.event.position.line)
+        }
     }
 
     /// Per source, the earliest position of a failure a session still holds (waiting for an
@@ -804,7 +806,8 @@ package struct RuleSet: Sendable {
         for session in c.sessions.entries.values {
             for e in [session.pendingEvent, session.provisionalEvent].compactMap({ $0 }) {
                 let p = e.position
-                if let known = out[p.source], known.offset <= p.offset { continue }
+                // Files order by offset; journal entries (offset 0) by the order they were read.
+                if let known = out[p.source], (known.offset, known.line) <= (p.offset, p.line) { continue }
                 out[p.source] = p
             }
         }

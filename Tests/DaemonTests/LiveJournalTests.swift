@@ -43,7 +43,7 @@ extension LiveRunTests {
         #expect(messages.contains { $0.contains("203.0.113.32") })
         #expect(!messages.contains { $0.contains("198.51.100.99") }, "a first start begins at the tail")
         let src = try #require(((try d.written().first?["evidences"] as? [[String: Any]])?.first?["src"] as? [String: Any]))
-        #expect((src["cursor"] as? String)?.hasPrefix("s=") == true, "\(src)")
+        #expect((src["cursor"] as? String)?.hasPrefix("b=\(JournalWriter.bootID);m=") == true, "\(src)")
     }
 
     @Test(

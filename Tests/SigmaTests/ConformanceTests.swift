@@ -197,7 +197,8 @@ struct ConformanceTests {
 
     /// What a journal source may filter on: exactly the routes the loaded rules use.
     @Test func sourceMatchesFollowTheRulesRoutes() throws {
-        let sudo = "title: s\nid: s1\nlogsource: {product: linux, service: sudo}\ndetection:\n    s: {MESSAGE|contains: 'NOT in sudoers'}\n    condition: s\n"
+        let sudo =
+            "title: s\nid: s1\nlogsource: {product: linux, service: sudo}\ndetection:\n    s: {MESSAGE|contains: 'NOT in sudoers'}\n    condition: s\n"
         let (set, _) = try Fixtures.ruleSet(sudo)
         let groups = try #require(set.sourceMatches()).map { $0.map { "\($0.field)=\($0.value)" } }
         #expect(groups == [["SYSLOG_IDENTIFIER=sudo"], ["_COMM=sudo"]])
@@ -205,7 +206,8 @@ struct ConformanceTests {
         let generic = "title: g\nid: g1\nlogsource: {product: linux}\ndetection:\n    keywords: ['rootkit']\n    condition: keywords\n"
         #expect(try Fixtures.ruleSet(generic).0.sourceMatches() == nil)
         // Wildcards cannot become exact matches: nothing filtered either.
-        let sshd = "title: h\nid: h1\nlogsource: {product: linux, service: sshd}\ndetection:\n    s: {MESSAGE|contains: 'x'}\n    condition: s\n"
+        let sshd =
+            "title: h\nid: h1\nlogsource: {product: linux, service: sshd}\ndetection:\n    s: {MESSAGE|contains: 'x'}\n    condition: s\n"
         #expect(try Fixtures.ruleSet(sshd).0.sourceMatches() == nil)
     }
 

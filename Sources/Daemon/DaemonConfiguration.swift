@@ -53,9 +53,9 @@ package struct DaemonConfiguration: Sendable, Equatable {
         case stdout
         case file(path: String, fsync: FsyncPolicy)
         /// A unix stream socket that local consumers connect to.
-        case socket(path: String)
+        case socket(path: String, limits: SinkLimits = SinkLimits())
         /// RFC 5424 over TCP to a collector or SIEM.
-        case syslog(host: String, port: Int)
+        case syslog(host: String, port: Int, limits: SinkLimits = SinkLimits())
     }
 
     package enum FsyncPolicy: String, Sendable, CaseIterable { case always, batch, never }
@@ -419,13 +419,19 @@ package struct DaemonConfiguration: Sendable, Equatable {
                 problem(node, "unknown output '\(s.string)'; use stdout, file:, socket: or syslog:")
                 return nil
             }
-            let pairs = mapping(node, "an output", allowed: ["file", "fsync", "socket", "syslog"])
+            let pairs = mapping(node, "an output", allowed: ["file", "fsync", "socket", "syslog", "buffer_bytes", "max_block"])
             let kinds = pairs.filter { ["file", "socket", "syslog"].contains($0.key) }
             guard kinds.count == 1, let kind = kinds.first else {
                 problem(node, "an output names exactly one of file:, socket: or syslog:")
                 return nil
             }
             if pairs.contains(where: { $0.key == "fsync" }), kind.key != "file" { problem(node, "fsync applies to file outputs only") }
+            var limits = SinkLimits()
+            for (key, _, value) in pairs where key == "buffer_bytes" || key == "max_block" {
+                if kind.key == "file" { problem(value, "\(key) applies to socket and syslog outputs") }
+                if key == "buffer_bytes", let n = integer(value, "buffer_bytes", 1024...(1 << 30)) { limits.bufferBytes = n }
+                if key == "max_block", let t = seconds(value, "max_block") { limits.maxBlockSeconds = t }
+            }
             switch kind.key {
             case "file":
                 guard let p = path(kind.value, "file") else { return nil }
@@ -440,14 +446,14 @@ package struct DaemonConfiguration: Sendable, Equatable {
                     problem(kind.value, "socket must be a unix stream socket such as unix:///run/logtriage/findings.sock")
                     return nil
                 }
-                return .socket(path: String(url.dropFirst("unix://".count)))
+                return .socket(path: String(url.dropFirst("unix://".count)), limits: limits)
             default:
                 guard let url = string(kind.value, "syslog") else { return nil }
                 guard url.hasPrefix("tcp://"), let (host, port) = DaemonConfiguration.hostPort(String(url.dropFirst(6))), port > 0 else {
                     problem(kind.value, "syslog output must be tcp://host:port (RFC 5424 over TCP)")
                     return nil
                 }
-                return .syslog(host: host, port: port)
+                return .syslog(host: host, port: port, limits: limits)
             }
         }
 

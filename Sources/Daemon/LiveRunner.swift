@@ -43,13 +43,6 @@ package final class LiveRunner {
     /// What this version cannot serve yet, each as a sentence; empty when it can run.
     package static func unsupported(_ c: DaemonConfiguration) -> [String] {
         var out: [String] = []
-        for o in c.outputs {
-            switch o {
-            case .socket: out.append("socket outputs are not part of this version")
-            case .syslog: out.append("syslog outputs are not part of this version")
-            default: break
-            }
-        }
         if c.triage == .worker, c.worker?.hold == true {
             out.append(
                 "triage.worker.hold is for scan: the daemon writes each finding at once so it is durable before its position is committed")
@@ -101,7 +94,7 @@ package final class LiveRunner {
             }
             let encoder = FindingEncoder(format: c.format, productVersion: ScanPipeline.version)
             let t = WorkerTriager(client: client, model: found.model, provider: found.provider, hold: false) { f in
-                outputs.write(encoder.encode(f))
+                outputs.write(encoder.encode(f), severity: f.severity.rawValue)
             }
             triager = t
             // Owned here and awaited (for a bounded time) before this function returns.
@@ -134,10 +127,12 @@ package final class LiveRunner {
         var lastSnapshot = ContinuousClock.now
         var lastPing = ContinuousClock.now - .seconds(3600)
         var uncommitted = false
+        var lag = 0.0
+        var queued = 0
         let clock = ContinuousClock()
 
         func write(_ f: Finding) {
-            outputs.write(pipeline.encode(f))
+            outputs.write(pipeline.encode(f), severity: f.severity.rawValue)
             findings += 1
             triager?.submit(f)
         }
@@ -233,7 +228,7 @@ package final class LiveRunner {
             detector = fresh
             pipeline = candidate
             scan = nextScan
-            if let current = journal, next.journal?.matchRules == true, let cursor = current.cursor,
+            if let current = journal, next.journal == configuration.journal, next.journal?.matchRules == true, let cursor = current.cursor,
                 let reopened = try? openJournal(
                     next, rules: candidate,
                     saved: {
@@ -255,11 +250,14 @@ package final class LiveRunner {
                 lastYearCheck = clock.now
             }
             var lines = 0
+            var lastEventTime: Int64?
+            queued = ingress.depth
             if let journal {
                 journal.refresh()
                 do {
                     lines += try journal.poll(maxEntries: 20_000) { event in
                         statistics.lines += 1
+                        lastEventTime = event.time
                         statistics.events += 1
                         detector.process(&event, now: now, deliver: write)
                     }
@@ -276,6 +274,7 @@ package final class LiveRunner {
                         if !parsed { statistics.unparsable += 1 }
                         guard var event else { return }
                         statistics.events += 1
+                        lastEventTime = event.time
                         detector.process(&event, now: now, deliver: write)
                     }
                 } catch {
@@ -296,6 +295,9 @@ package final class LiveRunner {
                 detector.process(&event, now: now, deliver: write)
             }
             detector.advance(to: now, deliver: write)
+            outputs.pump()
+            // How far behind the newest event read is (journal and file events carry their time).
+            lag = lines > 0 ? lastEventTime.map { Double(max(0, now - $0)) / 1e6 } ?? lag : 0
             // Triage updates arrive between lines: buffered outputs must reach disk then too.
             if lines > 0 || outputs.pending { uncommitted = true }
             // Commit when caught up, and at least every commitInterval while catching up: each
@@ -311,7 +313,10 @@ package final class LiveRunner {
                 lastPing = clock.now
             }
             if clock.now - lastStatus > .seconds(5) {
-                Notify.send("STATUS=\(statistics.lines) lines, \(findings) findings, \(ingress.counters.dropped) syslog messages dropped")
+                let network = outputs.networkStatus
+                Notify.send(
+                    "STATUS=\(statistics.lines) lines, \(findings) findings; lag \(String(format: "%.1f", lag)) s, \(queued) syslog messages queued, \(ingress.counters.dropped) dropped\(triager.map { "; triage queue \($0.statistics.submitted - $0.statistics.modelTriaged - $0.statistics.keptBuiltin)" } ?? "")\(network.isEmpty ? "" : "; " + network)"
+                )
                 lastStatus = clock.now
             }
             if lines == 0, let journal {
@@ -349,6 +354,7 @@ package final class LiveRunner {
             log.info("\(triager.statistics.line)")
         }
         let net = ingress.counters
+        if !outputs.networkStatus.isEmpty { log.info("outputs: \(outputs.networkStatus)") }
         log.info(
             "stopped: \(statistics.lines) lines, \(statistics.events) events, \(statistics.unparsable) unparsable, \(statistics.truncated) truncated; \(findings) findings; syslog: \(net.received) received, \(net.dropped) dropped (queue full), \(net.refusedConnections) connections refused"
         )
@@ -467,6 +473,8 @@ package final class LiveRunner {
         private let lock = NSLock()
         private var stdout: SharedOutput?
         private var files: [(path: String, fsync: DaemonConfiguration.FsyncPolicy, fd: Int32, out: SharedOutput)] = []
+        private var sockets: [SocketSink] = []
+        private var collectors: [SyslogSink] = []
         private var dirty = false
         var pending: Bool { lock.withLock { dirty } }
 
@@ -477,7 +485,8 @@ package final class LiveRunner {
                 case .file(let path, let policy):
                     let fd = try Self.open(path)
                     files.append((path, policy, fd, SharedOutput(fd: fd)))
-                case .socket, .syslog: break
+                case .socket(let path, let limits): sockets.append(try SocketSink(path: path, limits: limits))
+                case .syslog(let host, let port, let limits): collectors.append(SyslogSink(host: host, port: port, limits: limits))
                 }
             }
         }
@@ -490,7 +499,8 @@ package final class LiveRunner {
             return fd
         }
 
-        func write(_ line: [UInt8]) {
+        /// One encoded finding (a JSON line) to every output; `severity` is its level (1–5) for syslog.
+        func write(_ line: [UInt8], severity: Int) {
             lock.withLock {
                 dirty = true
                 stdout?.write(line)
@@ -499,6 +509,30 @@ package final class LiveRunner {
                     // A failure is kept by the output and raised by the next makeDurable.
                     if f.fsync == .always { _ = f.out.sync() }
                 }
+                for s in sockets { s.write(line) }
+                for c in collectors { c.write(c.frame(line, severity: severity, msgid: "finding")) }
+            }
+        }
+
+        /// Network outputs: new consumers, reconnects, and sends that need no wait.
+        func pump() {
+            lock.withLock {
+                for s in sockets { s.pump() }
+                for c in collectors { c.pump() }
+            }
+        }
+
+        /// Lines the network outputs shed because a consumer was too slow or away, and their state.
+        var networkStatus: String {
+            lock.withLock {
+                var parts: [String] = []
+                for s in sockets { parts.append("socket \(s.path): \(s.consumers) consumers, \(s.shed) lines shed") }
+                for c in collectors {
+                    parts.append(
+                        "syslog \(c.host):\(c.port): \(c.connected ? "connected" : "disconnected\(c.lastError.map { " (\($0))" } ?? "")"), \(c.shed) lines shed"
+                    )
+                }
+                return parts.joined(separator: "; ")
             }
         }
 
@@ -514,6 +548,10 @@ package final class LiveRunner {
                     throw Refusal(description: "\(f.path): \(String(cString: strerror(failed)))")
                 }
             }
+            // Network consumers get a bounded wait: a slow or absent one must not hold detection;
+            // what it cannot take stays buffered up to its limit, beyond that it is shed and counted.
+            for s in sockets { s.drain() }
+            for c in collectors { c.drain() }
             dirty = false
         }
 

@@ -62,6 +62,9 @@ package final class IngressQueue: Sendable {
 
     func refused() { state.withLock { $0.counters.refusedConnections += 1 } }
 
+    /// Messages waiting now.
+    package var depth: Int { state.withLock { $0.messages.count } }
+
     /// Everything queued; paused connections resume reading.
     package func drain() -> [Message] {
         let (messages, paused) = state.withLock { s in

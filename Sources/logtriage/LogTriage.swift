@@ -32,14 +32,17 @@ struct Run: ParsableCommand {
         abstract: "Run the daemon: follow log sources, detect, and write findings until SIGTERM.",
         discussion: """
             With --config FILE the daemon reads that file (see Deploy/logtriage.yaml and \
-            `logtriage config check`); without it, the embedded defaults (`logtriage config defaults`). \
-            This version follows log files (sources.files) and syslog listeners (sources.syslog), writes to \
-            stdout and files, and triages with the built-in triager or a worker; the journal source and \
-            socket and syslog outputs are refused with a message. \
-            Each file's position is committed in the state directory only after the findings it produced \
-            are written (and fsynced for file outputs), so a restart resumes without losing findings. \
-            SIGHUP reopens output files (for logrotate); SIGTERM and SIGINT drain and stop. Under systemd \
-            (Type=notify) it reports READY=1, STATUS=, WATCHDOG=1 and STOPPING=1.
+            `logtriage config check`); without it, the embedded defaults (`logtriage config defaults`): \
+            the local journal from its tail, syslog on udp:// and tcp://127.0.0.1:5514, the bundled rules, \
+            built-in triage, findings on stdout, state in /var/lib/logtriage. \
+            Sources: the journal (sd-journal), syslog listeners, log files. Outputs: stdout, files, a unix \
+            socket for local consumers, RFC 5424 over TCP. \
+            Each source position is committed in the state directory only after the findings it produced \
+            are written (and fsynced for file outputs), so a restart or crash resumes without losing findings. \
+            SIGHUP reopens output files and reloads the configuration and rules (a reload with a broken rule \
+            is refused and the running rules stay); SIGTERM and SIGINT drain and stop. Under systemd \
+            (Type=notify) it reports READY=1, STATUS=, WATCHDOG=1, RELOADING=1 and STOPPING=1, and its log \
+            lines carry priority prefixes.
             """)
 
     @Option(help: ArgumentHelp("Configuration file.", valueName: "file"))

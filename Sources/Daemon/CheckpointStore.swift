@@ -16,12 +16,35 @@ package struct Checkpoints: Codable, Sendable, Equatable {
     package var journalCursor: String?
     /// The entry at `journalCursor` is read again on resume: a session still held a failure there.
     package var journalCursorInclusive: Bool?
+    /// The correlation engine's snapshot (binary); stored after the JSON, not inside it.
     package var correlationState: Data?
 
     package init() {}
+
+    private enum CodingKeys: String, CodingKey { case version, files, journalCursor, journalCursorInclusive, correlationState }
+
+    package init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        version = try c.decode(Int.self, forKey: .version)
+        files = try c.decodeIfPresent([String: FileTail.Checkpoint].self, forKey: .files) ?? [:]
+        journalCursor = try c.decodeIfPresent(String.self, forKey: .journalCursor)
+        journalCursorInclusive = try c.decodeIfPresent(Bool.self, forKey: .journalCursorInclusive)
+        // Files written before the state moved out of the JSON carry it here, base64.
+        correlationState = try c.decodeIfPresent(Data.self, forKey: .correlationState)
+    }
+
+    package func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(version, forKey: .version)
+        try c.encode(files, forKey: .files)
+        try c.encodeIfPresent(journalCursor, forKey: .journalCursor)
+        try c.encodeIfPresent(journalCursorInclusive, forKey: .journalCursorInclusive)
+    }
 }
 
-/// Reads and writes `checkpoints.json` in the state directory. A write is atomic and durable:
+/// Reads and writes `checkpoints.json` in the state directory: one line of JSON (positions),
+/// then, when there is one, the correlation snapshot as raw bytes after the newline - a large
+/// state is written as it is rather than copied into base64. A write is atomic and durable:
 /// the new contents go to a temporary file that is fsynced, renamed over the old one, and the
 /// directory is fsynced, so a crash leaves either the old or the new checkpoints, never a mix.
 package struct CheckpointStore: Sendable {
@@ -44,7 +67,9 @@ package struct CheckpointStore: Sendable {
             return (Checkpoints(), nil)
         }
         do {
-            let c = try JSONDecoder().decode(Checkpoints.self, from: data)
+            let newline = data.firstIndex(of: 10)
+            var c = try JSONDecoder().decode(Checkpoints.self, from: newline.map { data[..<$0] } ?? data)
+            if let newline, newline + 1 < data.endIndex { c.correlationState = Data(data[(newline + 1)...]) }
             guard c.version == 1 else { throw StoreError(description: "unknown version \(c.version)") }
             return (c, nil)
         } catch {
@@ -55,25 +80,39 @@ package struct CheckpointStore: Sendable {
         }
     }
 
-    /// Writes `checkpoints` atomically and durably.
-    package func save(_ checkpoints: Checkpoints) throws {
+    /// Writes `checkpoints` atomically and durably; `correlation` (a snapshot) replaces the
+    /// state in `checkpoints` when given, and is written from its own buffer, not copied.
+    package func save(_ checkpoints: Checkpoints, correlation: [UInt8]? = nil) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
-        let bytes = Array(try encoder.encode(checkpoints))
+        var head = Array(try encoder.encode(checkpoints))
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         let temporary = path + ".tmp"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw StoreError(description: "\(temporary): \(String(cString: strerror(errno)))") }
-        var written = 0
-        while written < bytes.count {
-            let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + written, $0.count - written) }
-            if n < 0, errno == EINTR { continue }
-            guard n > 0 else {
-                let e = errno
-                close(fd)
-                throw StoreError(description: "\(temporary): \(String(cString: strerror(e)))")
+        func put(_ buffer: UnsafeRawBufferPointer) throws {
+            var written = 0
+            while written < buffer.count {
+                let n = write(fd, buffer.baseAddress! + written, buffer.count - written)
+                if n < 0, errno == EINTR { continue }
+                guard n > 0 else {
+                    let e = errno
+                    close(fd)
+                    throw StoreError(description: "\(temporary): \(String(cString: strerror(e)))")
+                }
+                written += n
             }
-            written += n
+        }
+        if let correlation {
+            head.append(10)
+            try head.withUnsafeBytes { try put($0) }
+            try correlation.withUnsafeBytes { try put($0) }
+        } else if let state = checkpoints.correlationState {
+            head.append(10)
+            try head.withUnsafeBytes { try put($0) }
+            try state.withUnsafeBytes { try put($0) }
+        } else {
+            try head.withUnsafeBytes { try put($0) }
         }
         guard fsync(fd) == 0 else {
             let e = errno

@@ -163,13 +163,13 @@ package final class LiveRunner {
             // events). With files they are saved with every commit, so that positions and windows
             // always match; with network sources only (nothing to replay) at most every
             // snapshotInterval and at stop.
-            if final || !tails.isEmpty || journal != nil || clock.now - lastSnapshot >= snapshotInterval {
-                saved.correlationState = (try? detector.correlations.snapshot()).map { Data($0) }
-                lastSnapshot = clock.now
-            } else {
-                return
-            }
-            try store.save(saved)
+            guard final || !tails.isEmpty || journal != nil || clock.now - lastSnapshot >= snapshotInterval else { return }
+            // Written from its own buffer and not kept: a large state costs its size once, briefly.
+            let snapshot = try? detector.correlations.snapshot()
+            saved.correlationState = nil
+            try store.save(saved, correlation: snapshot)
+            lastSnapshot = clock.now
+            Self.releaseFreedMemory()
         }
 
         if let journal, case .gap(let cursor, let reason) = journal.resume {
@@ -319,14 +319,7 @@ package final class LiveRunner {
                 )
                 lastStatus = clock.now
             }
-            if lines == 0, let journal {
-                // Wakes as soon as the journal changes; syslog messages wait at most this long.
-                _ = journal.wait(
-                    microseconds: UInt64(idleInterval.components.seconds) * 1_000_000
-                        + UInt64(idleInterval.components.attoseconds / 1_000_000_000_000))
-            } else if lines == 0 {
-                Thread.sleep(forTimeInterval: Double(idleInterval.components.attoseconds) / 1e18 + Double(idleInterval.components.seconds))
-            }
+            if lines == 0 { idle(journal: journal, ingress: ingress) }
         }
         Notify.send("STOPPING=1")
         // Sources stop first: no new connections or datagrams; what already arrived is detected.
@@ -361,6 +354,26 @@ package final class LiveRunner {
         return 0
     }
 
+    /// Sleeps until a syslog message or a journal change arrives, or `idleInterval` passes (files
+    /// are polled at that interval).
+    private func idle(journal: JournalReader?, ingress: IngressQueue) {
+        var fds = [pollfd(fd: ingress.wakeDescriptor, events: Int16(POLLIN), revents: 0)]
+        var timeout = Int64(idleInterval.components.seconds) * 1000 + idleInterval.components.attoseconds / 1_000_000_000_000_000
+        if let j = journal?.pollDescriptor {
+            fds.append(pollfd(fd: j.fd, events: j.events, revents: 0))
+            // sd-journal asks for an earlier wake-up when it has to check files by hand.
+            if j.timeoutMicroseconds != .max {
+                var now = timespec()
+                clock_gettime(CLOCK_MONOTONIC, &now)
+                let nowMicro = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+                let wanted = j.timeoutMicroseconds > nowMicro ? Int64((j.timeoutMicroseconds - nowMicro) / 1000) : 0
+                timeout = min(timeout, wanted)
+            }
+        }
+        _ = poll(&fds, nfds_t(fds.count), Int32(clamping: max(0, timeout)))
+        if fds[0].revents != 0 { ingress.clearWake() }
+    }
+
     static func scanConfiguration(_ c: DaemonConfiguration) -> ScanConfiguration {
         var scan = ScanConfiguration()
         scan.rulePaths = c.rules
@@ -380,6 +393,11 @@ package final class LiveRunner {
         if a.stateDirectory != b.stateDirectory { keys.append("state_directory") }
         if a.triage != b.triage || a.worker != b.worker { keys.append("triage") }
         return keys
+    }
+
+    /// Hands memory freed after a large snapshot back to the system (glibc keeps it otherwise).
+    static func releaseFreedMemory() {
+        _ = malloc_trim(0)
     }
 
     static func monotonicMicroseconds() -> UInt64 {

@@ -2,6 +2,10 @@ import NIOCore
 import NIOPosix
 import Synchronization
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Messages received by the syslog listeners, waiting for the detection loop. Bounded: UDP
 /// datagrams beyond the bound are dropped and counted (UDP senders cannot be slowed); stream
 /// connections stop being read until the loop has caught up, so TCP senders are slowed, not dropped.
@@ -27,37 +31,70 @@ package final class IngressQueue: Sendable {
 
     private let state = Mutex(State())
     package let capacity: Int
+    /// Becomes readable when messages arrive in an empty queue, so the loop can sleep in poll(2)
+    /// and still take a message the moment it comes.
+    package let wakeDescriptor: Int32
+    private let wakeWriter: Int32
 
     package init(capacity: Int = 100_000) {
         self.capacity = capacity
+        var ends: [Int32] = [-1, -1]
+        _ = pipe(&ends)
+        for fd in ends {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        wakeDescriptor = ends[0]
+        wakeWriter = ends[1]
+    }
+
+    deinit {
+        close(wakeDescriptor)
+        close(wakeWriter)
+    }
+
+    private func wake() {
+        var one: UInt8 = 1
+        _ = write(wakeWriter, &one, 1)
+    }
+
+    /// Clears the wake-ups after the loop woke.
+    package func clearWake() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while buffer.withUnsafeMutableBytes({ read(wakeDescriptor, $0.baseAddress!, $0.count) }) > 0 {}
     }
 
     /// Queues a datagram; false (and counted) when the queue is full.
     func offerDatagram(_ m: Message) -> Bool {
-        state.withLock { s in
+        let (taken, first) = state.withLock { s -> (Bool, Bool) in
             guard s.messages.count < capacity else {
                 s.counters.dropped += 1
-                return false
+                return (false, false)
             }
             s.messages.append(m)
             s.counters.received += 1
             if m.truncated { s.counters.truncated += 1 }
-            return true
+            return (true, s.messages.count == 1)
         }
+        if first { wake() }
+        return taken
     }
 
     /// Queues stream messages; returns false when the connection should pause reading.
     func offerStream(_ ms: [Message], from channel: any Channel) -> Bool {
-        state.withLock { s in
+        let (open, first) = state.withLock { s -> (Bool, Bool) in
+            let wasEmpty = s.messages.isEmpty
             s.messages.append(contentsOf: ms)
             s.counters.received += ms.count
             s.counters.truncated += ms.count { $0.truncated }
             guard s.messages.count < capacity else {
                 s.paused.append(channel)
-                return false
+                return (false, wasEmpty && !ms.isEmpty)
             }
-            return true
+            return (true, wasEmpty && !ms.isEmpty)
         }
+        if first { wake() }
+        return open
     }
 
     func refused() { state.withLock { $0.counters.refusedConnections += 1 } }

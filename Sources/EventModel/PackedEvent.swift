@@ -1,6 +1,6 @@
 /// An event packed into one byte buffer: one allocation instead of four, for events that are
 /// kept a long time in large numbers (correlation evidence).
-package struct PackedEvent: Sendable, Codable {
+package struct PackedEvent: Sendable {
     package private(set) var bytes: [UInt8]
 
     package init(bytes: [UInt8]) { self.bytes = bytes }
@@ -82,7 +82,7 @@ package struct PackedEvent: Sendable, Codable {
 }
 
 /// The last few events of a group in one buffer: each packed event preceded by its length.
-package struct PackedEventList: Sendable, Codable {
+package struct PackedEventList: Sendable {
     private var buffer: [UInt8] = []
     private var count32: Int32 = 0
     package var count: Int {
@@ -91,6 +91,14 @@ package struct PackedEventList: Sendable, Codable {
     }
 
     package init() {}
+
+    /// The list as stored (for snapshots), and back.
+    package var storage: [UInt8] { buffer }
+
+    package init(storage: [UInt8], count: Int) {
+        buffer = storage
+        self.count = count
+    }
 
     /// Appends `event`, dropping the oldest so that at most `limit` remain.
     package mutating func append(_ event: Event, keeping limit: Int) {

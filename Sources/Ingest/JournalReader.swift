@@ -184,6 +184,18 @@ package final class JournalReader {
         _ = sd_journal_process(journal)
     }
 
+    /// The descriptor that becomes readable when the journal changes (for poll(2) with other
+    /// descriptors; `refresh` afterwards), and how long sd-journal wants a wait to last at most.
+    package var pollDescriptor: (fd: Int32, events: Int16, timeoutMicroseconds: UInt64)? {
+        guard let journal else { return nil }
+        let fd = sd_journal_get_fd(journal)
+        let events = sd_journal_get_events(journal)
+        guard fd >= 0, events >= 0 else { return nil }
+        var timeout: UInt64 = .max
+        _ = sd_journal_get_timeout(journal, &timeout)
+        return (fd, Int16(events), timeout)
+    }
+
     /// Waits up to `microseconds` for the journal to change; returns true if it did.
     package func wait(microseconds: UInt64) -> Bool {
         guard let journal else { return false }

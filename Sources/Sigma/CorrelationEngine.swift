@@ -36,7 +36,7 @@ package struct CorrelationEngine {
     package var evidenceCap: Int
     package internal(set) var evictions = 0
 
-    struct Entry: Codable {
+    struct Entry {
         var time: Int64
         var number: Double
         /// A 64-bit hash of the counted value (0: none); distinct counts compare hashes.
@@ -48,7 +48,7 @@ package struct CorrelationEngine {
 
     /// One group's window and incident; its key (the group-by values joined by U+001F, one small
     /// string rather than an array) is the dictionary key.
-    struct Group: Codable {
+    struct Group {
         var window: [Entry] = []
         /// Live entries per distinct value (`value_count`, large windows only) or, for `temporal`,
         /// per referenced rule index.
@@ -330,44 +330,182 @@ extension CorrelationIncident: Codable {
 }
 
 extension CorrelationEngine {
-    /// The engine's state, keyed by correlation id so that it survives rule reloads.
-    struct Snapshot: Codable {
-        var version = 2
-        var latest: Int64
-        var evictions: Int
-        var correlations: [String: [String: Group]]
-    }
-
-    /// Serialises the windows and open incidents (the live daemon checkpoints this).
+    /// Serialises the windows and open incidents (the live daemon checkpoints this), keyed by
+    /// correlation id so that they survive rule reloads. A compact binary form: the daemon takes
+    /// it with every commit, and windows of many groups must not stall detection.
     package func snapshot() throws -> [UInt8] {
-        var byID: [String: [String: Group]] = [:]
+        var w = SnapshotWriter()
+        w.bytes(Array(Self.snapshotMagic.utf8))
+        w.varint(UInt64(bitPattern: latest))
+        w.varint(UInt64(evictions))
+        w.varint(UInt64(groups.count))
         for (c, groupsOfC) in groups.enumerated() {
-            byID[rules.correlations[c].id] = groupsOfC.mapValues { g in
-                var g = g
-                // Drop what slid out of the window; it is never read again.
-                g.window.removeFirst(g.head)
-                g.head = 0
-                return g
+            w.string(rules.correlations[c].id)
+            w.varint(UInt64(groupsOfC.count))
+            for (key, g) in groupsOfC {
+                w.string(key)
+                // Only live entries: what slid out of the window is never read again.
+                let live = g.window[g.head...]
+                w.varint(UInt64(live.count))
+                for e in live {
+                    w.varint(UInt64(bitPattern: e.time))
+                    w.varint(e.number.bitPattern)
+                    w.varint(e.value)
+                    w.varint(UInt64(UInt32(bitPattern: e.input)))
+                    w.varint(UInt64(UInt32(bitPattern: e.weight)))
+                }
+                w.varint(UInt64(g.values.count))
+                for (v, n) in g.values {
+                    w.varint(v)
+                    w.varint(UInt64(n))
+                }
+                w.varint(g.sum.bitPattern)
+                w.varint(UInt64(bitPattern: g.lastTime))
+                w.varint(UInt64(g.events))
+                w.varint(UInt64(g.incidentStore.count))
+                for incident in g.incidentStore {
+                    w.varint(UInt64(incident.group.count))
+                    for (field, value) in incident.group {
+                        w.string(field)
+                        w.string(value)
+                    }
+                    w.varint(UInt64(bitPattern: incident.firstSeen))
+                    w.varint(UInt64(bitPattern: incident.lastSeen))
+                    w.varint(UInt64(incident.count))
+                    w.varint(incident.metric.bitPattern)
+                    w.varint(UInt64(incident.evidences.count))
+                    for e in incident.evidences { w.bytes(PackedEvent(e).bytes) }
+                }
+                w.bytes(g.recent.storage)
+                w.varint(UInt64(g.recent.count))
             }
         }
-        let snap = Snapshot(latest: latest, evictions: evictions, correlations: byID)
-        return Array(try JSONEncoder().encode(snap))
+        return w.out
+    }
+
+    static let snapshotMagic = "logtriage-correlation-3"
+
+    package struct SnapshotError: Error, CustomStringConvertible {
+        package var description: String
     }
 
     /// Restores a snapshot taken by `snapshot()`; correlations no longer loaded are skipped.
     package mutating func restore(_ bytes: [UInt8]) throws {
-        let snap = try JSONDecoder().decode(Snapshot.self, from: Data(bytes))
-        latest = snap.latest
-        evictions = snap.evictions
+        var r = SnapshotReader(bytes: bytes)
+        guard try r.bytes() == Array(Self.snapshotMagic.utf8) else {
+            throw SnapshotError(description: "not a correlation snapshot of this version")
+        }
+        let latest = Int64(bitPattern: try r.varint())
+        let evictions = Int(try r.varint())
+        var byID: [String: [String: Group]] = [:]
+        for _ in 0..<(try r.count()) {
+            let id = try r.string()
+            var groupsOfC: [String: Group] = [:]
+            for _ in 0..<(try r.count()) {
+                let key = try r.string()
+                var g = Group()
+                for _ in 0..<(try r.count()) {
+                    let time = Int64(bitPattern: try r.varint())
+                    let number = Double(bitPattern: try r.varint())
+                    let value = try r.varint()
+                    let input = Int32(bitPattern: UInt32(truncatingIfNeeded: try r.varint()))
+                    let weight = Int32(bitPattern: UInt32(truncatingIfNeeded: try r.varint()))
+                    g.window.append(Entry(time: time, number: number, value: value, input: input, weight: weight))
+                }
+                for _ in 0..<(try r.count()) {
+                    let v = try r.varint()
+                    g.values[v] = Int(try r.varint())
+                }
+                g.sum = Double(bitPattern: try r.varint())
+                g.lastTime = Int64(bitPattern: try r.varint())
+                g.events = Int(try r.varint())
+                for _ in 0..<(try r.count()) {
+                    var group: [(field: String, value: String)] = []
+                    for _ in 0..<(try r.count()) { group.append((try r.string(), try r.string())) }
+                    let firstSeen = Int64(bitPattern: try r.varint())
+                    let lastSeen = Int64(bitPattern: try r.varint())
+                    let count = Int(try r.varint())
+                    let metric = Double(bitPattern: try r.varint())
+                    var evidences: [Event] = []
+                    for _ in 0..<(try r.count()) { evidences.append(PackedEvent(bytes: try r.bytes()).unpacked()) }
+                    g.incidentStore.append(
+                        CorrelationIncident(
+                            correlation: 0, group: group, firstSeen: firstSeen, lastSeen: lastSeen, count: count, metric: metric,
+                            evidences: evidences))
+                }
+                let recent = try r.bytes()
+                g.recent = PackedEventList(storage: recent, count: Int(try r.varint()))
+                groupsOfC[key] = g
+            }
+            byID[id] = groupsOfC
+        }
+        self.latest = latest
+        self.evictions = evictions
         for (c, corr) in rules.correlations.enumerated() {
             groups[c] = [:]
             activity[c] = []
             activityHead[c] = 0
-            for (key, var g) in snap.correlations[corr.id] ?? [:] {
+            for (key, var g) in byID[corr.id] ?? [:] {
                 if g.incident != nil { g.incident!.correlation = c }
                 groups[c][key] = g
             }
             activity[c] = groups[c].map { ($0.key, $0.value.lastTime) }.sorted { $0.1 < $1.1 }
         }
     }
+}
+
+/// Varints and length-prefixed byte strings, for snapshots.
+struct SnapshotWriter {
+    var out: [UInt8] = []
+
+    mutating func varint(_ v: UInt64) {
+        var v = v
+        while v >= 0x80 {
+            out.append(UInt8(truncatingIfNeeded: v) | 0x80)
+            v >>= 7
+        }
+        out.append(UInt8(v))
+    }
+
+    mutating func bytes(_ b: [UInt8]) {
+        varint(UInt64(b.count))
+        out.append(contentsOf: b)
+    }
+
+    mutating func string(_ s: String) { bytes(Array(s.utf8)) }
+}
+
+struct SnapshotReader {
+    let data: [UInt8]
+    var i = 0
+
+    init(bytes: [UInt8]) { data = bytes }
+
+    mutating func varint() throws -> UInt64 {
+        var v: UInt64 = 0
+        var shift: UInt64 = 0
+        while i < data.count, shift < 64 {
+            let b = data[i]
+            i += 1
+            v |= UInt64(b & 0x7F) << shift
+            if b < 0x80 { return v }
+            shift += 7
+        }
+        throw CorrelationEngine.SnapshotError(description: "snapshot cut short at byte \(i)")
+    }
+
+    /// A count that must fit in what is left (a corrupt count must not allocate without bound).
+    mutating func count() throws -> Int {
+        let n = try varint()
+        guard n <= UInt64(data.count - i) else { throw CorrelationEngine.SnapshotError(description: "bad count at byte \(i)") }
+        return Int(n)
+    }
+
+    mutating func bytes() throws -> [UInt8] {
+        let n = try count()
+        defer { i += n }
+        return Array(data[i..<(i + n)])
+    }
+
+    mutating func string() throws -> String { String(decoding: try bytes(), as: UTF8.self) }
 }

@@ -188,6 +188,17 @@ struct CheckpointStoreTests {
         #expect(!FileManager.default.fileExists(atPath: store.path + ".tmp"))
         let mode = try FileManager.default.attributesOfItem(atPath: store.path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
+
+        // A snapshot given apart is stored raw after the JSON line (newlines in it included) and read back.
+        let snapshot: [UInt8] = [10, 0, 255, 10, 42]
+        try store.save(c, correlation: snapshot)
+        #expect(try store.load().0.correlationState == Data(snapshot))
+        let raw = try #require(FileManager.default.contents(atPath: store.path))
+        #expect(!String(decoding: raw.prefix(while: { $0 != 10 }), as: UTF8.self).contains("correlationState"))
+
+        // The older form, the state as base64 inside the JSON, still loads.
+        try Data(#"{"files":{},"version":1,"correlationState":"AQID"}"#.utf8).write(to: URL(fileURLWithPath: store.path))
+        #expect(try store.load().0.correlationState == Data([1, 2, 3]))
     }
 
     @Test("a corrupt file is moved aside and reported; reading starts afresh")

@@ -11,12 +11,11 @@ import Triage
     import Glibc
 #endif
 
-/// `logtriage run`: follows the configured log files, detects, writes findings, and commits
-/// each file's position only after the findings it produced are durable in every output.
+/// `logtriage run`: follows the configured sources, detects, writes findings, and commits each
+/// source's position only after the findings it produced are durable in the durable outputs.
 ///
-/// This version serves the journal, file sources, syslog listeners, the stdout and file outputs
-/// and worker triage; socket and syslog outputs are refused with a clear message rather than
-/// silently ignored.
+/// Sources: the journal, log files and syslog listeners. Outputs: stdout, files, a unix socket
+/// and RFC 5424 over TCP. Triage: built-in or a worker.
 package final class LiveRunner {
     package let configuration: DaemonConfiguration
     /// The file the configuration came from, read again on SIGHUP; nil for the embedded defaults.
@@ -59,7 +58,7 @@ package final class LiveRunner {
             throw Refusal(description: "no sources: configure sources.journal, sources.files or sources.syslog")
         }
 
-        var scan = Self.scanConfiguration(c)
+        let scan = Self.scanConfiguration(c)
         var pipeline = try ScanPipeline(configuration: scan)
         for e in pipeline.loadReport.errors { log.error("\(e)") }
         guard pipeline.loadReport.loaded > 0 else { throw Refusal(description: "no rules loaded") }
@@ -205,10 +204,14 @@ package final class LiveRunner {
                 log.error("reload refused: \(error); the running rules stay")
                 return
             }
-            for e in candidate.loadReport.errors { log.error("reload: \(e)") }
-            guard candidate.loadReport.errors.isEmpty, candidate.loadReport.loaded > 0 else {
+            // Problems the running rules already had (a SigmaHQ rule this version cannot run) do
+            // not block a reload; a new one does.
+            let known = Set(pipeline.loadReport.errors.map { "\($0)" })
+            let new = candidate.loadReport.errors.map { "\($0)" }.filter { !known.contains($0) }
+            for e in new { log.error("reload: \(e)") }
+            guard new.isEmpty, candidate.loadReport.loaded > 0 else {
                 log.error(
-                    "reload refused: \(candidate.loadReport.errors.count) rule problems, \(candidate.loadReport.loaded) rules loaded; the running \(pipeline.loadReport.loaded) rules stay"
+                    "reload refused: \(new.count) new rule problems, \(candidate.loadReport.loaded) rules loaded; the running \(pipeline.loadReport.loaded) rules stay"
                 )
                 return
             }
@@ -227,7 +230,6 @@ package final class LiveRunner {
             }
             detector = fresh
             pipeline = candidate
-            scan = nextScan
             if let current = journal, next.journal == configuration.journal, next.journal?.matchRules == true, let cursor = current.cursor,
                 let reopened = try? openJournal(
                     next, rules: candidate,

@@ -174,6 +174,10 @@ package final class JournalReader {
             // skipped from the tail position: start from the head instead.
             if sd_journal_previous(journal) <= 0 {
                 _ = sd_journal_seek_head(journal)
+            } else if let here = Self.fullCursor(journal) {
+                // Committed even before any new entry arrives: a restart resumes here instead of
+                // at a later tail, so entries written while the daemon was down are read.
+                cursor = here
             }
         }
     }
@@ -226,14 +230,16 @@ package final class JournalReader {
         }
         // The full cursor (with sequence number and hash) for the commit, once per batch: the
         // reader still stands on the last entry it returned.
-        if read > 0 {
-            var full: UnsafeMutablePointer<CChar>?
-            if sd_journal_get_cursor(journal, &full) >= 0, let full {
-                cursor = String(cString: full)
-                free(full)
-            }
-        }
+        if read > 0, let here = Self.fullCursor(journal) { cursor = here }
         return read
+    }
+
+    /// sd-journal's own cursor of the current entry.
+    private static func fullCursor(_ journal: OpaquePointer) -> String? {
+        var pointer: UnsafeMutablePointer<CChar>?
+        guard sd_journal_get_cursor(journal, &pointer) >= 0, let pointer else { return nil }
+        defer { free(pointer) }
+        return String(cString: pointer)
     }
 
     private func readEntry(_ journal: OpaquePointer) -> Event {

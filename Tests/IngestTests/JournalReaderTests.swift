@@ -132,6 +132,7 @@ struct JournalReaderTests {
         let tail = try JournalReader(location: .directory(s.dir))
         try tail.seek(cursor: nil, start: .tail)
         #expect(try Self.messages(tail) == [])
+        let tailCursor = try #require(tail.cursor)
 
         let since = try JournalReader(location: .directory(s.dir))
         try since.seek(cursor: nil, start: .since(600_000_000))
@@ -141,6 +142,13 @@ struct JournalReaderTests {
             location: .directory(s.dir), matches: [[("SYSLOG_IDENTIFIER", "sshd")], [("SYSLOG_IDENTIFIER", "su"), ("PRIORITY", "5")]])
         try matched.seek(cursor: nil, start: .head)
         #expect(try Self.messages(matched) == ["an hour ago", "a minute ago"])
+
+        // The tail position is a cursor already: a daemon stopped before anything new arrived
+        // resumes there and reads what was written while it was down.
+        try JournalWriter.write([JournalWriter.sshd("while down")], to: s.file)
+        let resumed = try JournalReader(location: .directory(s.dir))
+        try resumed.seek(cursor: tailCursor, start: .tail)
+        #expect(try Self.messages(resumed) == ["while down"])
     }
 
     @Test("journal files given one by one; a missing directory is a clear error")

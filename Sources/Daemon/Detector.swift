@@ -59,6 +59,36 @@ package struct Detector {
     /// Correlation windows restored from a checkpoint.
     package mutating func replaceCorrelations(_ engine: CorrelationEngine) { correlations = engine }
 
+    static let stateMagic = "logtriage-detector-1"
+
+    /// What a restart needs to carry on: the correlation windows and the open aggregation groups
+    /// (whose totals update is still to come), for the checkpoint.
+    package func snapshot() throws -> [UInt8] {
+        var w = SnapshotWriter()
+        w.string(Self.stateMagic)
+        w.bytes(try correlations.snapshot())
+        w.bytes(aggregator.snapshot())
+        return w.out
+    }
+
+    /// Restores a `snapshot()`; state of rules and correlations no longer loaded is dropped.
+    /// `aggregation: false` keeps only the correlation windows (a reload reports open groups first).
+    package mutating func restore(_ bytes: [UInt8], aggregation: Bool = true) throws {
+        var r = SnapshotReader(bytes: bytes)
+        guard try r.string() == Self.stateMagic else {
+            throw CorrelationEngine.SnapshotError(description: "not a detector state of this version")
+        }
+        var engine = correlations
+        try engine.restore(try r.bytes())
+        correlations = engine
+        let groups = try r.bytes()
+        if aggregation {
+            var byID: [String: RuleSummary] = [:]
+            for s in summaries { byID[s.id] = s }
+            try aggregator.restore(groups, rules: byID)
+        }
+    }
+
     /// Per source, the earliest failure a session still holds (see `RuleSet.heldPositions`).
     package func heldPositions() -> [String: SourcePosition] { rules.heldPositions(context: context) }
 

@@ -23,7 +23,8 @@ package final class LiveRunner {
     private let log: Logger
     /// How long the loop sleeps when no source had new lines.
     package var idleInterval: Duration = .milliseconds(100)
-    /// Longest time between commits while a backlog is read.
+    /// Longest time findings wait for a flush while a backlog is read, and shortest time between
+    /// checkpoint saves.
     package var commitInterval: Duration = .seconds(1)
     /// Longest time between saves of the correlation windows.
     package var snapshotInterval: Duration = .seconds(30)
@@ -69,11 +70,9 @@ package final class LiveRunner {
         var detector = Detector(rules: pipeline.rules, configuration: scan, live: true)
         if let state = saved.correlationState {
             do {
-                var engine = detector.correlations
-                try engine.restore(Array(state))
-                detector.replaceCorrelations(engine)
+                try detector.restore(Array(state))
             } catch {
-                log.warning("correlation state in \(store.path) not restored (\(error)); windows start empty")
+                log.warning("detection state in \(store.path) not restored (\(error)); correlation windows start empty")
             }
         }
         let outputs = try Outputs(c.outputs)
@@ -126,6 +125,8 @@ package final class LiveRunner {
         var lastSnapshot = ContinuousClock.now
         var lastPing = ContinuousClock.now - .seconds(3600)
         var uncommitted = false
+        var unsaved = false
+        var lastFlush = ContinuousClock.now
         var lag = 0.0
         var queued = 0
         let clock = ContinuousClock()
@@ -158,13 +159,13 @@ package final class LiveRunner {
                     saved.journalCursorInclusive = nil
                 }
             }
-            // The correlation windows are the costly part of a checkpoint (every group's recent
-            // events). With files they are saved with every commit, so that positions and windows
-            // always match; with network sources only (nothing to replay) at most every
-            // snapshotInterval and at stop.
+            // The detection state (correlation windows, open aggregation groups) is the costly part
+            // of a checkpoint. With files and the journal it is saved with every commit, so that
+            // positions and state always match; with network sources only (nothing to replay) at
+            // most every snapshotInterval and at stop.
             guard final || !tails.isEmpty || journal != nil || clock.now - lastSnapshot >= snapshotInterval else { return }
             // Written from its own buffer and not kept: a large state costs its size once, briefly.
-            let snapshot = try? detector.correlations.snapshot()
+            let snapshot = try? detector.snapshot()
             saved.correlationState = nil
             try store.save(saved, correlation: snapshot)
             lastSnapshot = clock.now
@@ -222,9 +223,7 @@ package final class LiveRunner {
             detector.settle(now: Self.now(), deliver: write)
             var fresh = Detector(rules: candidate.rules, configuration: nextScan, live: true)
             do {
-                var engine = fresh.correlations
-                try engine.restore(try detector.correlations.snapshot())
-                fresh.replaceCorrelations(engine)
+                try fresh.restore(try detector.snapshot(), aggregation: false)
             } catch {
                 log.warning("reload: correlation windows start empty (\(error))")
             }
@@ -302,11 +301,18 @@ package final class LiveRunner {
             lag = lines > 0 ? lastEventTime.map { Double(max(0, now - $0)) / 1e6 } ?? lag : 0
             // Triage updates arrive between lines: buffered outputs must reach disk then too.
             if lines > 0 || outputs.pending { uncommitted = true }
-            // Commit when caught up, and at least every commitInterval while catching up: each
-            // commit fsyncs and rewrites the checkpoint, so not after every batch of lines.
-            if uncommitted, lines == 0 || clock.now - lastCommit >= commitInterval {
-                try commit()
+            // Findings reach the outputs when caught up, and at least every commitInterval while
+            // catching up. The checkpoint (positions and detection state, rewritten and fsynced)
+            // follows at most every commitInterval: a crash replays at most that much.
+            if uncommitted, lines == 0 || clock.now - lastFlush >= commitInterval {
+                try outputs.makeDurable()
                 uncommitted = false
+                unsaved = true
+                lastFlush = clock.now
+            }
+            if unsaved, clock.now - lastCommit >= commitInterval {
+                try commit()
+                unsaved = false
                 lastCommit = clock.now
             }
             // The ping comes from the loop itself: a stuck pipeline stops it and systemd restarts us.

@@ -127,3 +127,61 @@ package struct Aggregator {
         return out
     }
 }
+
+extension Aggregator {
+    /// The open groups (live mode: findings already reported whose totals update is pending),
+    /// for the daemon's checkpoint, so that a crash does not lose the update.
+    package func snapshot() -> [UInt8] {
+        var w = SnapshotWriter()
+        w.varint(UInt64(bitPattern: latest))
+        let live = queue[head...].compactMap { entry in open[entry.key].map { (entry.key, $0) } }
+        var seen = Set<Key>()
+        let groups = live.filter { seen.insert($0.0).inserted }
+        w.varint(UInt64(groups.count))
+        for (key, f) in groups {
+            w.string(key.rule)
+            w.varint(UInt64(key.observables.count))
+            for o in key.observables {
+                w.string(o.name)
+                w.varint(UInt64(o.typeID))
+                w.string(o.value)
+            }
+            w.string(f.uid)
+            w.varint(UInt64(bitPattern: f.firstSeen))
+            w.varint(UInt64(bitPattern: f.lastSeen))
+            w.varint(UInt64(f.count))
+            w.string(f.hostname ?? "")
+            w.varint(UInt64(f.evidences.count))
+            for e in f.evidences { w.bytes(PackedEvent(e).bytes) }
+        }
+        return w.out
+    }
+
+    /// Restores open groups; groups of rules no longer loaded (`rules` by id) are dropped.
+    package mutating func restore(_ bytes: [UInt8], rules: [String: RuleSummary]) throws {
+        var r = SnapshotReader(bytes: bytes)
+        latest = Int64(bitPattern: try r.varint())
+        for _ in 0..<(try r.count()) {
+            let rule = try r.string()
+            var observables: [Observable] = []
+            for _ in 0..<(try r.count()) {
+                let name = try r.string()
+                let typeID = Int(try r.varint())
+                observables.append(Observable(name: name, typeID: typeID, value: try r.string()))
+            }
+            let uid = try r.string()
+            let firstSeen = Int64(bitPattern: try r.varint())
+            let lastSeen = Int64(bitPattern: try r.varint())
+            let count = Int(try r.varint())
+            let hostname = try r.string()
+            var evidences: [Event] = []
+            for _ in 0..<(try r.count()) { evidences.append(PackedEvent(bytes: try r.bytes()).unpacked()) }
+            guard let summary = rules[rule] else { continue }
+            let key = Key(rule: rule, observables: observables)
+            open[key] = Finding(
+                uid: uid, rule: summary, firstSeen: firstSeen, lastSeen: lastSeen, count: count, evidences: evidences,
+                observables: observables, hostname: hostname.isEmpty ? nil : hostname, triage: .init(riskScore: 0, source: "none"))
+            queue.append((key, lastSeen))
+        }
+    }
+}

@@ -387,6 +387,7 @@ extension CorrelationEngine {
 
     package struct SnapshotError: Error, CustomStringConvertible {
         package var description: String
+        package init(description: String) { self.description = description }
     }
 
     /// Restores a snapshot taken by `snapshot()`; correlations no longer loaded are skipped.
@@ -455,10 +456,12 @@ extension CorrelationEngine {
 }
 
 /// Varints and length-prefixed byte strings, for snapshots.
-struct SnapshotWriter {
-    var out: [UInt8] = []
+package struct SnapshotWriter {
+    package var out: [UInt8] = []
 
-    mutating func varint(_ v: UInt64) {
+    package init() {}
+
+    package mutating func varint(_ v: UInt64) {
         var v = v
         while v >= 0x80 {
             out.append(UInt8(truncatingIfNeeded: v) | 0x80)
@@ -467,21 +470,21 @@ struct SnapshotWriter {
         out.append(UInt8(v))
     }
 
-    mutating func bytes(_ b: [UInt8]) {
+    package mutating func bytes(_ b: [UInt8]) {
         varint(UInt64(b.count))
         out.append(contentsOf: b)
     }
 
-    mutating func string(_ s: String) { bytes(Array(s.utf8)) }
+    package mutating func string(_ s: String) { bytes(Array(s.utf8)) }
 }
 
-struct SnapshotReader {
+package struct SnapshotReader {
     let data: [UInt8]
     var i = 0
 
-    init(bytes: [UInt8]) { data = bytes }
+    package init(bytes: [UInt8]) { data = bytes }
 
-    mutating func varint() throws -> UInt64 {
+    package mutating func varint() throws -> UInt64 {
         var v: UInt64 = 0
         var shift: UInt64 = 0
         while i < data.count, shift < 64 {
@@ -495,17 +498,17 @@ struct SnapshotReader {
     }
 
     /// A count that must fit in what is left (a corrupt count must not allocate without bound).
-    mutating func count() throws -> Int {
+    package mutating func count() throws -> Int {
         let n = try varint()
         guard n <= UInt64(data.count - i) else { throw CorrelationEngine.SnapshotError(description: "bad count at byte \(i)") }
         return Int(n)
     }
 
-    mutating func bytes() throws -> [UInt8] {
+    package mutating func bytes() throws -> [UInt8] {
         let n = try count()
         defer { i += n }
         return Array(data[i..<(i + n)])
     }
 
-    mutating func string() throws -> String { String(decoding: try bytes(), as: UTF8.self) }
+    package mutating func string() throws -> String { String(decoding: try bytes(), as: UTF8.self) }
 }

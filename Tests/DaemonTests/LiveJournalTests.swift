@@ -215,3 +215,24 @@ extension LiveRunTests {
         #expect(log.contains("reload refused"), "\(log)")
     }
 }
+
+extension LiveRunTests {
+    @Test("kill -9 while an aggregation window is open: after the restart the totals update still comes, with the same uid")
+    func aggregationSurvivesCrash() throws {
+        let d = try Daemon(extra: "aggregate_window: 3s")
+        try d.start()
+        usleep(300_000)
+        try d.append((0..<3).map { "\(Self.stamp()) web1 sshd[7\($0)]: Failed password for root from 203.0.113.71 port 22 ssh2" })
+        _ = try d.waitFor(count: 1, seconds: 5)
+        usleep(1_500_000)  // caught up, and the checkpoint (saved at most every second) holds the open group
+        #expect(d.stop(signal: SIGKILL) != 0)
+        try d.start()
+        _ = try d.waitFor(count: 2, seconds: 10)
+        #expect(d.stop() == 0)
+        let found = try d.written()
+        #expect(found.count == 2, "\(found.map { $0["message"] ?? "" })")
+        let update = found.first { $0["activity_id"] as? Int == 2 }
+        #expect(update?["count"] as? Int == 3)
+        #expect(update.map(Self.uid) == found.first.map(Self.uid))
+    }
+}

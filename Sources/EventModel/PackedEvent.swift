@@ -35,10 +35,32 @@ package struct PackedEvent: Sendable {
         varint(UInt64(max(0, event.repeatCount)))
         varint(UInt64(event.fields.count))
         for i in 0..<event.fields.count {
-            bytes(event.fields.name(at: i).utf8)
+            // A common name is one byte (its index + 1); others are 0 and then the name.
+            let name = event.fields.name(at: i)
+            if let code = Self.code(name) {
+                out.append(code)
+            } else {
+                out.append(0)
+                bytes(name.utf8)
+            }
             bytes(event.fields.value(at: i))
         }
         self.bytes = out
+    }
+
+    /// Field names most events carry, stored as one byte each (evidence kept in large numbers).
+    static let commonNames: [String] = [
+        FieldName.message, FieldName.identifier, FieldName.pid, FieldName.hostname, FieldName.priority, FieldName.facility,
+        FieldName.comm, FieldName.syslogTimestamp, FieldName.msgid, FieldName.structuredData, FieldName.transport,
+        FieldName.systemdUnit, FieldName.realtimeTimestamp, FieldName.sourceRealtimeTimestamp, "source.address", "user.name",
+        "source.port", "_UID", "_GID", "_BOOT_ID", "_MACHINE_ID", "_EXE", "_CMDLINE", "SYSLOG_PID", "_SOURCE_MONOTONIC_TIMESTAMP",
+        "_SYSTEMD_CGROUP", "_SYSTEMD_SLICE", "_SYSTEMD_INVOCATION_ID", "_CAP_EFFECTIVE", "_AUDIT_SESSION", "_AUDIT_LOGINUID",
+        "_SELINUX_CONTEXT", "_STREAM_ID", "CODE_FILE", "CODE_LINE", "CODE_FUNC",
+    ]
+
+    static func code(_ name: String) -> UInt8? {
+        for (i, n) in commonNames.enumerated() where EventFields.same(n, name) { return UInt8(i + 1) }
+        return nil
     }
 
     /// The event again.
@@ -71,7 +93,11 @@ package struct PackedEvent: Sendable {
         let count = Int(varint())
         var fields = EventFields(capacity: bytes.count)
         for _ in 0..<count {
-            let name = String(decoding: slice(), as: UTF8.self)
+            guard i < bytes.count else { break }
+            let code = Int(bytes[i])
+            i += 1
+            let name =
+                code == 0 ? String(decoding: slice(), as: UTF8.self) : code <= Self.commonNames.count ? Self.commonNames[code - 1] : "?"
             fields.add(name, bytes: slice())
         }
         return Event(

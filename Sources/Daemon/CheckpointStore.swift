@@ -1,5 +1,6 @@
 import Foundation
 import Ingest
+import Sigma
 
 #if canImport(Glibc)
     import Glibc
@@ -80,9 +81,9 @@ package struct CheckpointStore: Sendable {
         }
     }
 
-    /// Writes `checkpoints` atomically and durably; `correlation` (a snapshot) replaces the
-    /// state in `checkpoints` when given, and is written from its own buffer, not copied.
-    package func save(_ checkpoints: Checkpoints, correlation: [UInt8]? = nil) throws {
+    /// Writes `checkpoints` atomically and durably; `state`, when given, streams the detection
+    /// state after the JSON line in place of `checkpoints.correlationState`.
+    package func save(_ checkpoints: Checkpoints, state: ((inout SnapshotWriter) -> Void)? = nil) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         var head = Array(try encoder.encode(checkpoints))
@@ -103,10 +104,21 @@ package struct CheckpointStore: Sendable {
                 written += n
             }
         }
-        if let correlation {
+        if let state {
             head.append(10)
             try head.withUnsafeBytes { try put($0) }
-            try correlation.withUnsafeBytes { try put($0) }
+            var failure: (any Error)?
+            var w = SnapshotWriter { chunk in
+                do {
+                    try put(chunk)
+                    return true
+                } catch {
+                    failure = error
+                    return false
+                }
+            }
+            state(&w)
+            if !w.finish() { throw failure ?? StoreError(description: "\(temporary): write failed") }
         } else if let state = checkpoints.correlationState {
             head.append(10)
             try head.withUnsafeBytes { try put($0) }

@@ -63,12 +63,17 @@ package struct Detector {
 
     /// What a restart needs to carry on: the correlation windows and the open aggregation groups
     /// (whose totals update is still to come), for the checkpoint.
-    package func snapshot() throws -> [UInt8] {
+    package func snapshot() -> [UInt8] {
         var w = SnapshotWriter()
-        w.string(Self.stateMagic)
-        w.bytes(try correlations.snapshot())
-        w.bytes(aggregator.snapshot())
+        write(into: &w)
         return w.out
+    }
+
+    /// Streams the state into `w` (to the checkpoint file, without holding it whole).
+    package func write(into w: inout SnapshotWriter) {
+        w.string(Self.stateMagic)
+        correlations.write(into: &w)
+        aggregator.write(into: &w)
     }
 
     /// Restores a `snapshot()`; state of rules and correlations no longer loaded is dropped.
@@ -79,13 +84,12 @@ package struct Detector {
             throw CorrelationEngine.SnapshotError(description: "not a detector state of this version")
         }
         var engine = correlations
-        try engine.restore(try r.bytes())
+        try engine.restore(from: &r)
         correlations = engine
-        let groups = try r.bytes()
         if aggregation {
             var byID: [String: RuleSummary] = [:]
             for s in summaries { byID[s.id] = s }
-            try aggregator.restore(groups, rules: byID)
+            try aggregator.restore(from: &r, rules: byID)
         }
     }
 

@@ -164,10 +164,9 @@ package final class LiveRunner {
             // positions and state always match; with network sources only (nothing to replay) at
             // most every snapshotInterval and at stop.
             guard final || !tails.isEmpty || journal != nil || clock.now - lastSnapshot >= snapshotInterval else { return }
-            // Written from its own buffer and not kept: a large state costs its size once, briefly.
-            let snapshot = try? detector.snapshot()
+            // Streamed to the file, not built in memory first: a large state costs no second copy.
             saved.correlationState = nil
-            try store.save(saved, correlation: snapshot)
+            try store.save(saved) { detector.write(into: &$0) }
             lastSnapshot = clock.now
             Self.releaseFreedMemory()
         }
@@ -223,7 +222,7 @@ package final class LiveRunner {
             detector.settle(now: Self.now(), deliver: write)
             var fresh = Detector(rules: candidate.rules, configuration: nextScan, live: true)
             do {
-                try fresh.restore(try detector.snapshot(), aggregation: false)
+                try fresh.restore(detector.snapshot(), aggregation: false)
             } catch {
                 log.warning("reload: correlation windows start empty (\(error))")
             }

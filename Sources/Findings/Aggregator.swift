@@ -131,8 +131,7 @@ package struct Aggregator {
 extension Aggregator {
     /// The open groups (live mode: findings already reported whose totals update is pending),
     /// for the daemon's checkpoint, so that a crash does not lose the update.
-    package func snapshot() -> [UInt8] {
-        var w = SnapshotWriter()
+    package func write(into w: inout SnapshotWriter) {
         w.varint(UInt64(bitPattern: latest))
         let live = queue[head...].compactMap { entry in open[entry.key].map { (entry.key, $0) } }
         var seen = Set<Key>()
@@ -154,12 +153,10 @@ extension Aggregator {
             w.varint(UInt64(f.evidences.count))
             for e in f.evidences { w.bytes(PackedEvent(e).bytes) }
         }
-        return w.out
     }
 
     /// Restores open groups; groups of rules no longer loaded (`rules` by id) are dropped.
-    package mutating func restore(_ bytes: [UInt8], rules: [String: RuleSummary]) throws {
-        var r = SnapshotReader(bytes: bytes)
+    package mutating func restore(from r: inout SnapshotReader, rules: [String: RuleSummary]) throws {
         latest = Int64(bitPattern: try r.varint())
         for _ in 0..<(try r.count()) {
             let rule = try r.string()

@@ -155,6 +155,7 @@ package struct CorrelationEngine {
             }
         }
         if groups[c][key] == nil, groups[c].count >= maxGroups { evictOldest(c, closed: &closed) }
+        let isNew = groups[c][key] == nil
         var g = groups[c][key] ?? Group()
         let span = corr.timespanMicros
         // Slide: drop entries older than the window ending at the newest time seen in the group.
@@ -209,8 +210,13 @@ package struct CorrelationEngine {
             started = true
         }
         groups[c][key] = g
-        activity[c].append((key, newest))
-        compactActivity(c)
+        // One queue entry per group, added when it is created; an entry whose group was active
+        // since is moved to the back when it reaches the front, so the queue stays as long as
+        // the number of groups rather than the number of events.
+        if isNew {
+            activity[c].append((key, newest))
+            compactActivity(c)
+        }
         if started {
             // A correlation that fires is itself a match for the correlations it feeds.
             for parent in rules.correlationConsumers[c] {
@@ -257,7 +263,11 @@ package struct CorrelationEngine {
             while activityHead[c] < activity[c].count, activity[c][activityHead[c]].time < time - span {
                 let (key, queued) = activity[c][activityHead[c]]
                 activityHead[c] += 1
-                guard let g = groups[c][key], g.lastTime == queued else { continue }
+                guard let g = groups[c][key] else { continue }
+                if g.lastTime != queued, g.lastTime >= time - span {
+                    activity[c].append((key, g.lastTime))
+                    continue
+                }
                 if let incident = g.incident { closed.append(incident) }
                 groups[c][key] = nil
             }
@@ -270,7 +280,12 @@ package struct CorrelationEngine {
         while activityHead[c] < activity[c].count {
             let (key, queued) = activity[c][activityHead[c]]
             activityHead[c] += 1
-            guard let g = groups[c][key], g.lastTime == queued else { continue }
+            guard let g = groups[c][key] else { continue }
+            if g.lastTime != queued {
+                // Active since it was queued: not the least recently active group.
+                activity[c].append((key, g.lastTime))
+                continue
+            }
             if let incident = g.incident { closed.append(incident) }
             groups[c][key] = nil
             evictions += 1
@@ -335,6 +350,12 @@ extension CorrelationEngine {
     /// it with every commit, and windows of many groups must not stall detection.
     package func snapshot() throws -> [UInt8] {
         var w = SnapshotWriter()
+        write(into: &w)
+        return w.out
+    }
+
+    /// Appends the snapshot to `w` (the daemon's checkpoint streams several parts into one file).
+    package func write(into w: inout SnapshotWriter) {
         w.bytes(Array(Self.snapshotMagic.utf8))
         w.varint(UInt64(bitPattern: latest))
         w.varint(UInt64(evictions))
@@ -380,7 +401,6 @@ extension CorrelationEngine {
                 w.varint(UInt64(g.recent.count))
             }
         }
-        return w.out
     }
 
     static let snapshotMagic = "logtriage-correlation-3"
@@ -393,6 +413,11 @@ extension CorrelationEngine {
     /// Restores a snapshot taken by `snapshot()`; correlations no longer loaded are skipped.
     package mutating func restore(_ bytes: [UInt8]) throws {
         var r = SnapshotReader(bytes: bytes)
+        try restore(from: &r)
+    }
+
+    /// Reads a snapshot written by `write(into:)` from `r`.
+    package mutating func restore(from r: inout SnapshotReader) throws {
         guard try r.bytes() == Array(Self.snapshotMagic.utf8) else {
             throw SnapshotError(description: "not a correlation snapshot of this version")
         }
@@ -456,10 +481,32 @@ extension CorrelationEngine {
 }
 
 /// Varints and length-prefixed byte strings, for snapshots.
+/// With a sink, the buffer goes to the sink whenever it passes 64 KiB (and at `finish`), so
+/// a large snapshot streams to its file instead of being held whole in memory.
 package struct SnapshotWriter {
     package var out: [UInt8] = []
+    private let sink: ((UnsafeRawBufferPointer) -> Bool)?
+    /// The sink refused a write (the rest is dropped; `finish` reports it).
+    package private(set) var failed = false
 
-    package init() {}
+    package init() { sink = nil }
+
+    package init(sink: @escaping (UnsafeRawBufferPointer) -> Bool) {
+        self.sink = sink
+        out.reserveCapacity(1 << 17)
+    }
+
+    private mutating func spill(force: Bool = false) {
+        guard let sink, force || out.count >= 1 << 16 else { return }
+        if !failed, !out.isEmpty { failed = !out.withUnsafeBytes(sink) }
+        out.removeAll(keepingCapacity: true)
+    }
+
+    /// Hands what is left to the sink; false if any write failed.
+    package mutating func finish() -> Bool {
+        spill(force: true)
+        return !failed
+    }
 
     package mutating func varint(_ v: UInt64) {
         var v = v
@@ -473,6 +520,7 @@ package struct SnapshotWriter {
     package mutating func bytes(_ b: [UInt8]) {
         varint(UInt64(b.count))
         out.append(contentsOf: b)
+        spill()
     }
 
     package mutating func string(_ s: String) { bytes(Array(s.utf8)) }

@@ -1,5 +1,6 @@
 import Daemon
 import Foundation
+import Sigma
 import TestSupport
 import Testing
 
@@ -189,10 +190,19 @@ struct CheckpointStoreTests {
         let mode = try FileManager.default.attributesOfItem(atPath: store.path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
 
-        // A snapshot given apart is stored raw after the JSON line (newlines in it included) and read back.
-        let snapshot: [UInt8] = [10, 0, 255, 10, 42]
-        try store.save(c, correlation: snapshot)
-        #expect(try store.load().0.correlationState == Data(snapshot))
+        // Streamed state is stored raw after the JSON line (newlines in it included) and read back,
+        // also when it is larger than the writer's buffer.
+        let snapshot: [UInt8] = [10, 0, 255, 10, 42] + (0..<200_000).map { UInt8(truncatingIfNeeded: $0) }
+        try store.save(c) { w in
+            for chunk in stride(from: 0, to: snapshot.count, by: 5000) {
+                w.bytes(Array(snapshot[chunk..<min(snapshot.count, chunk + 5000)]))
+            }
+        }
+        var expected = SnapshotWriter()
+        for chunk in stride(from: 0, to: snapshot.count, by: 5000) {
+            expected.bytes(Array(snapshot[chunk..<min(snapshot.count, chunk + 5000)]))
+        }
+        #expect(try store.load().0.correlationState == Data(expected.out))
         let raw = try #require(FileManager.default.contents(atPath: store.path))
         #expect(!String(decoding: raw.prefix(while: { $0 != 10 }), as: UTF8.self).contains("correlationState"))
 

@@ -266,11 +266,23 @@ final class SyslogSink {
     func frame(_ json: [UInt8], severity: Int, msgid: String) -> [UInt8] {
         // critical 5 → crit (2), high 4 → err (3), medium 3 → warning (4), low 2 → notice (5), informational → info (6)
         let level = max(2, min(6, 7 - severity))
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        var body = Array("<\(10 * 8 + level)>1 \(f.string(from: Date())) \(hostname) logtriage \(pid) \(msgid) - ".utf8)
+        var body = Array("<\(10 * 8 + level)>1 \(Self.timestamp()) \(hostname) logtriage \(pid) \(msgid) - ".utf8)
         body += json.last == 10 ? json.dropLast() : json[...]
         return Array("\(body.count) ".utf8) + body
+    }
+
+    /// Now as RFC 5424 wants it: `2026-11-27T10:00:00.123Z`.
+    static func timestamp() -> String {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        var t = ts.tv_sec
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let millis = Int(ts.tv_nsec / 1_000_000)
+        let ms = millis < 10 ? "00\(millis)" : millis < 100 ? "0\(millis)" : "\(millis)"
+        return
+            "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday))T\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)).\(ms)Z"
     }
 
     func write(_ framed: [UInt8]) {

@@ -40,7 +40,7 @@ package enum Fixtures {
 
     /// Parses one syslog line.
     package static func syslog(_ line: String, year: Int = 2024) -> Event {
-        var parser = SyslogParser(year: year, referenceTime: 0, zone: LocalTimeZone(TimeZone(identifier: "UTC")!))
+        var parser = SyslogParser(year: year, referenceTime: 0, zone: .utc)
         var bytes = Array(line.utf8)
         return bytes.withUnsafeMutableBufferPointer { buf in
             parser.parse(UnsafeBufferPointer(buf), position: SourcePosition(source: "test", line: 1, offset: 0)).event

@@ -90,7 +90,7 @@ struct SyslogParserTests {
     @Test func yearIsInferredFromReference() {
         // A December stamp read in January belongs to the previous year.
         let jan = CivilTime.micros(year: 2025, month: 1, day: 3, hour: 0, minute: 0, second: 0)
-        var parser = SyslogParser(referenceTime: jan, zone: LocalTimeZone(TimeZone(identifier: "UTC")!))
+        var parser = SyslogParser(referenceTime: jan, zone: .utc)
         var bytes = Array("Dec 31 23:59:59 h x: y".utf8)
         let e = bytes.withUnsafeMutableBufferPointer {
             parser.parse(UnsafeBufferPointer($0), position: .init(source: "t", line: 1, offset: 0)).event

@@ -155,7 +155,6 @@ package struct CorrelationEngine {
             }
         }
         if groups[c][key] == nil, groups[c].count >= maxGroups { evictOldest(c, closed: &closed) }
-        let isNew = groups[c][key] == nil
         var g = groups[c][key] ?? Group()
         let span = corr.timespanMicros
         // Slide: drop entries older than the window ending at the newest time seen in the group.
@@ -210,13 +209,8 @@ package struct CorrelationEngine {
             started = true
         }
         groups[c][key] = g
-        // One queue entry per group, added when it is created; an entry whose group was active
-        // since is moved to the back when it reaches the front, so the queue stays as long as
-        // the number of groups rather than the number of events.
-        if isNew {
-            activity[c].append((key, newest))
-            compactActivity(c)
-        }
+        activity[c].append((key, newest))
+        compactActivity(c)
         if started {
             // A correlation that fires is itself a match for the correlations it feeds.
             for parent in rules.correlationConsumers[c] {
@@ -263,11 +257,7 @@ package struct CorrelationEngine {
             while activityHead[c] < activity[c].count, activity[c][activityHead[c]].time < time - span {
                 let (key, queued) = activity[c][activityHead[c]]
                 activityHead[c] += 1
-                guard let g = groups[c][key] else { continue }
-                if g.lastTime != queued, g.lastTime >= time - span {
-                    activity[c].append((key, g.lastTime))
-                    continue
-                }
+                guard let g = groups[c][key], g.lastTime == queued else { continue }
                 if let incident = g.incident { closed.append(incident) }
                 groups[c][key] = nil
             }
@@ -280,12 +270,7 @@ package struct CorrelationEngine {
         while activityHead[c] < activity[c].count {
             let (key, queued) = activity[c][activityHead[c]]
             activityHead[c] += 1
-            guard let g = groups[c][key] else { continue }
-            if g.lastTime != queued {
-                // Active since it was queued: not the least recently active group.
-                activity[c].append((key, g.lastTime))
-                continue
-            }
+            guard let g = groups[c][key], g.lastTime == queued else { continue }
             if let incident = g.incident { closed.append(incident) }
             groups[c][key] = nil
             evictions += 1

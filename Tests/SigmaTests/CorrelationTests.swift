@@ -99,6 +99,25 @@ struct CorrelationTests {
         #expect(Self.incidents(set, &engine, (0..<60).map { Int64($0) * 60 }) == 1)
     }
 
+    /// A group that went quiet closes on time even while groups created after its last event
+    /// stay active: an event after the gap starts a new incident rather than joining the old one.
+    @Test func quietGroupClosesWhileNewerGroupsLive() throws {
+        var (set, engine) = try Self.engine(type: "event_count", condition: "{gte: 3}")
+        var incidents = 0
+        func feed(_ src: String, _ seconds: Int64) {
+            incidents += engine.observe(rule: 0, event: Self.event("fail", src: src), time: seconds * 1_000_000).count
+        }
+        // A: active from 0 to 900. B: created at 950 (after A's last event), active to 1600.
+        for t in stride(from: Int64(0), through: 900, by: 50) { feed("10.0.0.1", t) }
+        for t in stride(from: Int64(950), through: 1500, by: 50) { feed("10.0.0.2", t) }
+        // A was quiet from 900 to 1510 (more than the 10-minute timespan): a new burst is a new incident.
+        for t in [Int64(1510), 1511, 1512] { feed("10.0.0.1", t) }
+        for t in stride(from: Int64(1550), through: 1600, by: 50) { feed("10.0.0.2", t) }
+        incidents += engine.flush().count
+        #expect(incidents == 3, "A before the gap, A after it, and B")
+        _ = set
+    }
+
     @Test func valueCountCountsDistinctValues() throws {
         var (set, engine) = try Self.engine(type: "value_count", condition: "{field: user, gte: 3}")
         #expect(Self.incidents(set, &engine, [0, 1, 2, 3], user: { ["a", "a", "b", "a"][$0] }) == 0)

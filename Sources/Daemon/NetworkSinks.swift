@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -349,24 +350,69 @@ final class SyslogSink {
         }
     }
 
+    /// The collector's address, looked up off the detection loop: a resolver that hangs (DNS
+    /// down) must not hold detection, so the loop only ever reads the last answer.
+    private final class Resolution: Sendable {
+        struct Answer: Sendable {
+            var family: Int32
+            var address: [UInt8]
+        }
+        enum State: Sendable {
+            case none, pending, resolved(Answer), failed(String)
+        }
+        let state = Mutex(State.none)
+
+        func start(host: String, port: Int) {
+            let go = state.withLock { s -> Bool in
+                if case .pending = s { return false }
+                s = .pending
+                return true
+            }
+            guard go else { return }
+            DispatchQueue.global().async {
+                var hints = addrinfo()
+                hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+                var result: UnsafeMutablePointer<addrinfo>?
+                let r = getaddrinfo(host, String(port), &hints, &result)
+                defer { if result != nil { freeaddrinfo(result) } }
+                guard r == 0, let info = result, let addr = info.pointee.ai_addr else {
+                    let reason = String(cString: gai_strerror(r))
+                    self.state.withLock { $0 = .failed("cannot resolve \(host): \(reason)") }
+                    return
+                }
+                let bytes = Array(UnsafeRawBufferPointer(start: addr, count: Int(info.pointee.ai_addrlen)))
+                self.state.withLock { $0 = .resolved(Answer(family: info.pointee.ai_family, address: bytes)) }
+            }
+        }
+    }
+
+    private let resolution = Resolution()
+
     private func connectIfDue() {
         if connecting { finishConnect() }
         guard stream == nil, ContinuousClock.now >= retryAt else { return }
-        var hints = addrinfo()
-        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
-        var result: UnsafeMutablePointer<addrinfo>?
-        guard getaddrinfo(host, String(port), &hints, &result) == 0, let info = result else {
-            scheduleRetry("cannot resolve \(host)")
+        let answer: Resolution.Answer
+        switch resolution.state.withLock({ $0 }) {
+        case .resolved(let a): answer = a
+        case .pending: return
+        case .none:
+            resolution.start(host: host, port: port)
+            return
+        case .failed(let reason):
+            resolution.state.withLock { $0 = .none }
+            scheduleRetry(reason)
             return
         }
-        defer { freeaddrinfo(result) }
-        let fd = socket(info.pointee.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = socket(answer.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else {
             scheduleRetry(String(cString: strerror(errno)))
             return
         }
         setNonBlocking(fd)
-        if connect(fd, info.pointee.ai_addr, info.pointee.ai_addrlen) != 0, errno != EINPROGRESS {
+        let started = answer.address.withUnsafeBytes {
+            connect(fd, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t($0.count))
+        }
+        if started != 0, errno != EINPROGRESS {
             let e = errno
             close(fd)
             scheduleRetry(String(cString: strerror(e)))
@@ -416,6 +462,8 @@ final class SyslogSink {
     }
 
     private func scheduleRetry(_ reason: String) {
+        // The next attempt looks the name up again: the collector may have moved.
+        resolution.state.withLock { if case .resolved = $0 { $0 = .none } }
         lastError = "\(host):\(port): \(reason)"
         retryAt = ContinuousClock.now + backoff
         backoff = min(backoff * 2, .seconds(30))

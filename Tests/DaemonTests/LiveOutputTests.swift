@@ -216,3 +216,29 @@ extension LiveRunTests {
         #expect(Self.diagnostics(d).contains("0 lines shed"), "\(Self.diagnostics(d))")
     }
 }
+
+extension LiveRunTests {
+    @Test("a collector whose name does not resolve holds nothing up: findings reach stdout within a second, the output reports why")
+    func unresolvableCollector() throws {
+        let d = try Daemon()
+        try """
+        sources:
+          files:
+            - path: \(d.log)
+        output:
+          - stdout
+          - syslog: tcp://collector.logtriage-test.invalid:6514
+        state_directory: \(d.dir)/state
+        """.write(toFile: d.config, atomically: true, encoding: .utf8)
+        try d.start()
+        usleep(300_000)
+        try d.append(["\(Self.stamp()) web1 sshd[80]: Failed password for root from 203.0.113.81 port 22 ssh2"])
+        let waited = try d.waitFor(count: 1, seconds: 5)
+        #expect(waited < 1.0, "the finding took \(waited) s")
+        usleep(1_500_000)
+        #expect(d.stop() == 0)
+        let log = Self.diagnostics(d)
+        #expect(log.contains("syslog collector.logtriage-test.invalid:6514: disconnected"), "\(log)")
+        #expect(log.contains("0 lines shed"), "the finding waits in the buffer: \(log)")
+    }
+}

@@ -8,8 +8,9 @@ import Sigma
     import Darwin
 #endif
 
-/// What the daemon has made durable: per source, the last position whose findings every sink
-/// holds, plus the state needed to resume (correlation windows travel as an opaque blob).
+/// What the daemon has made durable: per source, the last position whose findings every durable
+/// output holds, plus the detection state needed to resume (correlation windows and open
+/// aggregation groups, as an opaque blob).
 package struct Checkpoints: Codable, Sendable, Equatable {
     package var version = 1
     package var files: [String: FileTail.Checkpoint] = [:]
@@ -17,7 +18,7 @@ package struct Checkpoints: Codable, Sendable, Equatable {
     package var journalCursor: String?
     /// The entry at `journalCursor` is read again on resume: a session still held a failure there.
     package var journalCursorInclusive: Bool?
-    /// The correlation engine's snapshot (binary); stored after the JSON, not inside it.
+    /// The detection state (binary); stored after the JSON line, not inside it.
     package var correlationState: Data?
 
     package init() {}
@@ -44,8 +45,8 @@ package struct Checkpoints: Codable, Sendable, Equatable {
 }
 
 /// Reads and writes `checkpoints.json` in the state directory: one line of JSON (positions),
-/// then, when there is one, the correlation snapshot as raw bytes after the newline - a large
-/// state is written as it is rather than copied into base64. A write is atomic and durable:
+/// then, when there is one, the detection state as raw bytes after the newline - a large state
+/// is streamed as it is rather than copied into base64. A write is atomic and durable:
 /// the new contents go to a temporary file that is fsynced, renamed over the old one, and the
 /// directory is fsynced, so a crash leaves either the old or the new checkpoints, never a mix.
 package struct CheckpointStore: Sendable {

@@ -13,6 +13,9 @@ package struct SinkLimits: Sendable, Equatable {
     package var maxBlockSeconds = 1.0
 
     package init() {}
+
+    /// When a wait that starts now must end.
+    var blockDeadline: ContinuousClock.Instant { .now + .milliseconds(Int64(maxBlockSeconds * 1000)) }
 }
 
 /// Lines waiting for one non-blocking stream socket, bounded in bytes.
@@ -28,7 +31,6 @@ struct PendingStream {
     /// it has taken half of its buffer, so a stalled consumer costs one wait, not one per line.
     var shedding = false
     var isEmpty: Bool { head == lines.count }
-    var lineCount: Int { lines.count - head }
 
     init(fd: Int32) { self.fd = fd }
 
@@ -48,7 +50,7 @@ struct PendingStream {
         if shedding, count <= limits.bufferBytes / 2 { shedding = false }
         if enqueue(line, limit: limits.bufferBytes) { return true }
         if shedding || fd < 0 { return false }
-        let deadline = ContinuousClock.now + .milliseconds(Int64(limits.maxBlockSeconds * 1000))
+        let deadline = limits.blockDeadline
         while true {
             if case .failed = send() { return false }
             if enqueue(line, limit: limits.bufferBytes) { return true }
@@ -81,6 +83,15 @@ struct PendingStream {
             }
         }
         return .drained
+    }
+
+    /// Sends, waiting for the socket while it is full, until everything is sent, the socket
+    /// fails, or `deadline` passes (nil: no waiting).
+    mutating func flush(until deadline: ContinuousClock.Instant?) -> Outcome {
+        while true {
+            let outcome = send()
+            guard case .blocked = outcome, let deadline, waitWritable(until: deadline) else { return outcome }
+        }
     }
 
     /// After the connection failed: a line sent in part is dropped (its rest would break the
@@ -126,7 +137,6 @@ final class SocketSink {
     private var listener: Int32 = -1
     private var clients: [PendingStream] = []
     private(set) var shed = 0
-    private(set) var accepted = 0
 
     init(path: String, limits: SinkLimits) throws {
         self.path = path
@@ -175,55 +185,32 @@ final class SocketSink {
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
             setNonBlocking(fd)
             clients.append(PendingStream(fd: fd))
-            accepted += 1
         }
     }
 
     func write(_ line: [UInt8]) {
         acceptClients()
-        var i = 0
-        while i < clients.count {
-            if !clients[i].offer(line, limits: limits) { shed += 1 }
-            if case .failed = clients[i].send() {
-                close(clients[i].fd)
-                clients.remove(at: i)
-                continue
-            }
-            i += 1
-        }
+        for i in clients.indices where !clients[i].offer(line, limits: limits) { shed += 1 }
+        flush(until: nil)
     }
 
     /// Accepts new consumers and sends what they can take now, without waiting.
     func pump() {
         acceptClients()
-        var i = 0
-        while i < clients.count {
-            if case .failed = clients[i].send() {
-                close(clients[i].fd)
-                clients.remove(at: i)
-                continue
-            }
-            i += 1
-        }
+        flush(until: nil)
     }
 
     /// Gives every consumer up to `maxBlockSeconds` to take what it has buffered.
     func drain() {
         acceptClients()
-        let deadline = ContinuousClock.now + .milliseconds(Int64(limits.maxBlockSeconds * 1000))
+        flush(until: limits.blockDeadline)
+    }
+
+    /// Sends to every consumer; one whose connection failed is closed and forgotten.
+    private func flush(until deadline: ContinuousClock.Instant?) {
         var i = 0
         while i < clients.count {
-            var gone = false
-            while true {
-                switch clients[i].send() {
-                case .drained: break
-                case .failed: gone = true
-                case .blocked:
-                    if clients[i].waitWritable(until: deadline) { continue }
-                }
-                break
-            }
-            if gone {
+            if case .failed = clients[i].flush(until: deadline) {
                 close(clients[i].fd)
                 clients.remove(at: i)
             } else {
@@ -245,7 +232,6 @@ final class SyslogSink {
     /// Lines waiting while there is no connection (framed already).
     private var backlog = PendingStream(fd: -1)
     private(set) var shed = 0
-    private(set) var connects = 0
     private var retryAt = ContinuousClock.now
     private var backoff: Duration = .seconds(1)
     private(set) var lastError: String?
@@ -290,14 +276,9 @@ final class SyslogSink {
         connectIfDue()
         checkPeer()
         if var s = stream, !connecting {
-            if !s.offer(framed, limits: limits) {
-                shed += 1
-            }
-            if case .failed(let e) = s.send() {
-                disconnect(e, unsent: s)
-                return
-            }
+            if !s.offer(framed, limits: limits) { shed += 1 }
             stream = s
+            flush(until: nil)
         } else if !backlog.enqueue(framed, limit: limits.bufferBytes) {
             shed += 1
         }
@@ -321,33 +302,24 @@ final class SyslogSink {
     func pump() {
         connectIfDue()
         checkPeer()
-        guard var s = stream, !connecting else { return }
-        if case .failed(let e) = s.send() { disconnect(e, unsent: s) } else { stream = s }
+        flush(until: nil)
     }
 
     /// Gives the collector up to `maxBlockSeconds` to take what is buffered.
     func drain() {
         connectIfDue()
         checkPeer()
-        let deadline = ContinuousClock.now + .milliseconds(Int64(limits.maxBlockSeconds * 1000))
+        let deadline = limits.blockDeadline
         if connecting, let s = stream {
             guard s.waitWritable(until: deadline) else { return }
             finishConnect()
         }
-        guard var s = stream else { return }
-        while true {
-            switch s.send() {
-            case .drained:
-                stream = s
-                return
-            case .failed(let e):
-                disconnect(e, unsent: s)
-                return
-            case .blocked:
-                stream = s
-                if !s.waitWritable(until: deadline) { return }
-            }
-        }
+        flush(until: deadline)
+    }
+
+    private func flush(until deadline: ContinuousClock.Instant?) {
+        guard var s = stream, !connecting else { return }
+        if case .failed(let e) = s.flush(until: deadline) { disconnect(e, unsent: s) } else { stream = s }
     }
 
     /// The collector's address, looked up off the detection loop: a resolver that hangs (DNS
@@ -439,7 +411,6 @@ final class SyslogSink {
             return
         }
         connecting = false
-        connects += 1
         backoff = .seconds(1)
         lastError = nil
         // What waited while disconnected is sent first, in order.

@@ -61,7 +61,7 @@ package final class JournalReader {
     /// with the writer), and entries still without MESSAGE after the retries.
     package private(set) var retriedEntries = 0
     package private(set) var entriesWithoutMessage = 0
-    /// The cursor of the last entry returned.
+    /// The cursor of the last entry returned (sd-journal's own, fetched once per poll).
     package private(set) var cursor: String?
     /// The reader stands on an entry that poll must return before moving on.
     private var currentUnread = false
@@ -200,17 +200,11 @@ package final class JournalReader {
         return (fd, Int16(events), timeout)
     }
 
-    /// Waits up to `microseconds` for the journal to change; returns true if it did.
-    package func wait(microseconds: UInt64) -> Bool {
-        guard let journal else { return false }
-        let r = sd_journal_wait(journal, microseconds)
-        return r == Int32(SD_JOURNAL_APPEND) || r == Int32(SD_JOURNAL_INVALIDATE)
-    }
-
     /// Reads up to `maxEntries` entries and hands each to `body`. Returns how many were read.
     package func poll(maxEntries: Int, _ body: (inout Event) -> Void) throws -> Int {
         guard let journal else { return 0 }
         var read = 0
+        var last: String?
         while read < maxEntries {
             let r = currentUnread ? 1 : sd_journal_next(journal)
             currentUnread = false
@@ -226,11 +220,12 @@ package final class JournalReader {
             read += 1
             entries += 1
             var event = readEntry(journal)
+            last = event.position.cursor
             body(&event)
         }
         // The full cursor (with sequence number and hash) for the commit, once per batch: the
         // reader still stands on the last entry it returned.
-        if read > 0, let here = Self.fullCursor(journal) { cursor = here }
+        if read > 0 { cursor = Self.fullCursor(journal) ?? last }
         return read
     }
 
@@ -268,7 +263,6 @@ package final class JournalReader {
         // and formatting it costs a fraction of sd_journal_get_cursor's (which the commit uses,
         // once per batch). The line is this run's entry count, for ordering and evidence.
         let cursor = stampCursor(boot: hasMonotonic ? boot : nil, monotonic: monotonic, realtime: time != nil ? usec : nil)
-        self.cursor = cursor
         let position = SourcePosition(source: sourceName, line: entries, offset: 0, cursor: cursor)
         // As `scan` of an export does: the writer's own time when it sent one, else the journal's.
         return Event(time: entry.sentTime ?? time, position: position, fields: entry.fields)
@@ -403,8 +397,7 @@ package final class JournalReader {
                     i = (i + 1) & mask
                 }
                 let string = String(decoding: name, as: UTF8.self)
-                let known: Known =
-                    string == FieldName.message ? .message : string == FieldName.sourceRealtimeTimestamp ? .sourceTime : .other
+                let known = Self.kind(string)
                 // Bounded at half the table: a writer inventing field names cannot grow it, only miss it.
                 if used < hashes.count / 2 {
                     hashes[i] = h
@@ -417,8 +410,13 @@ package final class JournalReader {
                 }
                 return (string, known)
             }
+            // The placeholder table (size 0) is never asked.
             let string = String(decoding: name, as: UTF8.self)
-            return (string, string == FieldName.message ? .message : string == FieldName.sourceRealtimeTimestamp ? .sourceTime : .other)
+            return (string, Self.kind(string))
+        }
+
+        static func kind(_ name: String) -> Known {
+            name == FieldName.message ? .message : name == FieldName.sourceRealtimeTimestamp ? .sourceTime : .other
         }
     }
 

@@ -56,9 +56,6 @@ package struct Detector {
         hand([finding], deliver)
     }
 
-    /// Correlation windows restored from a checkpoint.
-    package mutating func replaceCorrelations(_ engine: CorrelationEngine) { correlations = engine }
-
     static let stateMagic = "logtriage-detector-1"
 
     /// What a restart needs to carry on: the correlation windows and the open aggregation groups

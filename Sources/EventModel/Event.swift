@@ -2,7 +2,7 @@
 ///
 /// Field values are bytes: log text is attacker-controlled and need not be UTF-8. Values live
 /// in one contiguous buffer so that a parsed line costs a few allocations, not one per field.
-package struct Event: Sendable, Codable {
+package struct Event: Sendable {
     /// Event time in microseconds since the Unix epoch (UTC), if the record carried one.
     package var time: Int64?
     /// Where the record came from, so that a finding can cite it and a checkpoint can resume after it.
@@ -25,7 +25,7 @@ package struct Event: Sendable, Codable {
 }
 
 /// Where a record starts in its source.
-package struct SourcePosition: Sendable, Hashable, Codable {
+package struct SourcePosition: Sendable, Hashable {
     /// A file path, `-` for standard input, or a listener address.
     package var source: String
     /// 1-based line (or entry) number within the source.
@@ -168,38 +168,5 @@ package struct EventFields: Sendable {
             }
             return false
         }
-    }
-}
-
-extension EventFields: Codable {
-    private enum CodingKeys: String, CodingKey { case bytes, names, bounds }
-
-    package init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        let bytes = try c.decode([UInt8].self, forKey: .bytes)
-        let names = try c.decode([String].self, forKey: .names)
-        let bounds = try c.decode([Int].self, forKey: .bounds)
-        guard bounds.count == names.count * 2 else {
-            throw DecodingError.dataCorruptedError(forKey: .bounds, in: c, debugDescription: "field bounds do not match names")
-        }
-        self.init(backing: bytes)
-        for (i, name) in names.enumerated() {
-            let lower = bounds[2 * i]
-            let upper = bounds[2 * i + 1]
-            guard lower >= 0, lower <= upper, upper <= bytes.count else {
-                throw DecodingError.dataCorruptedError(forKey: .bounds, in: c, debugDescription: "field bounds out of range")
-            }
-            add(name, range: lower..<upper)
-        }
-    }
-
-    package func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        // Only the bytes the fields use, so a snapshot carries no dead storage.
-        var compact = EventFields()
-        for i in 0..<count { compact.add(name(at: i), bytes: value(at: i)) }
-        try c.encode(compact.storage, forKey: .bytes)
-        try c.encode(compact.names, forKey: .names)
-        try c.encode((0..<compact.count).flatMap { [compact.range(at: $0).lowerBound, compact.range(at: $0).upperBound] }, forKey: .bounds)
     }
 }

@@ -300,40 +300,11 @@ package struct CorrelationEngine {
 
 // MARK: - Snapshots
 
-extension CorrelationIncident: Codable {
-    private enum CodingKeys: String, CodingKey { case correlation, fields, values, firstSeen, lastSeen, count, metric, evidences }
-
-    package init(from decoder: any Decoder) throws {
-        let c = try decoder.container(keyedBy: CodingKeys.self)
-        correlation = try c.decode(Int.self, forKey: .correlation)
-        let fields = try c.decode([String].self, forKey: .fields)
-        let values = try c.decode([String].self, forKey: .values)
-        group = zip(fields, values).map { ($0, $1) }
-        firstSeen = try c.decode(Int64.self, forKey: .firstSeen)
-        lastSeen = try c.decode(Int64.self, forKey: .lastSeen)
-        count = try c.decode(Int.self, forKey: .count)
-        metric = try c.decode(Double.self, forKey: .metric)
-        evidences = try c.decode([Event].self, forKey: .evidences)
-    }
-
-    package func encode(to encoder: any Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(correlation, forKey: .correlation)
-        try c.encode(group.map(\.field), forKey: .fields)
-        try c.encode(group.map(\.value), forKey: .values)
-        try c.encode(firstSeen, forKey: .firstSeen)
-        try c.encode(lastSeen, forKey: .lastSeen)
-        try c.encode(count, forKey: .count)
-        try c.encode(metric, forKey: .metric)
-        try c.encode(evidences, forKey: .evidences)
-    }
-}
-
 extension CorrelationEngine {
     /// Serialises the windows and open incidents (the live daemon checkpoints this), keyed by
     /// correlation id so that they survive rule reloads. A compact binary form: the daemon takes
     /// it with every commit, and windows of many groups must not stall detection.
-    package func snapshot() throws -> [UInt8] {
+    package func snapshot() -> [UInt8] {
         var w = SnapshotWriter()
         write(into: &w)
         return w.out

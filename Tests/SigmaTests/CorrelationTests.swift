@@ -170,7 +170,7 @@ struct CorrelationTests {
         // Three failures before a restart and two after still make five within the window.
         var (set, engine) = try Self.engine(type: "event_count", condition: "{gte: 5}")
         for t in 0..<3 { #expect(engine.observe(rule: 0, event: Self.event("fail"), time: Int64(t) * 60_000_000).isEmpty) }
-        let saved = try engine.snapshot()
+        let saved = engine.snapshot()
         var restored = CorrelationEngine(rules: set)
         try restored.restore(saved)
         for t in 3..<5 { #expect(restored.observe(rule: 0, event: Self.event("fail"), time: Int64(t) * 60_000_000).isEmpty) }
@@ -189,7 +189,7 @@ struct CorrelationTests {
         var (set, engine) = try Self.engine(type: "event_count", condition: "{gte: 2}")
         for t in 0..<3 { _ = engine.observe(rule: 0, event: Self.event("fail"), time: Int64(t) * 1_000_000) }
         var restored = CorrelationEngine(rules: set)
-        try restored.restore(try engine.snapshot())
+        try restored.restore(engine.snapshot())
         _ = restored.observe(rule: 0, event: Self.event("fail"), time: 4_000_000)
         let incidents = restored.flush()
         #expect(incidents.count == 1 && incidents[0].count == 4)

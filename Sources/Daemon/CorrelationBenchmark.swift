@@ -74,12 +74,18 @@ package struct CorrelationBenchmark {
 
     /// Current and peak resident set size in MB, from /proc/self/status.
     static func memory() -> (rss: Double, peak: Double) {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return (0, 0) }
-        func value(_ key: String) -> Double {
-            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return 0 }
+        let v = statusMegabytes(["VmRSS:", "VmHWM:"])
+        return (v[0], v[1])
+    }
+
+    /// Values of /proc/self/status lines (kB) in MB, 0 for a line that is not there.
+    static func statusMegabytes(_ keys: [String]) -> [Double] {
+        let text = (try? String(contentsOfFile: "/proc/self/status", encoding: .utf8)) ?? ""
+        let lines = text.split(separator: "\n")
+        return keys.map { key in
+            guard let line = lines.first(where: { $0.hasPrefix(key) }) else { return 0 }
             return Double(line.split(separator: " ").dropFirst().first { !$0.isEmpty }.map(String.init) ?? "0").map { $0 / 1024 } ?? 0
         }
-        return (value("VmRSS:"), value("VmHWM:"))
     }
 
     struct BenchmarkError: Error, CustomStringConvertible {

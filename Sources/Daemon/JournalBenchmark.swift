@@ -70,12 +70,8 @@ package enum JournalBenchmark {
 
     /// RssAnon and RssFile from /proc/self/status, in MB.
     static func residentMemory() -> (anon: Double, file: Double) {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return (0, 0) }
-        func value(_ key: String) -> Double {
-            guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix(key) }) else { return 0 }
-            return Double(line.split(separator: " ").dropFirst().first { !$0.isEmpty }.map(String.init) ?? "0").map { $0 / 1024 } ?? 0
-        }
-        return (value("RssAnon:"), value("RssFile:"))
+        let v = CorrelationBenchmark.statusMegabytes(["RssAnon:", "RssFile:"])
+        return (v[0], v[1])
     }
 
     static func seconds(since start: ContinuousClock.Instant) -> Double {

@@ -58,10 +58,9 @@ package struct PackedEvent: Sendable {
         "_SELINUX_CONTEXT", "_STREAM_ID", "CODE_FILE", "CODE_LINE", "CODE_FUNC",
     ]
 
-    static func code(_ name: String) -> UInt8? {
-        for (i, n) in commonNames.enumerated() where EventFields.same(n, name) { return UInt8(i + 1) }
-        return nil
-    }
+    static let codes: [String: UInt8] = Dictionary(uniqueKeysWithValues: commonNames.enumerated().map { ($1, UInt8($0 + 1)) })
+
+    static func code(_ name: String) -> UInt8? { codes[name] }
 
     /// The event again.
     package func unpacked() -> Event {

@@ -57,19 +57,9 @@ extension LiveRunTests {
         "the socket output feeds every connected consumer; one that stops reading holds the daemon at most max_block, then is shed and counted; the others lose nothing"
     )
     func socketOutput() throws {
-        let d = try Daemon(extra: "")
+        let d = try Daemon()
         let socketPath = d.dir + "/findings.sock"
-        try """
-        sources:
-          files:
-            - path: \(d.log)
-        output:
-          - stdout
-          - socket: unix://\(socketPath)
-            buffer_bytes: 65536
-            max_block: 1s
-        state_directory: \(d.dir)/state
-        """.write(toFile: d.config, atomically: true, encoding: .utf8)
+        try d.configure(outputs: "  - socket: unix://\(socketPath)\n    buffer_bytes: 65536\n    max_block: 1s")
         try d.start()
         let reader = try SocketClient(path: socketPath)
         let stalled = try SocketClient(path: socketPath)
@@ -176,16 +166,7 @@ extension LiveRunTests {
         let d = try Daemon()
         let collector = try Collector(dir: d.dir)
         defer { collector.stop() }
-        try """
-        sources:
-          files:
-            - path: \(d.log)
-        output:
-          - stdout
-          - syslog: tcp://127.0.0.1:\(collector.port)
-            max_block: 1s
-        state_directory: \(d.dir)/state
-        """.write(toFile: d.config, atomically: true, encoding: .utf8)
+        try d.configure(outputs: "  - syslog: tcp://127.0.0.1:\(collector.port)\n    max_block: 1s")
         try collector.start()
         try d.start()
         usleep(300_000)
@@ -221,15 +202,7 @@ extension LiveRunTests {
     @Test("a collector whose name does not resolve holds nothing up: findings reach stdout within a second, the output reports why")
     func unresolvableCollector() throws {
         let d = try Daemon()
-        try """
-        sources:
-          files:
-            - path: \(d.log)
-        output:
-          - stdout
-          - syslog: tcp://collector.logtriage-test.invalid:6514
-        state_directory: \(d.dir)/state
-        """.write(toFile: d.config, atomically: true, encoding: .utf8)
+        try d.configure(outputs: "  - syslog: tcp://collector.logtriage-test.invalid:6514")
         try d.start()
         usleep(300_000)
         try d.append(["\(Self.stamp()) web1 sshd[80]: Failed password for root from 203.0.113.81 port 22 ssh2"])

@@ -27,11 +27,18 @@ struct LiveRunTests {
             stderr = dir + "/stderr.txt"
             FileManager.default.createFile(atPath: findings, contents: nil)
             FileManager.default.createFile(atPath: stderr, contents: nil)
+            try configure(sources: sources, extra: extra)
+        }
+
+        /// Writes the configuration: `sources` (default: the followed file), stdout and any
+        /// further `outputs` (YAML list items), and `extra` top-level keys.
+        func configure(sources: String? = nil, outputs: String = "", extra: String = "") throws {
             try """
             sources:
             \(sources ?? "  files:\n    - path: \(log)")
             output:
               - stdout
+            \(outputs)
             state_directory: \(dir)/state
             \(extra)
             """.write(toFile: config, atomically: true, encoding: .utf8)

@@ -1,5 +1,6 @@
 import Findings
 import Foundation
+import Ingest
 import Sigma
 import Triage
 import Yams
@@ -14,18 +15,17 @@ package struct DaemonConfiguration: Sendable, Equatable {
         package var files: [String] = []
         /// A journal namespace (`systemd-journald@NAME`) instead of the default system journal.
         package var namespace: String?
-        /// Where a first start (no checkpoint yet) begins: the tail, or this many seconds back.
-        package var sinceSeconds: Int?
-        /// A first start reads every entry the journal still has (`since: all`).
-        package var fromHead = false
+        /// Where a first start (no checkpoint yet) begins: the tail (`since: tail`), every entry the
+        /// journal still has (`since: all`), or a duration back (`since: 2h`).
+        package var start: JournalReader.Start = .tail
         /// Pass the rules' logsources to sd-journal as matches, so that entries no rule can see are
         /// not read at all (`match: rules`, the default) or read every entry (`match: none`).
         package var matchRules = true
 
-        package init(directory: String? = nil, files: [String] = [], sinceSeconds: Int? = nil) {
+        package init(directory: String? = nil, files: [String] = [], start: JournalReader.Start = .tail) {
             self.directory = directory
             self.files = files
-            self.sinceSeconds = sinceSeconds
+            self.start = start
         }
     }
 
@@ -341,11 +341,11 @@ package struct DaemonConfiguration: Sendable, Equatable {
                         case "files": j.files = list(v, "sources.journal.files").compactMap { path($0, "a journal file") }
                         case "since":
                             if v.scalarText == "tail" {
-                                j.sinceSeconds = nil
+                                j.start = .tail
                             } else if v.scalarText == "all" {
-                                j.fromHead = true
+                                j.start = .head
                             } else if let s = seconds(v, "sources.journal.since") {
-                                j.sinceSeconds = Int(s)
+                                j.start = .since(Int64(s * 1_000_000))
                             }
                         default: break
                         }

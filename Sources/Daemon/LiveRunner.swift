@@ -76,7 +76,8 @@ package final class LiveRunner {
             }
         }
         let outputs = try Outputs(c.outputs)
-        var journal = try openJournal(c, rules: pipeline, saved: saved)
+        var journal = try openJournal(
+            c, rules: pipeline, cursor: saved.journalCursor, inclusive: saved.journalCursorInclusive == true)
         let tails = c.files.map { FileTail(path: $0.path, checkpoint: saved.files[$0.path]) }
         var decoders = c.files.map { LineDecoder(format: InputFormat(rawValue: $0.format) ?? .auto, now: Self.now()) }
 
@@ -137,6 +138,20 @@ package final class LiveRunner {
             triager?.submit(f)
         }
 
+        /// One syslog message through the detector, counted as a line.
+        var batch: [IngressQueue.Message] = []
+        func detectMessage(_ m: IngressQueue.Message, now: Int64) {
+            received += 1
+            statistics.lines += 1
+            if m.truncated { statistics.truncated += 1 }
+            let position = SourcePosition(source: listeners.addresses[m.listener], line: received, offset: UInt64(received), cursor: run)
+            let (event, parsed) = m.bytes.withUnsafeBufferPointer { network.decode($0, position: position) }
+            if !parsed { statistics.unparsable += 1 }
+            guard var event else { return }
+            statistics.events += 1
+            detector.process(&event, now: now, deliver: write)
+        }
+
         func commit(final: Bool = false) throws {
             try outputs.makeDurable()
             let held = detector.heldPositions()
@@ -179,8 +194,8 @@ package final class LiveRunner {
             uncommitted = true
         }
         /// SIGHUP: output files are reopened (logrotate), and the configuration file and rules are
-        /// read again. A reload that would load a rule with a problem, or no rule at all, keeps
-        /// the running rules and says why. Rules, pipelines and the aggregation window change in
+        /// read again. A reload whose configuration has a problem, whose rules have a problem the
+        /// running ones did not, or that loads no rule, keeps the running rules and says why. Rules, pipelines and the aggregation window change in
         /// place; other keys take effect at the next start.
         func reload() throws {
             Notify.send("RELOADING=1\nMONOTONIC_USEC=\(Self.monotonicMicroseconds())\nSTATUS=reloading")
@@ -228,12 +243,9 @@ package final class LiveRunner {
             }
             detector = fresh
             pipeline = candidate
+            // The rules' logsources are the journal's matches: reopen where reading stands.
             if let current = journal, next.journal == configuration.journal, next.journal?.matchRules == true, let cursor = current.cursor,
-                let reopened = try? openJournal(
-                    next, rules: candidate,
-                    saved: {
-                        var s = Checkpoints(); s.journalCursor = cursor; return s
-                    }())
+                let reopened = try? openJournal(next, rules: candidate, cursor: cursor, inclusive: false)
             {
                 journal = reopened
             }
@@ -281,19 +293,9 @@ package final class LiveRunner {
                     log.error("\(tails[i].path): \(error)")
                 }
             }
-            for m in ingress.drain() {
-                received += 1
-                lines += 1
-                statistics.lines += 1
-                if m.truncated { statistics.truncated += 1 }
-                let position = SourcePosition(
-                    source: listeners.addresses[m.listener], line: received, offset: UInt64(received), cursor: run)
-                let (event, parsed) = m.bytes.withUnsafeBufferPointer { network.decode($0, position: position) }
-                if !parsed { statistics.unparsable += 1 }
-                guard var event else { continue }
-                statistics.events += 1
-                detector.process(&event, now: now, deliver: write)
-            }
+            ingress.drain(into: &batch)
+            for m in batch { detectMessage(m, now: now) }
+            lines += batch.count
             detector.advance(to: now, deliver: write)
             outputs.pump()
             // How far behind the newest event read is (journal and file events carry their time).
@@ -322,7 +324,7 @@ package final class LiveRunner {
             if clock.now - lastStatus > .seconds(5) {
                 let network = outputs.networkStatus
                 Notify.send(
-                    "STATUS=\(statistics.lines) lines, \(findings) findings; lag \(String(format: "%.1f", lag)) s, \(queued) syslog messages queued, \(ingress.counters.dropped) dropped\(triager.map { "; triage queue \($0.statistics.submitted - $0.statistics.modelTriaged - $0.statistics.keptBuiltin)" } ?? "")\(network.isEmpty ? "" : "; " + network)"
+                    "STATUS=\(statistics.lines) lines, \(findings) findings; lag \(String(format: "%.1f", lag)) s, \(queued) syslog messages queued, \(ingress.counters.dropped) dropped\(triager.map { "; triage queue \($0.statistics.waiting)" } ?? "")\(network.isEmpty ? "" : "; " + network)"
                 )
                 lastStatus = clock.now
             }
@@ -331,13 +333,8 @@ package final class LiveRunner {
         Notify.send("STOPPING=1")
         // Sources stop first: no new connections or datagrams; what already arrived is detected.
         listeners.stop()
-        for m in ingress.drain() {
-            received += 1
-            let position = SourcePosition(source: listeners.addresses[m.listener], line: received, offset: UInt64(received), cursor: run)
-            let (event, _) = m.bytes.withUnsafeBufferPointer { network.decode($0, position: position) }
-            guard var event else { continue }
-            detector.process(&event, now: Self.now(), deliver: write)
-        }
+        ingress.drain(into: &batch)
+        for m in batch { detectMessage(m, now: Self.now()) }
         detector.finish(now: Self.now(), deliver: write)
         try commit(final: true)
         if let triager, let consumers {
@@ -347,13 +344,21 @@ package final class LiveRunner {
             let done: Void? = Self.wait(timeout: shutdownGrace) { await consumers.value }
             if done == nil {
                 log.warning(
-                    "stopping without waiting for \(triager.statistics.submitted - triager.statistics.modelTriaged - triager.statistics.keptBuiltin) worker answers"
+                    "stopping without waiting for \(triager.statistics.waiting) worker answers"
                 )
             }
             try outputs.makeDurable()
             log.info("\(triager.statistics.line)")
         }
         let net = ingress.counters
+        if let journal {
+            log.info(
+                "journal: \(journal.entries) entries, \(journal.retriedEntries) read again for a MESSAGE missing at first, \(journal.entriesWithoutMessage) without MESSAGE"
+            )
+        }
+        for t in tails where t.statistics.rotations + t.statistics.truncations > 0 {
+            log.info("\(t.path): \(t.statistics.rotations) rotations, \(t.statistics.truncations) truncations (copytruncate)")
+        }
         if !outputs.networkStatus.isEmpty { log.info("outputs: \(outputs.networkStatus)") }
         log.info(
             "stopped: \(statistics.lines) lines, \(statistics.events) events, \(statistics.unparsable) unparsable, \(statistics.truncated) truncated; \(findings) findings; syslog: \(net.received) received, \(net.dropped) dropped (queue full), \(net.refusedConnections) connections refused"
@@ -370,9 +375,7 @@ package final class LiveRunner {
             fds.append(pollfd(fd: j.fd, events: j.events, revents: 0))
             // sd-journal asks for an earlier wake-up when it has to check files by hand.
             if j.timeoutMicroseconds != .max {
-                var now = timespec()
-                clock_gettime(CLOCK_MONOTONIC, &now)
-                let nowMicro = UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+                let nowMicro = Self.monotonicMicroseconds()
                 let wanted = j.timeoutMicroseconds > nowMicro ? Int64((j.timeoutMicroseconds - nowMicro) / 1000) : 0
                 timeout = min(timeout, wanted)
             }
@@ -416,7 +419,9 @@ package final class LiveRunner {
     /// Opens the journal source and positions it: after the committed cursor, else where the
     /// configuration says a first start begins. A journal that cannot be opened stops the daemon
     /// when it is the only source, and is reported and left out otherwise.
-    private func openJournal(_ c: DaemonConfiguration, rules pipeline: ScanPipeline, saved: Checkpoints) throws -> JournalReader? {
+    private func openJournal(_ c: DaemonConfiguration, rules pipeline: ScanPipeline, cursor: String?, inclusive: Bool) throws
+        -> JournalReader?
+    {
         guard let j = c.journal else { return nil }
         let location: JournalReader.Location =
             if let d = j.directory { .directory(d) } else if !j.files.isEmpty { .files(j.files) } else if let n = j.namespace {
@@ -433,8 +438,7 @@ package final class LiveRunner {
         let reader: JournalReader
         do {
             reader = try JournalReader(location: location, matches: matches)
-            let start: JournalReader.Start = j.fromHead ? .head : j.sinceSeconds.map { .since(Int64($0) * 1_000_000) } ?? .tail
-            try reader.seek(cursor: saved.journalCursor, inclusive: saved.journalCursorInclusive == true, start: start)
+            try reader.seek(cursor: cursor, inclusive: inclusive, start: j.start)
         } catch {
             if c.files.isEmpty, c.syslog.isEmpty { throw Refusal(description: "\(error)") }
             log.warning("\(error); continuing without the journal")

@@ -102,21 +102,20 @@ package final class IngressQueue: Sendable {
     /// Messages waiting now.
     package var depth: Int { state.withLock { $0.messages.count } }
 
-    /// Everything queued; paused connections resume reading.
-    package func drain() -> [Message] {
-        let (messages, paused) = state.withLock { s in
-            defer {
-                s.messages.removeAll(keepingCapacity: true)
-                s.paused.removeAll()
-            }
-            return (s.messages, s.paused)
+    /// Moves everything queued into `batch` (emptied first); paused connections resume reading.
+    /// The two buffers trade places, so a steady stream allocates no new queue storage.
+    package func drain(into batch: inout [Message]) {
+        batch.removeAll(keepingCapacity: true)
+        let paused = state.withLock { s in
+            swap(&s.messages, &batch)
+            defer { s.paused.removeAll() }
+            return s.paused
         }
         for channel in paused {
             channel.eventLoop.execute {
                 channel.setOption(ChannelOptions.autoRead, value: true).whenSuccess { channel.read() }
             }
         }
-        return messages
     }
 
     package var counters: Counters { state.withLock { $0.counters } }
@@ -336,7 +335,7 @@ private final class StreamHandler: ChannelInboundHandler, @unchecked Sendable {
                 }
                 break
             }
-            guard let length = Int(String(decoding: buffer[start..<space], as: UTF8.self)), length >= 0 else {
+            guard let length = Self.decimal(buffer[start..<space]) else {
                 octetCounting = false
                 buffer.removeFirst(start)
                 frameLines(&out)
@@ -357,5 +356,16 @@ private final class StreamHandler: ChannelInboundHandler, @unchecked Sendable {
             start = body + length
         }
         buffer.removeFirst(start)
+    }
+
+    /// The frame length: ASCII digits only (no String per message).
+    private static func decimal(_ digits: ArraySlice<UInt8>) -> Int? {
+        guard !digits.isEmpty else { return nil }
+        var v = 0
+        for d in digits {
+            guard d >= 0x30, d <= 0x39 else { return nil }
+            v = v * 10 + Int(d - 0x30)
+        }
+        return v
     }
 }

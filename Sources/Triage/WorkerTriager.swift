@@ -24,6 +24,9 @@ package final class WorkerTriager: Sendable {
         /// Why findings kept built-in triage, with counts.
         package var reasons: [String: Int] = [:]
 
+        /// Findings submitted that have no answer yet, from the model or built-in.
+        package var waiting: Int { submitted - modelTriaged - keptBuiltin }
+
         package var line: String {
             var s = "triage: \(submitted) findings to the worker, \(modelTriaged) triaged by the model, \(keptBuiltin) kept built-in triage"
             s += "; \(requests) requests, \(retries) retries, \(splits) batch splits"

@@ -24,7 +24,7 @@ struct ConfigurationTests {
     @Test("the embedded defaults: system journal, syslog on 127.0.0.1:5514 over UDP and TCP, stdout")
     func defaults() {
         let d = DaemonConfiguration.defaults
-        #expect(d.journal?.directory == nil && d.journal?.sinceSeconds == nil)
+        #expect(d.journal?.directory == nil && d.journal?.start == .tail)
         #expect(
             d.syslog.map { "\($0.transport.rawValue)://\($0.address):\($0.port ?? 0)" } == ["udp://127.0.0.1:5514", "tcp://127.0.0.1:5514"])
         #expect(d.outputs == [.stdout])
@@ -61,7 +61,7 @@ struct ConfigurationTests {
         let (config, problems) = DaemonConfiguration.parse(yaml, file: "t.yaml")
         #expect(problems.isEmpty, "\(problems)")
         let c = try #require(config)
-        #expect(c.journal?.directory == "/var/log/journal" && c.journal?.sinceSeconds == 7200)
+        #expect(c.journal?.directory == "/var/log/journal" && c.journal?.start == .since(7_200_000_000))
         #expect(c.syslog.count == 4)
         #expect(c.syslog[1].address == "::1" && c.syslog[1].port == 6514)
         #expect(c.syslog[2].transport == .unix && c.syslog[2].address == "/run/logtriage/syslog.sock")
@@ -85,9 +85,9 @@ struct ConfigurationTests {
             "sources:\n  journal: {namespace: audit, since: all, match: none}\n", file: "j.yaml")
         #expect(problems.isEmpty, "\(problems)")
         let j = try #require(config?.journal)
-        #expect(j.namespace == "audit" && j.fromHead && !j.matchRules && j.directory == nil)
+        #expect(j.namespace == "audit" && j.start == .head && !j.matchRules && j.directory == nil)
         let tail = try #require(DaemonConfiguration.parse("sources:\n  journal: {since: tail}\n", file: "j.yaml").0?.journal)
-        #expect(!tail.fromHead && tail.sinceSeconds == nil && tail.matchRules)
+        #expect(tail.start == .tail && tail.matchRules)
     }
 
     @Test(

@@ -39,5 +39,5 @@ out.write("".join(buf))
 PY
     mv "$dir.tmp" "$dir"
 fi
-swift build -c release --product logtriage >/dev/null
+swift build -c release --static-swift-stdlib --product logtriage >/dev/null
 taskset -c 0 .build/release/logtriage bench journal --directory "$dir"

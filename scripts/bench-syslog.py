@@ -8,16 +8,22 @@ event-to-finding latency. Prints messages sent and received, findings expected a
 latency percentiles, the daemon's peak RSS, and then the UDP peak: datagrams blasted as fast as
 one sender can, and how many the daemon received.
 
-Usage: scripts/bench-syslog.py [--rate 50000] [--seconds 60] [--binary .build/release/logtriage]
+Usage: scripts/bench-syslog.py [--rate 50000] [--seconds 60] [--binary PATH]
+Without --binary it builds the release binary the way hosts get it (static Swift runtime).
 """
 import argparse, json, os, re, socket, subprocess, sys, tempfile, threading, time
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--rate", type=int, default=50_000)
 ap.add_argument("--seconds", type=int, default=60)
-ap.add_argument("--binary", default=".build/release/logtriage")
+ap.add_argument("--binary")
 ap.add_argument("--udp-seconds", type=int, default=5)
 args = ap.parse_args()
+if args.binary is None:
+    os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    subprocess.run(["swift", "build", "-c", "release", "--static-swift-stdlib", "--product", "logtriage"],
+                   check=True, stdout=subprocess.DEVNULL)
+    args.binary = ".build/release/logtriage"
 
 work = tempfile.mkdtemp(prefix="logtriage-bench-syslog-")
 config = os.path.join(work, "logtriage.yaml")

@@ -12,7 +12,7 @@ log="$data/mixed-$lines.log"
 sigma=../shared/sigma/linux-rules
 rules=(--rules Rules/linux)
 [ -d "$sigma" ] && rules+=(--rules "$sigma")
-swift build -c release --product logtriage >/dev/null
+swift build -c release --static-swift-stdlib --product logtriage >/dev/null
 bin=.build/release/logtriage
 command -v rg >/dev/null || { echo "bench.sh: ripgrep missing (apt-get install ripgrep)" >&2; exit 1; }
 mb=$(python3 -c "import os;print(os.path.getsize('$log')/1048576)")

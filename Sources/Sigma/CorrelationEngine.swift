@@ -86,9 +86,10 @@ package struct CorrelationEngine {
     static let smallWindow = 8
 
     var groups: [[String: Group]]
-    /// Groups in order of last activity (lazy: an entry is stale if the group moved on).
-    var activity: [[(key: String, time: Int64)]]
-    var activityHead: [Int]
+    /// Per correlation, one entry per group: a min-heap on a time at or before the group's last
+    /// activity. An entry that surfaces stale (the group moved on) goes back in at the group's
+    /// time, so quiet groups surface in order and an active group costs nothing per event.
+    var activity: [ActivityHeap]
     var latest: Int64 = .min
 
     /// Per correlation and input: the event fields that form the group key, and the value field.
@@ -112,8 +113,7 @@ package struct CorrelationEngine {
         self.maxGroups = maxGroups
         self.evidenceCap = evidenceCap
         groups = Array(repeating: [:], count: rules.correlations.count)
-        activity = Array(repeating: [], count: rules.correlations.count)
-        activityHead = Array(repeating: 0, count: rules.correlations.count)
+        activity = Array(repeating: ActivityHeap(), count: rules.correlations.count)
     }
 
     package var isEmpty: Bool { rules.correlations.isEmpty }
@@ -154,7 +154,8 @@ package struct CorrelationEngine {
                 valueHash = h.value | 1  // never 0, which means "no value"
             }
         }
-        if groups[c][key] == nil, groups[c].count >= maxGroups { evictOldest(c, closed: &closed) }
+        let isNew = groups[c][key] == nil
+        if isNew, groups[c].count >= maxGroups { evictOldest(c, closed: &closed) }
         var g = groups[c][key] ?? Group()
         let span = corr.timespanMicros
         // Slide: drop entries older than the window ending at the newest time seen in the group.
@@ -209,8 +210,7 @@ package struct CorrelationEngine {
             started = true
         }
         groups[c][key] = g
-        activity[c].append((key, newest))
-        compactActivity(c)
+        if isNew { activity[c].push(key: key, time: newest) }
         if started {
             // A correlation that fires is itself a match for the correlations it feeds.
             for parent in rules.correlationConsumers[c] {
@@ -254,34 +254,33 @@ package struct CorrelationEngine {
         var closed: [CorrelationIncident] = []
         for c in groups.indices {
             let span = rules.correlations[c].timespanMicros
-            while activityHead[c] < activity[c].count, activity[c][activityHead[c]].time < time - span {
-                let (key, queued) = activity[c][activityHead[c]]
-                activityHead[c] += 1
-                guard let g = groups[c][key], g.lastTime == queued else { continue }
+            while let top = activity[c].min, top.time < time - span {
+                activity[c].popMin()
+                guard let g = groups[c][top.key] else { continue }
+                if g.lastTime >= time - span {
+                    activity[c].push(key: top.key, time: g.lastTime)
+                    continue
+                }
                 if let incident = g.incident { closed.append(incident) }
-                groups[c][key] = nil
+                groups[c][top.key] = nil
             }
-            compactActivity(c)
         }
         return closed
     }
 
+    /// Evicts the least recently active group of correlation `c`.
     private mutating func evictOldest(_ c: Int, closed: inout [CorrelationIncident]) {
-        while activityHead[c] < activity[c].count {
-            let (key, queued) = activity[c][activityHead[c]]
-            activityHead[c] += 1
-            guard let g = groups[c][key], g.lastTime == queued else { continue }
+        while let top = activity[c].min {
+            activity[c].popMin()
+            guard let g = groups[c][top.key] else { continue }
+            if g.lastTime != top.time {
+                activity[c].push(key: top.key, time: g.lastTime)
+                continue
+            }
             if let incident = g.incident { closed.append(incident) }
-            groups[c][key] = nil
+            groups[c][top.key] = nil
             evictions += 1
             return
-        }
-    }
-
-    private mutating func compactActivity(_ c: Int) {
-        if activityHead[c] > 4096, activityHead[c] * 2 > activity[c].count {
-            activity[c].removeFirst(activityHead[c])
-            activityHead[c] = 0
         }
     }
 
@@ -291,8 +290,7 @@ package struct CorrelationEngine {
         for c in groups.indices {
             for (_, g) in groups[c] { if let i = g.incident { out.append(i) } }
             groups[c].removeAll()
-            activity[c].removeAll()
-            activityHead[c] = 0
+            activity[c] = ActivityHeap()
         }
         return out.sorted { $0.firstSeen < $1.firstSeen }
     }
@@ -425,13 +423,49 @@ extension CorrelationEngine {
         self.evictions = evictions
         for (c, corr) in rules.correlations.enumerated() {
             groups[c] = [:]
-            activity[c] = []
-            activityHead[c] = 0
+            activity[c] = ActivityHeap()
             for (key, var g) in byID[corr.id] ?? [:] {
                 if g.incident != nil { g.incident!.correlation = c }
                 groups[c][key] = g
+                activity[c].push(key: key, time: g.lastTime)
             }
-            activity[c] = groups[c].map { ($0.key, $0.value.lastTime) }.sorted { $0.1 < $1.1 }
+        }
+    }
+}
+
+/// A binary min-heap of group keys by time.
+struct ActivityHeap {
+    private var items: [(key: String, time: Int64)] = []
+
+    var min: (key: String, time: Int64)? { items.first }
+    var count: Int { items.count }
+
+    mutating func push(key: String, time: Int64) {
+        items.append((key, time))
+        var i = items.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard items[parent].time > items[i].time else { break }
+            items.swapAt(parent, i)
+            i = parent
+        }
+    }
+
+    mutating func popMin() {
+        guard !items.isEmpty else { return }
+        let last = items.removeLast()
+        guard !items.isEmpty else { return }
+        items[0] = last
+        var i = 0
+        while true {
+            let l = 2 * i + 1
+            let r = l + 1
+            var smallest = i
+            if l < items.count, items[l].time < items[smallest].time { smallest = l }
+            if r < items.count, items[r].time < items[smallest].time { smallest = r }
+            if smallest == i { break }
+            items.swapAt(i, smallest)
+            i = smallest
         }
     }
 }

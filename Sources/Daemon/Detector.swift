@@ -1,5 +1,6 @@
 import EventModel
 import Findings
+import Ingest
 import Sigma
 import Triage
 
@@ -13,6 +14,9 @@ package struct Detector {
     package private(set) var context = RuleSet.Context()
     package private(set) var aggregator: Aggregator
     package private(set) var correlations: CorrelationEngine
+    /// Joins audit records into events before they meet the rules.
+    package var audit = AuditAssembler()
+    private var auditReady: [Event] = []
     private var triager = BuiltinTriager()
     package private(set) var matches = 0
     package private(set) var findings = 0
@@ -31,6 +35,21 @@ package struct Detector {
 
     /// Matches one event; `deliver` gets each finding it completes, triaged.
     package mutating func process(_ event: inout Event, now: Int64, deliver: (Finding) -> Void) {
+        guard audit.take(event, now: now, into: &auditReady) else {
+            detect(&event, now: now, deliver: deliver)
+            return
+        }
+        detectAudit(now: now, deliver: deliver)
+    }
+
+    private mutating func detectAudit(now: Int64, deliver: (Finding) -> Void) {
+        guard !auditReady.isEmpty else { return }
+        let ready = auditReady
+        auditReady.removeAll(keepingCapacity: true)
+        for var e in ready { detect(&e, now: now, deliver: deliver) }
+    }
+
+    private mutating func detect(_ event: inout Event, now: Int64, deliver: (Finding) -> Void) {
         let reports = rules.evaluate(&event, context: &context)
         if reports.isEmpty, !correlations.isEmpty {
             let incidents = correlations.advance(to: event.time ?? now)
@@ -91,22 +110,36 @@ package struct Detector {
     }
 
     /// Per source, the earliest failure a session still holds (see `RuleSet.heldPositions`).
-    package func heldPositions() -> [String: SourcePosition] { rules.heldPositions(context: context) }
+    /// Audit records still waiting for the rest of their event count as held too.
+    package func heldPositions() -> [String: SourcePosition] {
+        var held = rules.heldPositions(context: context)
+        for (source, p) in audit.heldPositions() {
+            if let known = held[source], (known.offset, known.line) <= (p.offset, p.line) { continue }
+            held[source] = p
+        }
+        return held
+    }
 
     /// Time moved on without events (live mode): closes aggregation windows that ended.
     package mutating func advance(to now: Int64, deliver: (Finding) -> Void) {
+        audit.expire(now: now, into: &auditReady)
+        detectAudit(now: now, deliver: deliver)
         hand(aggregator.advance(to: now), deliver)
     }
 
     /// Before the rules change: held session failures and open aggregation groups are reported
     /// (correlation windows stay open and move to the new detector).
     package mutating func settle(now: Int64, deliver: (Finding) -> Void) {
+        audit.flush(into: &auditReady)
+        detectAudit(now: now, deliver: deliver)
         for (pending, event) in rules.drainPending(context: &context) { report(pending, event, now: now, deliver) }
         hand(aggregator.flush(), deliver)
     }
 
     /// End of input: held session failures, open correlation windows and aggregation groups.
     package mutating func finish(now: Int64, deliver: (Finding) -> Void) {
+        audit.flush(into: &auditReady)
+        detectAudit(now: now, deliver: deliver)
         for (pending, event) in rules.drainPending(context: &context) { report(pending, event, now: now, deliver) }
         hand(correlations.flush().map { Finding(incident: $0, rule: correlationSummaries[$0.correlation]) }, deliver)
         hand(aggregator.flush(), deliver)

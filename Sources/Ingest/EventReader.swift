@@ -12,6 +12,8 @@ package enum InputFormat: String, Sendable, CaseIterable {
     case syslog
     case jsonl
     case journalExport = "journal-export"
+    /// audit.log: `type=… msg=audit(…): …` records, one per line.
+    case audit
 }
 
 /// Counters a reader keeps, reported in the scan summary.
@@ -88,7 +90,7 @@ package struct EventReader: ~Copyable {
         }
         switch format {
         case .journalExport: return try nextExportEntry()
-        case .jsonl, .syslog, .auto: return try nextLineEvent()
+        case .jsonl, .syslog, .audit, .auto: return try nextLineEvent()
         }
     }
 
@@ -98,6 +100,7 @@ package struct EventReader: ~Copyable {
         while i < head.count, head[i] == 10 || head[i] == 13 || head[i] == 32 || head[i] == 9 { i += 1 }
         guard i < head.count else { return .syslog }
         if head[i] == UInt8(ascii: "{") { return .jsonl }
+        if head[i...].withUnsafeBufferPointer({ LineDecoder.isAuditRecord($0) }) { return .audit }
         // Journal export: KEY=value, keys of upper-case letters, digits and '_'.
         var j = i
         while j < head.count, head[j] == UInt8(ascii: "_") || head[j].isDigit || (65...90).contains(head[j]) { j += 1 }

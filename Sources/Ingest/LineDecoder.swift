@@ -17,9 +17,21 @@ package struct LineDecoder: Sendable {
     /// Live logs are current: stamps without a year are read relative to `now`.
     package mutating func setNow(_ now: Int64) { syslog.referenceTime = now }
 
+    /// The line starts like an audit.log record (`type=… msg=audit(` or `node=… type=…`).
+    package static func isAuditRecord(_ line: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard line.starts(with: "type=".utf8) || line.starts(with: "node=".utf8) else { return false }
+        return AuditParser.find(line, "audit(", from: 5).map { $0 < 256 } ?? false
+    }
+
     /// The event for `line`, and whether it had the structure its format promises.
     package mutating func decode(_ line: UnsafeBufferPointer<UInt8>, position: SourcePosition) -> (event: Event?, parsed: Bool) {
         if line.isEmpty { return (nil, true) }
+        if format == .audit || (format == .auto && Self.isAuditRecord(line)) {
+            // The record as the message; AuditAssembler reads and joins it.
+            var fields = EventFields(capacity: line.count + 16, fields: 2)
+            fields.add(FieldName.message, buffer: UnsafeRawBufferPointer(line))
+            return (Event(position: position, fields: fields), Self.isAuditRecord(line))
+        }
         var isJSON = format == .jsonl
         if format == .auto {
             var i = 0

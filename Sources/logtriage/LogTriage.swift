@@ -78,9 +78,10 @@ struct Scan: AsyncParsableCommand {
         abstract: "Replay log files through the rules and print findings.",
         discussion: """
             Each input is read in the given or detected format: syslog (RFC 3164 and 5424, with or without \
-            <PRI>), jsonl (one JSON object per line, as journalctl -o json prints) or journal-export \
-            (journalctl -o export). Event time comes from the log, so aggregation and correlation windows \
-            follow the log.
+            <PRI>), jsonl (one JSON object per line, as journalctl -o json prints), journal-export \
+            (journalctl -o export) or audit (audit.log). Audit records, wherever they appear (audit.log, \
+            syslog, laurel's JSON), are joined per event and programs they run become process_creation \
+            events. Event time comes from the log, so aggregation and correlation windows follow the log.
 
             Exit status: 0 when every input was read, 1 when rules failed to load, 2 when an input failed.
             """)
@@ -269,7 +270,31 @@ func loadPipeline(_ dir: String?) throws -> Pipeline {
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure parts of the pipeline in isolation.",
-        subcommands: [Correlation.self, TriageBench.self, JournalBench.self])
+        subcommands: [Correlation.self, TriageBench.self, JournalBench.self, AuditBench.self])
+
+    struct AuditBench: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "audit",
+            abstract: "Parse and assemble generated audit.log records; then feed records whose EOE never comes.")
+
+        @Option(help: "execve events to generate (six records each).")
+        var events = 200_000
+
+        @Option(help: "Records without EOE for the memory pass.")
+        var orphans = 1_000_000
+
+        func run() {
+            let r = AuditBenchmark.run(events: events, orphans: orphans)
+            print(
+                String(
+                    format: "audit: %d records (%d events, %.1f MB) in %.2f s = %.0f records/s, %.1f MB/s", r.records, r.events,
+                    Double(r.bytes) / 1e6, r.seconds, Double(r.records) / r.seconds, Double(r.bytes) / 1e6 / r.seconds))
+            print(
+                String(
+                    format: "audit: %d records without EOE: at most %d waited at once; RSS grew %.1f MB", r.orphans, r.peakPending,
+                    r.orphanRSSGrowth))
+        }
+    }
 
     struct JournalBench: ParsableCommand {
         static let configuration = CommandConfiguration(

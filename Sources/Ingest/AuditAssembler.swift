@@ -1,0 +1,527 @@
+import EventModel
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Turns audit records into events: the records of one audit event (one node and serial:
+/// SYSCALL, EXECVE, CWD, PATH, PROCTITLE, …, EOE) are joined into a single event with every
+/// record's fields (a field that several records carry, such as PATH's `name`, holds each value),
+/// `type` naming each record, `SYSCALL` the syscall's name and MESSAGE the records' text. An
+/// event that ran a program also carries process creation fields (see `ProcessFields`).
+///
+/// Records come from audit.log lines, from syslog messages that hold them, from journald's
+/// audit transport, or as laurel's JSON events (already joined). Events that are not audit
+/// records pass through unchanged.
+///
+/// A multi-record event is complete at its EOE record; one whose EOE never comes is given out
+/// after `wait` (event time, or `expire(now:)` in a live daemon), and at most `maxPending`
+/// events wait at once (the oldest is given out first when more arrive), so memory stays bounded.
+package struct AuditAssembler {
+    package struct Statistics: Sendable, Equatable {
+        package var records = 0
+        package var events = 0
+        /// Events given out without their EOE (timed out, crowded out, or at end of input).
+        package var incomplete = 0
+        package init() {}
+    }
+
+    package private(set) var statistics = Statistics()
+    package var maxPending: Int
+    /// Microseconds to wait for the rest of an event.
+    package var wait: Int64
+    /// Look parents that no exec seen explains up in /proc (only when the records are this host's, live).
+    package var liveProcesses = false
+
+    private struct Key: Hashable {
+        var node: String?
+        var serial: UInt64
+    }
+
+    private struct Pending {
+        var records: [AuditRecord]
+        var first: Event
+        var arrived: Int64
+    }
+
+    private var pending: [Key: Pending] = [:]
+    /// Keys in arrival order (stale entries skipped).
+    private var order: [Key] = []
+    private var orderHead = 0
+    package private(set) var processes = ProcessTable()
+
+    package init(maxPending: Int = 4096, wait: Int64 = 2_000_000) {
+        self.maxPending = maxPending
+        self.wait = wait
+    }
+
+    package var pendingCount: Int { pending.count }
+
+    /// Takes one event. False when it is no audit record (the caller goes on with it as it is);
+    /// true when it was taken: events that became ready are appended to `out`, in order.
+    package mutating func take(_ event: Event, now: Int64, into out: inout [Event]) -> Bool {
+        let records = Self.records(in: event)
+        guard !records.isEmpty else {
+            let first = event.fields.first(FieldName.message)?.first
+            if first == UInt8(ascii: "<") {
+                var sysmon = event
+                guard SysmonEvent.read(into: &sysmon) else { return false }
+                out.append(sysmon)
+                return true
+            }
+            // laurel's events carry no MESSAGE.
+            guard first == nil, let laurel = laurelEvent(event) else { return false }
+            statistics.records += 1
+            statistics.events += 1
+            out.append(laurel)
+            return true
+        }
+        for record in records { add(record, carrier: event, now: now, into: &out) }
+        // A collector that joined an event's records on one line gave all of them: no need to wait.
+        if records.count > 1, let last = records.last, records.allSatisfy({ $0.serial == last.serial }),
+            let p = pending.removeValue(forKey: Key(node: last.node, serial: last.serial))
+        {
+            statistics.events += 1
+            out.append(assemble(p.records, carrier: p.first))
+        }
+        return true
+    }
+
+    private mutating func add(_ record: AuditRecord, carrier event: Event, now: Int64, into out: inout [Event]) {
+        statistics.records += 1
+        let key = Key(node: record.node, serial: record.serial)
+        // Events written by user space are one record; so is a kernel record when none of its serial waits.
+        if pending[key] == nil, Self.isStandalone(record.type) {
+            statistics.events += 1
+            out.append(assemble([record], carrier: event))
+            return
+        }
+        if record.type == "EOE" {
+            guard let p = pending.removeValue(forKey: key) else { return }
+            statistics.events += 1
+            out.append(assemble(p.records, carrier: p.first))
+            return
+        }
+        if pending[key] != nil {
+            pending[key]!.records.append(record)
+        } else {
+            if pending.count >= maxPending { giveOutOldest(into: &out) }
+            pending[key] = Pending(records: [record], first: event, arrived: now)
+            order.append(key)
+        }
+        // Event time moved on: what waited longer than `wait` behind this record is given out.
+        expire(before: record.time - wait, arrivedBefore: nil, into: &out)
+    }
+
+    /// Live: gives out events that have waited `wait` in wall time (`now`, microseconds).
+    package mutating func expire(now: Int64, into out: inout [Event]) {
+        expire(before: nil, arrivedBefore: now - wait, into: &out)
+    }
+
+    /// End of input: everything still waiting.
+    package mutating func flush(into out: inout [Event]) {
+        while !pending.isEmpty { giveOutOldest(into: &out) }
+        order.removeAll()
+        orderHead = 0
+    }
+
+    /// Per source, the earliest record still waiting: a checkpoint must not move past it.
+    package func heldPositions() -> [String: SourcePosition] {
+        var out: [String: SourcePosition] = [:]
+        for p in pending.values {
+            let pos = p.first.position
+            if let known = out[pos.source], (known.offset, known.line) <= (pos.offset, pos.line) { continue }
+            out[pos.source] = pos
+        }
+        return out
+    }
+
+    private mutating func expire(before time: Int64?, arrivedBefore: Int64?, into out: inout [Event]) {
+        while orderHead < order.count {
+            let key = order[orderHead]
+            guard let p = pending[key] else {
+                orderHead += 1
+                continue
+            }
+            let old = time.map { (p.records.first?.time ?? .max) < $0 } ?? false || arrivedBefore.map { p.arrived < $0 } ?? false
+            guard old else { break }
+            giveOutOldest(into: &out)
+        }
+        compact()
+    }
+
+    private mutating func giveOutOldest(into out: inout [Event]) {
+        while orderHead < order.count {
+            let key = order[orderHead]
+            orderHead += 1
+            guard let p = pending.removeValue(forKey: key) else { continue }
+            statistics.events += 1
+            statistics.incomplete += 1
+            out.append(assemble(p.records, carrier: p.first))
+            break
+        }
+        compact()
+    }
+
+    private mutating func compact() {
+        if orderHead > 1024, orderHead * 2 > order.count {
+            order.removeFirst(orderHead)
+            orderHead = 0
+        }
+    }
+
+    /// Record types that never share their serial with others: user-space messages (1100–1299,
+    /// 2100–2999) and the kernel's stand-alone ones.
+    static func isStandalone(_ type: String) -> Bool {
+        switch type {
+        case "SYSCALL", "PATH", "CWD", "EXECVE", "PROCTITLE", "SOCKADDR", "EOE", "BPRM_FCAPS", "CAPSET", "MMAP", "IPC",
+            "SOCKETCALL", "FD_PAIR", "OBJ_PID", "NETFILTER_CFG", "KERN_MODULE", "AVC", "SELINUX_ERR", "MQ_OPEN",
+            "MQ_SENDRECV", "MQ_NOTIFY", "MQ_GETSETATTR", "IPC_SET_PERM", "EXECVE_ARGS", "FANOTIFY", "TIME_INJOFFSET",
+            "TIME_ADJNTPVAL", "OPENAT2", "URINGOP", "BPF", "ANOM_ABEND", "SECCOMP":
+            return false
+        default:
+            return true
+        }
+    }
+
+    /// Programs that pass audit records to syslog: auditd's dispatcher plugins and the kernel.
+    static let auditWriters = ["audispd", "audisp-syslog", "audit", "auditd", "kernel", "audisp-remote"]
+
+    /// The audit records an event holds (none when it is something else).
+    static func records(in event: Event) -> [AuditRecord] {
+        guard let message = event.fields.first(FieldName.message), let c = message.first else { return [] }
+        switch c {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            // journald's audit transport: MESSAGE="SYSCALL arch=…", the serial in _AUDIT_ID.
+            guard let transport = event.fields.first(FieldName.transport), transport.elementsEqual("audit".utf8),
+                let id = event.fields.first("_AUDIT_ID"), let serial = UInt64(String(decoding: id, as: UTF8.self))
+            else { return [] }
+            let type = event.fields.first("_AUDIT_TYPE_NAME").map { String(decoding: $0, as: UTF8.self) }
+            guard var r = AuditParser.parse(journalMessage: message, typeName: type, serial: serial, time: event.time ?? 0)
+            else { return [] }
+            r.node = event.fields.first(FieldName.hostname).map { String(decoding: $0, as: UTF8.self) }
+            return [r]
+        case UInt8(ascii: "t"), UInt8(ascii: "n"), UInt8(ascii: "a"):
+            guard message.starts(with: "type=".utf8) || message.starts(with: "node=".utf8) || message.starts(with: "audit: type=".utf8)
+            else { return [] }
+            // Through syslog, only audit's own writers are believed: any program can log text
+            // that looks like a record (a line of audit.log carries no identifier).
+            if let writer = event.fields.first(FieldName.identifier),
+                !auditWriters.contains(where: { writer.elementsEqual($0.utf8) })
+            {
+                return []
+            }
+            return message.withUnsafeBufferPointer { AuditParser.parseAll(line: $0) }
+        default:
+            return []
+        }
+    }
+
+    /// One event from the records of one serial.
+    private mutating func assemble(_ records: [AuditRecord], carrier: Event) -> Event {
+        var fields = EventFields(capacity: 1024, fields: 48)
+        var text: [UInt8] = []
+        var arch: String?
+        var syscallNumber: Int?
+        for (k, r) in records.enumerated() {
+            fields.add("type", r.type)
+            if k > 0 { text.append(0x0A) }
+            text.append(contentsOf: r.text)
+            for (name, value) in r.fields {
+                fields.add(name, bytes: value)
+                if r.type == "SYSCALL" {
+                    if name == "arch" { arch = String(decoding: value, as: UTF8.self) }
+                    if name == "syscall" { syscallNumber = Int(String(decoding: value, as: UTF8.self)) }
+                }
+            }
+        }
+        // The syscall's name as auditd's enriched format writes it, when the records did not.
+        if !fields.contains("SYSCALL"), let arch, let syscallNumber, let name = SyscallNames.name(arch: arch, number: syscallNumber) {
+            fields.add("SYSCALL", name)
+        }
+        let head = records[0]
+        fields.add("AUDIT_SERIAL", String(head.serial))
+        fields.add(FieldName.message, bytes: text)
+        fields.add(FieldName.transport, "audit")
+        fields.add(FieldName.identifier, "audit")
+        if let node = head.node {
+            fields.add(FieldName.hostname, node)
+        } else if let host = carrier.fields.first(FieldName.hostname) {
+            fields.add(FieldName.hostname, bytes: host)
+        }
+        if let boot = carrier.fields.first("_BOOT_ID") { fields.add("_BOOT_ID", bytes: boot) }
+        var event = Event(time: head.time > 0 ? head.time : carrier.time, position: carrier.position, fields: fields)
+        ProcessFields.add(to: &event, records: records, processes: &processes, live: liveProcesses)
+        return event
+    }
+
+    /// A laurel event (one JSON object per audit event: `{"ID":"SEC.MSEC:SERIAL","SYSCALL":{…},
+    /// "EXECVE":{…},"PATH":[…],…}`, flattened to `SYSCALL.exe`, `EXECVE.ARGV`, …) as the same
+    /// fields the records would have given.
+    private mutating func laurelEvent(_ event: Event) -> Event? {
+        guard !event.fields.contains(FieldName.message), let id = event.fields.first("ID"), event.fields.count > 1 else { return nil }
+        let stamp: (Int64, UInt64, Int)? = (Array(id) + [UInt8(ascii: ")")]).withUnsafeBufferPointer { AuditParser.stamp($0, at: 0) }
+        guard let (time, serial, _) = stamp else { return nil }
+        var records: [AuditRecord] = []
+        var byType: [String: Int] = [:]
+        var parentExe: [UInt8]?
+        for k in 0..<event.fields.count {
+            let full = event.fields.name(at: k)
+            guard let dot = full.firstIndex(of: ".") else { continue }
+            let type = String(full[..<dot])
+            guard type.allSatisfy({ $0.isUppercase || $0 == "_" }) else { continue }
+            var name = String(full[full.index(after: dot)...])
+            var value = Array(event.fields.value(at: k))
+            if type == "SYSCALL", name == "PPID.exe" {
+                parentExe = value
+                continue
+            }
+            if name.contains(".") { continue }
+            if byType[type] == nil {
+                byType[type] = records.count
+                records.append(AuditRecord(type: type, time: time, serial: serial, fields: [], text: []))
+            }
+            let r = byType[type]!
+            if name == "ARGV" {
+                switch type {
+                case "EXECVE":
+                    let n = records[r].fields.filter { AuditParser.isArgument($0.name) }.count
+                    name = "a\(n)"
+                case "PROCTITLE":
+                    if let at = records[r].fields.firstIndex(where: { $0.name == "proctitle" }) {
+                        records[r].fields[at].value += [0x20] + value
+                        continue
+                    }
+                    name = "proctitle"
+                case "SYSCALL":
+                    let n = records[r].fields.filter { AuditParser.isArgument($0.name) }.count
+                    name = "a\(n)"
+                    if value.starts(with: "0x".utf8) { value.removeFirst(2) }
+                default: break
+                }
+            }
+            if name == "arch", value.starts(with: "0x".utf8) { value.removeFirst(2) }
+            records[r].fields.append((name, value))
+        }
+        guard records.contains(where: { $0.type == "SYSCALL" || $0.type == "EXECVE" || !$0.fields.isEmpty }) else { return nil }
+        for r in records.indices {
+            var text = Array("type=\(records[r].type)".utf8)
+            for (name, value) in records[r].fields {
+                text += Array(" \(name)=".utf8)
+                text += value
+            }
+            records[r].text = text
+        }
+        var assembled = assemble(records, carrier: event)
+        if let parentExe, !assembled.fields.contains(ProcessFields.parentImage) {
+            assembled.fields.add(ProcessFields.parentImage, bytes: parentExe)
+        }
+        return assembled
+    }
+}
+
+/// Process creation fields for an audit event that ran a program (an EXECVE record, or a
+/// successful execve/execveat SYSCALL), named as ECS names them; `Rules/pipelines/audit.yml`
+/// maps Sigma's process_creation fields onto them.
+package enum ProcessFields {
+    package static let category = "EVENT_CATEGORY"
+    package static let image = "process.executable"
+    package static let commandLine = "process.command_line"
+    package static let currentDirectory = "process.working_directory"
+    package static let pid = "process.pid"
+    package static let parentPid = "process.parent.pid"
+    package static let parentImage = "process.parent.executable"
+    package static let parentCommandLine = "process.parent.command_line"
+    package static let user = "user.name"
+    package static let userID = "user.id"
+    package static let logonID = "user.audit.id"
+
+    static func add(to event: inout Event, records: [AuditRecord], processes: inout ProcessTable, live: Bool) {
+        guard let syscall = records.first(where: { $0.type == "SYSCALL" }) else { return }
+        let name = event.fields.first("SYSCALL").map { String(decoding: $0, as: UTF8.self) }
+        let execve = records.first { $0.type == "EXECVE" }
+        guard execve != nil || ((name == "execve" || name == "execveat") && syscall.string("success") == "yes") else { return }
+        var f = event.fields
+        f.add(category, "process_creation")
+        let image = syscall.first("exe") ?? records.first { $0.type == "PATH" }?.first("name") ?? []
+        f.add(Self.image, bytes: image)
+        let commandLine = execve.map(arguments) ?? records.first { $0.type == "PROCTITLE" }?.first("proctitle").map(title) ?? image
+        f.add(Self.commandLine, bytes: commandLine)
+        if let cwd = records.first(where: { $0.type == "CWD" })?.first("cwd") { f.add(currentDirectory, bytes: cwd) }
+        let pid = syscall.string("pid").flatMap { Int32($0) }
+        let ppid = syscall.string("ppid").flatMap { Int32($0) }
+        if let pid { f.add(Self.pid, String(pid)) }
+        if let ppid {
+            f.add(parentPid, String(ppid))
+            if let parent = processes.lookup(ppid, live: live) {
+                f.add(parentImage, bytes: parent.image)
+                f.add(parentCommandLine, bytes: parent.commandLine)
+            }
+        }
+        if let uid = syscall.string("uid") {
+            f.add(userID, uid)
+            // The enriched record names the user as the writing host knew it; else this host's name for the uid.
+            if let named = syscall.first("UID") {
+                f.add(user, bytes: named)
+            } else if let id = UInt32(uid), let known = UserNames.name(of: id) {
+                f.add(user, known)
+            }
+        }
+        // The login uid, unless unset (4294967295: a process no login started, such as a daemon).
+        if let auid = syscall.string("auid"), auid != "4294967295", auid != "-1" { f.add(logonID, auid) }
+        event.fields = f
+        if let pid { processes.record(pid, image: image, commandLine: commandLine) }
+    }
+
+    /// argv from an EXECVE record: `a0`…`a(argc-1)`, long arguments joined from their `aN[k]` parts.
+    static func arguments(_ r: AuditRecord) -> [UInt8] {
+        var parts: [Int: [UInt8]] = [:]
+        for (name, value) in r.fields where AuditParser.isArgument(name) {
+            let digits = name.dropFirst().prefix { $0.isNumber }
+            guard let n = Int(digits) else { continue }
+            parts[n, default: []] += value
+        }
+        let argc = r.string("argc").flatMap(Int.init) ?? (parts.keys.max().map { $0 + 1 } ?? 0)
+        var out: [UInt8] = []
+        for n in 0..<min(argc, 4096) {
+            if n > 0 { out.append(0x20) }
+            out += parts[n] ?? []
+        }
+        return out
+    }
+
+    /// A decoded proctitle: argv separated by NUL bytes.
+    static func title(_ v: [UInt8]) -> [UInt8] {
+        var t = v
+        while t.last == 0 { t.removeLast() }
+        return t.map { $0 == 0 ? 0x20 : $0 }
+    }
+}
+
+/// Programs recently started, by pid, for the parent fields of later ones; bounded (oldest out).
+package struct ProcessTable: Sendable {
+    package struct Process: Sendable {
+        var image: [UInt8]
+        var commandLine: [UInt8]
+    }
+
+    private var byPID: [Int32: Process] = [:]
+    private var order: [Int32] = []
+    private var head = 0
+    package var capacity = 16_384
+
+    package init() {}
+
+    package var count: Int { byPID.count }
+
+    mutating func record(_ pid: Int32, image: [UInt8], commandLine: [UInt8]) {
+        if byPID.updateValue(Process(image: image, commandLine: commandLine), forKey: pid) == nil { order.append(pid) }
+        while byPID.count > capacity, head < order.count {
+            byPID[order[head]] = nil
+            head += 1
+        }
+        if head > 4096, head * 2 > order.count {
+            order.removeFirst(head)
+            head = 0
+        }
+    }
+
+    /// An exec seen earlier for `pid`, else (live, on this host) what /proc says runs there now.
+    func lookup(_ pid: Int32, live: Bool) -> Process? {
+        if let p = byPID[pid] { return p }
+        guard live, pid > 0 else { return nil }
+        guard let exe = Self.readLink("/proc/\(pid)/exe") else { return nil }
+        let cmdline = Self.read("/proc/\(pid)/cmdline").map(ProcessFields.title) ?? []
+        return Process(image: exe, commandLine: cmdline)
+    }
+
+    static func readLink(_ path: String) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        let n = buffer.withUnsafeMutableBufferPointer { b in
+            b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) { readlink(path, $0, b.count) }
+        }
+        guard n > 0 else { return nil }
+        return Array(buffer[..<n])
+    }
+
+    static func read(_ path: String) -> [UInt8]? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 8192)
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+        guard n > 0 else { return nil }
+        return Array(buffer[..<n])
+    }
+}
+
+/// This host's user names by uid (getpwuid_r), remembered.
+enum UserNames {
+    private static let known = Mutex<[UInt32: String?]>([:])
+
+    static func name(of uid: UInt32) -> String? {
+        if let cached = known.withLock({ $0[uid] }) { return cached }
+        var pwd = passwd()
+        var result: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let name: String? =
+            getpwuid_r(uid, &pwd, &buffer, buffer.count, &result) == 0 && result != nil ? String(cString: pwd.pw_name) : nil
+        known.withLock { if $0.count < 65_536 { $0[uid] = name } }
+        return name
+    }
+}
+
+/// Sysmon for Linux events as it writes them to syslog: one XML `<Event>` per message. Process
+/// creation (EventID 1) becomes the process fields audit events carry; file creation (11) and
+/// network connections (3) keep Sysmon's field names, which the Sigma rules use.
+package enum SysmonEvent {
+    static let categories: [String: String] = ["1": "process_creation", "3": "network_connection", "11": "file_event"]
+    static let processFields: [String: String] = [
+        "Image": ProcessFields.image, "CommandLine": ProcessFields.commandLine, "CurrentDirectory": ProcessFields.currentDirectory,
+        "User": ProcessFields.user, "ProcessId": ProcessFields.pid, "ParentProcessId": ProcessFields.parentPid,
+        "ParentImage": ProcessFields.parentImage, "ParentCommandLine": ProcessFields.parentCommandLine, "LogonId": ProcessFields.logonID,
+    ]
+
+    /// Adds the event's fields to `event` when its MESSAGE is a Sysmon for Linux event; false otherwise.
+    static func read(into event: inout Event) -> Bool {
+        guard let message = event.fields.first(FieldName.message), message.first == UInt8(ascii: "<"),
+            message.starts(with: "<Event>".utf8) || message.starts(with: "<Event ".utf8)
+        else { return false }
+        let text = String(decoding: message, as: UTF8.self)
+        guard text.contains("Linux-Sysmon"), let id = element(text, "EventID"), let category = categories[id] else { return false }
+        var f = event.fields
+        f.add(ProcessFields.category, category)
+        f.add("EventID", id)
+        var rest = Substring(text)
+        while let open = rest.firstRange(of: "<Data Name=\"") {
+            rest = rest[open.upperBound...]
+            guard let q = rest.firstIndex(of: "\"") else { break }
+            let name = String(rest[..<q])
+            rest = rest[rest.index(after: q)...]
+            if rest.hasPrefix("/>") { continue }
+            guard let gt = rest.firstIndex(of: ">"), let end = rest.firstRange(of: "</Data>") else { break }
+            let value = unescape(String(rest[rest.index(after: gt)..<end.lowerBound]))
+            rest = rest[end.upperBound...]
+            if category == "process_creation", let mapped = processFields[name] {
+                f.add(mapped, value)
+            } else {
+                f.add(name, value)
+            }
+        }
+        event.fields = f
+        return true
+    }
+
+    static func element(_ text: String, _ name: String) -> String? {
+        guard let open = text.firstRange(of: "<\(name)>"), let close = text[open.upperBound...].firstRange(of: "</\(name)>")
+        else { return nil }
+        return String(text[open.upperBound..<close.lowerBound])
+    }
+
+    static func unescape(_ s: String) -> String {
+        guard s.contains("&") else { return s }
+        return s.replacing("&lt;", with: "<").replacing("&gt;", with: ">").replacing("&quot;", with: "\"")
+            .replacing("&apos;", with: "'").replacing("&amp;", with: "&")
+    }
+}

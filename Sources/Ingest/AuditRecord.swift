@@ -1,0 +1,286 @@
+import EventModel
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// One Linux audit record: `type=SYSCALL msg=audit(1684329817.579:2995): arch=c000003e …`.
+///
+/// Values are decoded: quotes removed, the strings auditd hex-encodes (those holding spaces,
+/// quotes or control characters) turned back into bytes, the `msg='…'` of user-space records
+/// opened into its fields. The enriched part auditd appends after a 0x1D byte
+/// (`log_format = ENRICHED`: `SYSCALL=execve UID="root" …`) is read like the rest.
+package struct AuditRecord: Sendable {
+    package var type: String
+    /// Microseconds since the epoch.
+    package var time: Int64
+    package var serial: UInt64
+    package var node: String?
+    package var fields: [(name: String, value: [UInt8])]
+    /// The record as written, without the `node=` prefix.
+    package var text: [UInt8]
+
+    package init(type: String, time: Int64, serial: UInt64, node: String? = nil, fields: [(name: String, value: [UInt8])], text: [UInt8]) {
+        self.type = type
+        self.time = time
+        self.serial = serial
+        self.node = node
+        self.fields = fields
+        self.text = text
+    }
+
+    package func first(_ name: String) -> [UInt8]? { fields.first { $0.name == name }?.value }
+    package func string(_ name: String) -> String? { first(name).map { String(decoding: $0, as: UTF8.self) } }
+}
+
+package enum AuditParser {
+    /// Parses an audit.log line (`[node=N ]type=T msg=audit(SEC.MSEC:SERIAL): …`), also when a
+    /// syslog header or the kernel's `audit: ` prefix came first, or with a numeric type
+    /// (`type=1300 audit(…):`, as the kernel prints it). Nil when the line is not an audit record.
+    package static func parse(line: UnsafeBufferPointer<UInt8>) -> AuditRecord? {
+        guard let typeAt = find(line, "type=", from: 0) else { return nil }
+        var node: String?
+        if let n = find(line, "node=", from: 0), n < typeAt {
+            var e = n + 5
+            while e < typeAt, line[e] != 0x20 { e += 1 }
+            node = String(decoding: UnsafeBufferPointer(rebasing: line[(n + 5)..<e]), as: UTF8.self)
+        }
+        var i = typeAt + 5
+        let typeStart = i
+        while i < line.count, line[i] != 0x20 { i += 1 }
+        let rawType = String(decoding: UnsafeBufferPointer(rebasing: line[typeStart..<i]), as: UTF8.self)
+        while i < line.count, line[i] == 0x20 { i += 1 }
+        if line[i...].starts(with: "msg=".utf8) { i += 4 }
+        guard line[i...].starts(with: "audit(".utf8) else { return nil }
+        i += 6
+        guard let (time, serial, end) = stamp(line, at: i) else { return nil }
+        i = end
+        guard i < line.count, line[i] == UInt8(ascii: ":") else { return nil }
+        i += 1
+        let type = typeName(rawType)
+        let body = UnsafeBufferPointer(rebasing: line[i...])
+        return AuditRecord(
+            type: type, time: time, serial: serial, node: node, fields: fields(body, type: type),
+            text: Array(line[typeAt...]))
+    }
+
+    /// Every record in a line: one usually, several when a collector joined the records of an
+    /// event on one line (`type=SYSCALL msg=audit(…): … type=CWD msg=audit(…): …`).
+    package static func parseAll(line: UnsafeBufferPointer<UInt8>) -> [AuditRecord] {
+        var starts: [Int] = []
+        var from = 0
+        while let t = find(line, "type=", from: from) {
+            from = t + 5
+            guard t == 0 || line[t - 1] == 0x20 || line[t - 1] == 0x1D else { continue }
+            var e = t + 5
+            while e < line.count, line[e] != 0x20 { e += 1 }
+            let after = UnsafeBufferPointer(rebasing: line[e...])
+            guard after.starts(with: " msg=audit(".utf8) || after.starts(with: " audit(".utf8) else { continue }
+            // A `node=NAME ` just before belongs to this record.
+            var start = t
+            if t > 6, line[t - 1] == 0x20, let node = findLast(line, "node=", before: t - 1, after: max(0, t - 256)),
+                !line[(node + 5)..<(t - 1)].contains(0x20)
+            {
+                start = node
+            }
+            starts.append(start)
+        }
+        guard !starts.isEmpty else { return [] }
+        var out: [AuditRecord] = []
+        for (k, start) in starts.enumerated() {
+            var end = k + 1 < starts.count ? starts[k + 1] : line.count
+            while end > start, line[end - 1] == 0x20 { end -= 1 }
+            if let r = parse(line: UnsafeBufferPointer(rebasing: line[start..<end])) { out.append(r) }
+        }
+        return out
+    }
+
+    /// The last index of `needle` that ends at or before `before`.
+    static func findLast(_ b: UnsafeBufferPointer<UInt8>, _ needle: StaticString, before: Int, after: Int) -> Int? {
+        let m = needle.utf8CodeUnitCount
+        var i = before - m
+        while i >= after {
+            if memcmp(b.baseAddress! + i, needle.utf8Start, m) == 0 { return i }
+            i -= 1
+        }
+        return nil
+    }
+
+    /// Parses a record as journald's audit transport stores it: MESSAGE is `TYPE key=value …`
+    /// (the type name, then the record after its `audit(…):` stamp); the serial comes from
+    /// `_AUDIT_ID` and the time from the entry.
+    package static func parse(journalMessage message: ArraySlice<UInt8>, typeName: String?, serial: UInt64, time: Int64)
+        -> AuditRecord?
+    {
+        message.withUnsafeBufferPointer { m in
+            var i = 0
+            while i < m.count, m[i] != 0x20 { i += 1 }
+            let first = String(decoding: UnsafeBufferPointer(rebasing: m[..<i]), as: UTF8.self)
+            let type = typeName ?? typeNameFromWord(first)
+            // The body starts after the type word when the message starts with it.
+            let bodyStart = first == type || typeName == nil ? i : 0
+            let body = UnsafeBufferPointer(rebasing: m[bodyStart...])
+            return AuditRecord(
+                type: type, time: time, serial: serial, fields: fields(body, type: type),
+                text: Array("type=\(type) ".utf8) + Array(body.drop { $0 == 0x20 }))
+        }
+    }
+
+    private static func typeNameFromWord(_ word: String) -> String { typeName(word) }
+
+    /// `SEC.MSEC:SERIAL)` at `i`: the time in microseconds, the serial, and the index after `)`.
+    static func stamp(_ b: UnsafeBufferPointer<UInt8>, at start: Int) -> (Int64, UInt64, Int)? {
+        var i = start
+        var seconds: Int64 = 0
+        var digits = 0
+        while i < b.count, b[i] >= 48, b[i] <= 57, digits < 12 {
+            seconds = seconds * 10 + Int64(b[i] - 48)
+            i += 1
+            digits += 1
+        }
+        guard digits > 0, i < b.count, b[i] == UInt8(ascii: ".") else { return nil }
+        i += 1
+        var fraction: Int64 = 0
+        var scale: Int64 = 1_000_000
+        while i < b.count, b[i] >= 48, b[i] <= 57 {
+            if scale > 1 {
+                scale /= 10
+                fraction += Int64(b[i] - 48) * scale
+            }
+            i += 1
+        }
+        guard i < b.count, b[i] == UInt8(ascii: ":") else { return nil }
+        i += 1
+        var serial: UInt64 = 0
+        digits = 0
+        while i < b.count, b[i] >= 48, b[i] <= 57, digits < 19 {
+            serial = serial * 10 + UInt64(b[i] - 48)
+            i += 1
+            digits += 1
+        }
+        guard digits > 0, i < b.count, b[i] == UInt8(ascii: ")") else { return nil }
+        return (seconds * 1_000_000 + fraction, serial, i + 1)
+    }
+
+    /// Fields whose values auditd writes hex-encoded when they hold unsafe characters (an
+    /// unquoted value of these is hex). `aN` counts only in EXECVE records, where it is argv.
+    static let untrusted: Set<String> = [
+        "comm", "exe", "name", "cwd", "path", "proctitle", "cmd", "acct", "data", "key", "vm", "old-vm", "new-vm",
+        "ocomm", "root_dir", "sw", "watch", "dir", "file", "grantors", "unit",
+    ]
+
+    /// The `key=value` pairs of a record body, decoded.
+    static func fields(_ body: UnsafeBufferPointer<UInt8>, type: String) -> [(name: String, value: [UInt8])] {
+        var out: [(name: String, value: [UInt8])] = []
+        out.reserveCapacity(24)
+        let execve = type == "EXECVE"
+        var i = 0
+        let n = body.count
+        while i < n {
+            // The enriched part is separated by 0x1D; it is more pairs of the same form.
+            while i < n, body[i] == 0x20 || body[i] == 0x1D || body[i] == 0x09 { i += 1 }
+            let keyStart = i
+            while i < n, body[i] != UInt8(ascii: "="), body[i] != 0x20, body[i] != 0x1D { i += 1 }
+            guard i < n, body[i] == UInt8(ascii: "="), i > keyStart else {
+                // A word without a value (an AVC's "denied { read } for"): skip it.
+                while i < n, body[i] != 0x20, body[i] != 0x1D { i += 1 }
+                continue
+            }
+            let name = String(decoding: UnsafeBufferPointer(rebasing: body[keyStart..<i]), as: UTF8.self)
+            i += 1
+            var value: [UInt8]
+            var quoted = false
+            if i < n, body[i] == UInt8(ascii: "\"") || body[i] == UInt8(ascii: "'") {
+                let quote = body[i]
+                let start = i + 1
+                var e = start
+                while e < n, body[e] != quote { e += 1 }
+                value = Array(body[start..<e])
+                i = min(n, e + 1)
+                quoted = true
+                if quote == UInt8(ascii: "'"), name == "msg" {
+                    // User-space records carry their own pairs in msg='…'.
+                    value.withUnsafeBufferPointer { out.append(contentsOf: fields($0, type: type)) }
+                    continue
+                }
+            } else {
+                let start = i
+                while i < n, body[i] != 0x20, body[i] != 0x1D { i += 1 }
+                value = Array(body[start..<i])
+            }
+            if !quoted, execve ? isArgument(name) : untrusted.contains(name), let decoded = hexDecoded(value) {
+                value = decoded
+            }
+            if name == "key", !value.isEmpty, value.contains(0x01) {
+                // Several rule keys are joined by 0x01.
+                for part in value.split(separator: 0x01) { out.append((name, Array(part))) }
+                continue
+            }
+            out.append((name, value))
+        }
+        return out
+    }
+
+    /// `a0`, `a12`, `a3[1]` (a long argument in parts).
+    static func isArgument(_ name: String) -> Bool {
+        let u = Array(name.utf8)
+        guard u.count >= 2, u[0] == UInt8(ascii: "a"), u[1] >= 48, u[1] <= 57 else { return false }
+        var i = 1
+        while i < u.count, u[i] >= 48, u[i] <= 57 { i += 1 }
+        return i == u.count || u[i] == UInt8(ascii: "[")
+    }
+
+    /// The bytes of an even-length string of hex digits; nil for anything else.
+    static func hexDecoded(_ v: [UInt8]) -> [UInt8]? {
+        guard !v.isEmpty, v.count % 2 == 0 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(v.count / 2)
+        var k = 0
+        while k < v.count {
+            guard let hi = hexValue(v[k]), let lo = hexValue(v[k + 1]) else { return nil }
+            out.append(hi << 4 | lo)
+            k += 2
+        }
+        return out
+    }
+
+    static func hexValue(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 48...57: c - 48
+        case 65...70: c - 55
+        case 97...102: c - 87
+        default: nil
+        }
+    }
+
+    /// Type names for the numbers the kernel prints (`type=1300`); names pass through.
+    static func typeName(_ raw: String) -> String {
+        guard let number = Int(raw) else { return raw }
+        return typeNames[number] ?? "UNKNOWN[\(number)]"
+    }
+
+    static let typeNames: [Int: String] = [
+        1100: "USER_AUTH", 1101: "USER_ACCT", 1102: "USER_MGMT", 1103: "CRED_ACQ", 1104: "CRED_DISP", 1105: "USER_START",
+        1106: "USER_END", 1107: "USER_AVC", 1108: "USER_CHAUTHTOK", 1109: "USER_ERR", 1110: "CRED_REFR", 1111: "USYS_CONFIG",
+        1112: "USER_LOGIN", 1113: "USER_LOGOUT", 1114: "ADD_USER", 1115: "DEL_USER", 1116: "ADD_GROUP", 1117: "DEL_GROUP",
+        1123: "USER_CMD", 1124: "USER_TTY", 1125: "CHUSER_ID", 1126: "GRP_AUTH", 1127: "SYSTEM_BOOT", 1128: "SYSTEM_SHUTDOWN",
+        1129: "SYSTEM_RUNLEVEL", 1130: "SERVICE_START", 1131: "SERVICE_STOP", 1300: "SYSCALL", 1302: "PATH", 1303: "IPC",
+        1304: "SOCKETCALL", 1305: "CONFIG_CHANGE", 1306: "SOCKADDR", 1307: "CWD", 1309: "EXECVE", 1320: "EOE",
+        1321: "BPRM_FCAPS", 1322: "CAPSET", 1323: "MMAP", 1324: "NETFILTER_PKT", 1325: "NETFILTER_CFG", 1326: "SECCOMP",
+        1327: "PROCTITLE", 1328: "FEATURE_CHANGE", 1329: "REPLACE", 1330: "KERN_MODULE", 1331: "FANOTIFY", 1400: "AVC",
+        1700: "ANOM_PROMISCUOUS", 1701: "ANOM_ABEND",
+    ]
+
+    /// The first index of `needle` in `b` at or after `from`.
+    static func find(_ b: UnsafeBufferPointer<UInt8>, _ needle: StaticString, from: Int) -> Int? {
+        let m = needle.utf8CodeUnitCount
+        guard b.count >= m else { return nil }
+        let first = needle.utf8Start[0]
+        var i = from
+        while i + m <= b.count {
+            if b[i] == first, memcmp(b.baseAddress! + i, needle.utf8Start, m) == 0 { return i }
+            i += 1
+        }
+        return nil
+    }
+}

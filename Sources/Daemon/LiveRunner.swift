@@ -68,6 +68,9 @@ package final class LiveRunner {
         var (saved, warning) = try store.load()
         if let warning { log.warning("\(warning)") }
         var detector = Detector(rules: pipeline.rules, configuration: scan, live: true)
+        // Audit records of this host may name parents no exec record explained: /proc knows them.
+        let localRecords = c.journal.map { $0.directory == nil && $0.files.isEmpty } ?? true
+        detector.audit.liveProcesses = localRecords
         if let state = saved.correlationState {
             do {
                 try detector.restore(Array(state))
@@ -236,6 +239,7 @@ package final class LiveRunner {
             // correlation windows carry over where the new rules still have the correlation.
             detector.settle(now: Self.now(), deliver: write)
             var fresh = Detector(rules: candidate.rules, configuration: nextScan, live: true)
+            fresh.audit.liveProcesses = localRecords
             do {
                 try fresh.restore(detector.snapshot(), aggregation: false)
             } catch {

@@ -185,6 +185,12 @@ package struct AuditAssembler {
         }
     }
 
+    static let localHostName: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return "" }
+        return String(cString: buffer)
+    }()
+
     /// Programs that pass audit records to syslog: auditd's dispatcher plugins and the kernel.
     static let auditWriters = ["audispd", "audisp-syslog", "audit", "auditd", "kernel", "audisp-remote"]
 
@@ -252,7 +258,10 @@ package struct AuditAssembler {
         }
         if let boot = carrier.fields.first("_BOOT_ID") { fields.add("_BOOT_ID", bytes: boot) }
         var event = Event(time: head.time > 0 ? head.time : carrier.time, position: carrier.position, fields: fields)
-        ProcessFields.add(to: &event, records: records, processes: &processes, live: liveProcesses)
+        // /proc describes this host only: records another host wrote never look there.
+        let host = event.fields.first(FieldName.hostname).map { String(decoding: $0, as: UTF8.self) }
+        let local = liveProcesses && (host == nil || host == Self.localHostName)
+        ProcessFields.add(to: &event, records: records, processes: &processes, live: local)
         return event
     }
 

@@ -12,6 +12,9 @@ import Yams
 package struct Pipeline: Sendable {
     package var routes: [Route] = []
     package var fieldMappings: [FieldMapping] = []
+    /// Fields logtriage adds to events itself (no journal entry holds them), so a route that tests
+    /// them cannot become a journal match.
+    package var derivedFields: Set<String> = []
     package var extractors: [Extractor] = []
     package var keywordFields: [String] = [FieldName.message]
     package var files: [String] = []
@@ -108,6 +111,7 @@ package struct Pipeline: Sendable {
         }
         files.append(file)
         if let kw = root.value(for: "keyword_fields") { keywordFields = kw.stringList }
+        if let derived = root.value(for: "derived_fields") { derivedFields.formUnion(derived.stringList) }
         if let key = root.value(for: "session_key") { sessionKey = key.stringList }
         if let carried = root.value(for: "session_fields") { sessionFields = carried.stringList }
         if let events = root.value(for: "session_events") { sessionEvents = try Self.predicate(events, file) }

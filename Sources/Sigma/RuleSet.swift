@@ -442,6 +442,7 @@ package struct RuleSet: Sendable {
             for condition in events.written {
                 var group: [(field: String, value: String)] = []
                 for (field, values) in condition {
+                    if pipeline.derivedFields.contains(field) { return nil }
                     for v in values {
                         if v.contains("*") || v.contains("?") || v.contains("\\") { return nil }
                         group.append((field, v))

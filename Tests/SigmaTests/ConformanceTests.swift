@@ -209,6 +209,14 @@ struct ConformanceTests {
         let sshd =
             "title: h\nid: h1\nlogsource: {product: linux, service: sshd}\ndetection:\n    s: {MESSAGE|contains: 'x'}\n    condition: s\n"
         #expect(try Fixtures.ruleSet(sshd).0.sourceMatches() == nil)
+        // Audit rules read the audit transport; process_creation events are made by logtriage
+        // from those records, so a journal match on their category would select nothing.
+        let auditd = "title: a\nid: a1\nlogsource: {product: linux, service: auditd}\ndetection:\n    s: {type: EXECVE}\n    condition: s\n"
+        let auditGroups = try #require(try Fixtures.ruleSet(auditd).0.sourceMatches()).map { $0.map { "\($0.field)=\($0.value)" } }
+        #expect(auditGroups == [["_TRANSPORT=audit"]])
+        let process =
+            "title: p\nid: p1\nlogsource: {product: linux, category: process_creation}\ndetection:\n    s: {Image|endswith: '/id'}\n    condition: s\n"
+        #expect(try Fixtures.ruleSet(process).0.sourceMatches() == nil)
     }
 
     @Test func categoryRulesSeeOnlyTheirCategory() throws {

@@ -31,9 +31,8 @@ package enum AuditBenchmark {
             var pair: [[String]] = []
             for j in 0..<min(2, events - k) {
                 let (exe, argv) = programs[(k + j) % programs.count]
-                pair.append(
-                    records(
-                        serial: 10_000 + k + j, time: 1_764_240_000 + (k + j) / 1000, exe: exe, argv: argv, pid: 2000 + (k + j) % 30_000))
+                let exec = AuditExec(exe: exe, argv: argv, pid: 2000 + (k + j) % 30_000, ppid: 1999)
+                pair.append(exec.lines(serial: 10_000 + k + j, time: 1_764_240_000 + (k + j) / 1000))
             }
             // Interleave the two events record by record.
             for r in 0..<6 { for p in pair { lines.append(Array(p[r].utf8)) } }
@@ -79,22 +78,5 @@ package enum AuditBenchmark {
         return Result(
             records: lines.count, events: assembled, seconds: seconds, bytes: bytes, orphans: orphans, peakPending: peak,
             orphanRSSGrowth: growth)
-    }
-
-    static func records(serial: Int, time: Int, exe: String, argv: [String], pid: Int) -> [String] {
-        func encoded(_ s: String) -> String {
-            s.utf8.contains { $0 <= 0x20 || $0 == 0x22 || $0 >= 0x7F } ? s.utf8.map { String(format: "%02X", $0) }.joined() : "\"\(s)\""
-        }
-        let stamp = "msg=audit(\(time).250:\(serial)):"
-        let comm = String(exe.split(separator: "/").last ?? "")
-        return [
-            "type=SYSCALL \(stamp) arch=c000003e syscall=59 success=yes exit=0 a0=55d1c0a0 a1=55d1c0b0 a2=55d1c0c0 a3=0 items=2 ppid=1999 pid=\(pid) auid=1000 uid=1000 gid=1000 euid=1000 suid=1000 fsuid=1000 egid=1000 sgid=1000 fsgid=1000 tty=pts0 ses=3 comm=\(encoded(comm)) exe=\(encoded(exe)) key=\"exec\"",
-            "type=EXECVE \(stamp) argc=\(argv.count) "
-                + argv.enumerated().map { "a\($0.offset)=\(encoded($0.element))" }.joined(separator: " "),
-            "type=CWD \(stamp) cwd=\"/home/alice\"",
-            "type=PATH \(stamp) item=0 name=\(encoded(exe)) inode=262600 dev=fe:01 mode=0100755 ouid=0 ogid=0 rdev=00:00 nametype=NORMAL cap_fp=0 cap_fi=0 cap_fe=0 cap_fver=0",
-            "type=PROCTITLE \(stamp) proctitle=" + Array(argv.joined(separator: "\u{0}").utf8).map { String(format: "%02X", $0) }.joined(),
-            "type=EOE \(stamp) ",
-        ]
     }
 }

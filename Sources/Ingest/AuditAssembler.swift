@@ -61,9 +61,10 @@ package struct AuditAssembler {
     /// Takes one event. False when it is no audit record (the caller goes on with it as it is);
     /// true when it was taken: events that became ready are appended to `out`, in order.
     package mutating func take(_ event: Event, now: Int64, into out: inout [Event]) -> Bool {
-        let records = Self.records(in: event)
+        let message = event.fields.first(FieldName.message)
+        let records = Self.records(in: event, message: message)
         guard !records.isEmpty else {
-            let first = event.fields.first(FieldName.message)?.first
+            let first = message?.first
             if first == UInt8(ascii: "<") {
                 var sysmon = event
                 guard SysmonEvent.read(into: &sysmon) else { return false }
@@ -195,8 +196,8 @@ package struct AuditAssembler {
     static let auditWriters = ["audispd", "audisp-syslog", "audit", "auditd", "kernel", "audisp-remote"]
 
     /// The audit records an event holds (none when it is something else).
-    static func records(in event: Event) -> [AuditRecord] {
-        guard let message = event.fields.first(FieldName.message), let c = message.first else { return [] }
+    static func records(in event: Event, message: ArraySlice<UInt8>?) -> [AuditRecord] {
+        guard let message, let c = message.first else { return [] }
         switch c {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"):
             // journald's audit transport: MESSAGE="SYSCALL arch=…", the serial in _AUDIT_ID.

@@ -116,7 +116,7 @@ package enum AuditParser {
             var i = 0
             while i < m.count, m[i] != 0x20 { i += 1 }
             let first = String(decoding: UnsafeBufferPointer(rebasing: m[..<i]), as: UTF8.self)
-            let type = typeName ?? typeNameFromWord(first)
+            let type = typeName ?? Self.typeName(first)
             // The body starts after the type word when the message starts with it.
             let bodyStart = first == type || typeName == nil ? i : 0
             let body = UnsafeBufferPointer(rebasing: m[bodyStart...])
@@ -125,8 +125,6 @@ package enum AuditParser {
                 text: Array("type=\(type) ".utf8) + Array(body.drop { $0 == 0x20 }))
         }
     }
-
-    private static func typeNameFromWord(_ word: String) -> String { typeName(word) }
 
     /// `SEC.MSEC:SERIAL)` at `i`: the time in microseconds, the serial, and the index after `)`.
     static func stamp(_ b: UnsafeBufferPointer<UInt8>, at start: Int) -> (Int64, UInt64, Int)? {

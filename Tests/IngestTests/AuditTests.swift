@@ -1,3 +1,4 @@
+import Daemon
 import EventModel
 import Foundation
 import Ingest

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Audit records as auditd writes them to audit.log for one execve: SYSCALL, EXECVE, CWD,
+/// Audit records as auditd writes them to audit.log for one execve (tests and `bench audit`): SYSCALL, EXECVE, CWD,
 /// PATH, PROCTITLE and EOE, values quoted or hex-encoded by auditd's rule (hex when a value
 /// holds a space, a quote, a control character or a byte above 0x7e).
 package struct AuditExec: Sendable {

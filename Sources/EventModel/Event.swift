@@ -100,6 +100,23 @@ package struct EventFields: Sendable {
         ranges.append(start..<storage.count)
     }
 
+    /// Adds a field whose value `write` appends to the backing buffer (a value decoded in place).
+    @inline(__always)
+    package mutating func add(_ name: String, writing write: (inout [UInt8]) -> Void) {
+        let start = storage.count
+        write(&storage)
+        names.append(name)
+        ranges.append(start..<storage.count)
+    }
+
+    /// Appends every field of `other`, in order.
+    package mutating func append(contentsOf other: EventFields) {
+        let shift = storage.count
+        storage.append(contentsOf: other.storage)
+        names.append(contentsOf: other.names)
+        for r in other.ranges { ranges.append((r.lowerBound + shift)..<(r.upperBound + shift)) }
+    }
+
     package mutating func add(_ name: String, _ value: String) {
         var value = value
         value.withUTF8 { add(name, bytes: $0) }

@@ -227,29 +227,32 @@ package struct AuditAssembler {
 
     /// One event from the records of one serial.
     private mutating func assemble(_ records: [AuditRecord], carrier: Event) -> Event {
-        var fields = EventFields(capacity: 1024, fields: 48)
-        var text: [UInt8] = []
-        var arch: String?
-        var syscallNumber: Int?
-        for (k, r) in records.enumerated() {
+        var size = 256
+        var count = 16
+        for r in records {
+            size += r.fields.storage.count + 2 * r.text.count + 16
+            count += r.fields.count + 1
+        }
+        var fields = EventFields(capacity: size, fields: count)
+        for r in records {
             fields.add("type", r.type)
-            if k > 0 { text.append(0x0A) }
-            text.append(contentsOf: r.text)
-            for (name, value) in r.fields {
-                fields.add(name, bytes: value)
-                if r.type == "SYSCALL" {
-                    if name == "arch" { arch = String(decoding: value, as: UTF8.self) }
-                    if name == "syscall" { syscallNumber = Int(String(decoding: value, as: UTF8.self)) }
-                }
-            }
+            fields.append(contentsOf: r.fields)
         }
         // The syscall's name as auditd's enriched format writes it, when the records did not.
-        if !fields.contains("SYSCALL"), let arch, let syscallNumber, let name = SyscallNames.name(arch: arch, number: syscallNumber) {
+        if !fields.contains("SYSCALL"), let syscall = records.first(where: { $0.type == "SYSCALL" }),
+            let arch = syscall.string("arch"), let number = syscall.integer("syscall"),
+            let name = SyscallNames.name(arch: arch, number: Int(number))
+        {
             fields.add("SYSCALL", name)
         }
         let head = records[0]
         fields.add("AUDIT_SERIAL", String(head.serial))
-        fields.add(FieldName.message, bytes: text)
+        fields.add(FieldName.message) { text in
+            for (k, r) in records.enumerated() {
+                if k > 0 { text.append(0x0A) }
+                text.append(contentsOf: r.text)
+            }
+        }
         fields.add(FieldName.transport, "audit")
         fields.add(FieldName.identifier, "audit")
         if let node = head.node {
@@ -273,7 +276,7 @@ package struct AuditAssembler {
         guard !event.fields.contains(FieldName.message), let id = event.fields.first("ID"), event.fields.count > 1 else { return nil }
         let stamp: (Int64, UInt64, Int)? = (Array(id) + [UInt8(ascii: ")")]).withUnsafeBufferPointer { AuditParser.stamp($0, at: 0) }
         guard let (time, serial, _) = stamp else { return nil }
-        var records: [AuditRecord] = []
+        var records: [(type: String, fields: [(name: String, value: [UInt8])])] = []
         var byType: [String: Int] = [:]
         var parentExe: [UInt8]?
         for k in 0..<event.fields.count {
@@ -290,7 +293,7 @@ package struct AuditAssembler {
             if name.contains(".") { continue }
             if byType[type] == nil {
                 byType[type] = records.count
-                records.append(AuditRecord(type: type, time: time, serial: serial, fields: [], text: []))
+                records.append((type, []))
             }
             let r = byType[type]!
             if name == "ARGV" {
@@ -315,15 +318,17 @@ package struct AuditAssembler {
             records[r].fields.append((name, value))
         }
         guard records.contains(where: { $0.type == "SYSCALL" || $0.type == "EXECVE" || !$0.fields.isEmpty }) else { return nil }
-        for r in records.indices {
-            var text = Array("type=\(records[r].type)".utf8)
-            for (name, value) in records[r].fields {
+        let joined = records.map { r in
+            var text = Array("type=\(r.type)".utf8)
+            var fields = EventFields()
+            for (name, value) in r.fields {
                 text += Array(" \(name)=".utf8)
                 text += value
+                fields.add(name, bytes: value)
             }
-            records[r].text = text
+            return AuditRecord(type: r.type, time: time, serial: serial, fields: fields, text: text)
         }
-        var assembled = assemble(records, carrier: event)
+        var assembled = assemble(joined, carrier: event)
         if let parentExe, !assembled.fields.contains(ProcessFields.parentImage) {
             assembled.fields.add(ProcessFields.parentImage, bytes: parentExe)
         }
@@ -349,61 +354,88 @@ package enum ProcessFields {
 
     static func add(to event: inout Event, records: [AuditRecord], processes: inout ProcessTable, live: Bool) {
         guard let syscall = records.first(where: { $0.type == "SYSCALL" }) else { return }
-        let name = event.fields.first("SYSCALL").map { String(decoding: $0, as: UTF8.self) }
         let execve = records.first { $0.type == "EXECVE" }
-        guard execve != nil || ((name == "execve" || name == "execveat") && syscall.string("success") == "yes") else { return }
-        var f = event.fields
-        f.add(category, "process_creation")
-        let image = syscall.first("exe") ?? records.first { $0.type == "PATH" }?.first("name") ?? []
-        f.add(Self.image, bytes: image)
+        if execve == nil {
+            guard let name = event.fields.first("SYSCALL"), name.elementsEqual("execve".utf8) || name.elementsEqual("execveat".utf8),
+                syscall.first("success")?.elementsEqual("yes".utf8) == true
+            else { return }
+        }
+        event.fields.add(category, "process_creation")
+        let image = Array(syscall.first("exe") ?? records.first { $0.type == "PATH" }?.first("name") ?? [])
+        event.fields.add(Self.image, bytes: image)
         let commandLine = execve.map(arguments) ?? records.first { $0.type == "PROCTITLE" }?.first("proctitle").map(title) ?? image
-        f.add(Self.commandLine, bytes: commandLine)
-        if let cwd = records.first(where: { $0.type == "CWD" })?.first("cwd") { f.add(currentDirectory, bytes: cwd) }
-        let pid = syscall.string("pid").flatMap { Int32($0) }
-        let ppid = syscall.string("ppid").flatMap { Int32($0) }
-        if let pid { f.add(Self.pid, String(pid)) }
-        if let ppid {
-            f.add(parentPid, String(ppid))
+        event.fields.add(Self.commandLine, bytes: commandLine)
+        if let cwd = records.first(where: { $0.type == "CWD" })?.first("cwd") { event.fields.add(currentDirectory, bytes: cwd) }
+        let pid = syscall.integer("pid").flatMap { Int32(exactly: $0) }
+        if let pid { event.fields.add(Self.pid, String(pid)) }
+        if let ppid = syscall.integer("ppid").flatMap({ Int32(exactly: $0) }) {
+            event.fields.add(parentPid, String(ppid))
             if let parent = processes.lookup(ppid, live: live) {
-                f.add(parentImage, bytes: parent.image)
-                f.add(parentCommandLine, bytes: parent.commandLine)
+                event.fields.add(parentImage, bytes: parent.image)
+                event.fields.add(parentCommandLine, bytes: parent.commandLine)
             }
         }
-        if let uid = syscall.string("uid") {
-            f.add(userID, uid)
+        if let uid = syscall.first("uid") {
+            event.fields.add(userID, bytes: uid)
             // The enriched record names the user as the writing host knew it; else this host's name for the uid.
             if let named = syscall.first("UID") {
-                f.add(user, bytes: named)
-            } else if let id = UInt32(uid), let known = UserNames.name(of: id) {
-                f.add(user, known)
+                event.fields.add(user, bytes: named)
+            } else if let id = syscall.integer("uid").flatMap({ UInt32(exactly: $0) }), let known = UserNames.name(of: id) {
+                event.fields.add(user, known)
             }
         }
         // The login uid, unless unset (4294967295: a process no login started, such as a daemon).
-        if let auid = syscall.string("auid"), auid != "4294967295", auid != "-1" { f.add(logonID, auid) }
-        event.fields = f
+        if let auid = syscall.first("auid"), !auid.elementsEqual("4294967295".utf8), !auid.elementsEqual("-1".utf8) {
+            event.fields.add(logonID, bytes: auid)
+        }
         if let pid { processes.record(pid, image: image, commandLine: commandLine) }
     }
 
     /// argv from an EXECVE record: `a0`…`a(argc-1)`, long arguments joined from their `aN[k]` parts.
     static func arguments(_ r: AuditRecord) -> [UInt8] {
-        var parts: [Int: [UInt8]] = [:]
-        for (name, value) in r.fields where AuditParser.isArgument(name) {
-            let digits = name.dropFirst().prefix { $0.isNumber }
-            guard let n = Int(digits) else { continue }
-            parts[n, default: []] += value
-        }
-        let argc = r.string("argc").flatMap(Int.init) ?? (parts.keys.max().map { $0 + 1 } ?? 0)
         var out: [UInt8] = []
-        for n in 0..<min(argc, 4096) {
-            if n > 0 { out.append(0x20) }
-            out += parts[n] ?? []
+        out.reserveCapacity(r.fields.storage.count)
+        // auditd writes a0, a1, … (and a long one's parts aN[0], aN[1], …) in order; anything else is sorted first.
+        var parts: [(n: Int, value: ArraySlice<UInt8>)] = []
+        var ordered = true
+        for k in 0..<r.fields.count {
+            let name = r.fields.name(at: k)
+            guard AuditParser.isArgument(name), let n = argumentNumber(name) else { continue }
+            if let last = parts.last, last.n > n { ordered = false }
+            parts.append((n, r.fields.value(at: k)))
+        }
+        if !ordered { parts.sort { $0.n < $1.n } }
+        let argc = r.integer("argc").map { Int(clamping: $0) } ?? (parts.last.map { $0.n + 1 } ?? 0)
+        let limit = min(argc, 4096)
+        // `at` is the argument `out` ends in; each step to the next one is a space (a missing one is empty).
+        var at = 0
+        for (n, value) in parts where n < limit {
+            while at < n {
+                out.append(0x20)
+                at += 1
+            }
+            out += value
+        }
+        while at < limit - 1 {
+            out.append(0x20)
+            at += 1
         }
         return out
     }
 
+    /// The N of `aN` or `aN[k]`.
+    static func argumentNumber(_ name: String) -> Int? {
+        var n = 0
+        for c in name.utf8.dropFirst() {
+            guard c >= 48, c <= 57 else { break }
+            n = n &* 10 &+ Int(c - 48)
+        }
+        return n
+    }
+
     /// A decoded proctitle: argv separated by NUL bytes.
-    static func title(_ v: [UInt8]) -> [UInt8] {
-        var t = v
+    static func title(_ v: some Collection<UInt8>) -> [UInt8] {
+        var t = Array(v)
         while t.last == 0 { t.removeLast() }
         return t.map { $0 == 0 ? 0x20 : $0 }
     }

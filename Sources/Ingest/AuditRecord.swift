@@ -16,11 +16,12 @@ package struct AuditRecord: Sendable {
     package var time: Int64
     package var serial: UInt64
     package var node: String?
-    package var fields: [(name: String, value: [UInt8])]
+    /// The `key=value` pairs in order, values decoded, all in one buffer.
+    package var fields: EventFields
     /// The record as written, without the `node=` prefix.
     package var text: [UInt8]
 
-    package init(type: String, time: Int64, serial: UInt64, node: String? = nil, fields: [(name: String, value: [UInt8])], text: [UInt8]) {
+    package init(type: String, time: Int64, serial: UInt64, node: String? = nil, fields: EventFields, text: [UInt8]) {
         self.type = type
         self.time = time
         self.serial = serial
@@ -29,8 +30,24 @@ package struct AuditRecord: Sendable {
         self.text = text
     }
 
-    package func first(_ name: String) -> [UInt8]? { fields.first { $0.name == name }?.value }
+    package func first(_ name: String) -> ArraySlice<UInt8>? { fields.first(name) }
     package func string(_ name: String) -> String? { first(name).map { String(decoding: $0, as: UTF8.self) } }
+
+    /// A decimal value (`pid=1234`, `auid=-1`); nil when absent or not a number.
+    package func integer(_ name: String) -> Int64? {
+        guard let v = first(name), !v.isEmpty, v.count <= 19 else { return nil }
+        var n: Int64 = 0
+        var negative = false
+        for (k, c) in v.enumerated() {
+            if k == 0, c == UInt8(ascii: "-"), v.count > 1 {
+                negative = true
+                continue
+            }
+            guard c >= 48, c <= 57 else { return nil }
+            n = n * 10 + Int64(c - 48)
+        }
+        return negative ? -n : n
+    }
 }
 
 package enum AuditParser {
@@ -61,14 +78,20 @@ package enum AuditParser {
         let body = UnsafeBufferPointer(rebasing: line[i...])
         return AuditRecord(
             type: type, time: time, serial: serial, node: node, fields: fields(body, type: type),
-            text: Array(line[typeAt...]))
+            text: Array(UnsafeBufferPointer(rebasing: line[typeAt...])))
     }
 
     /// Every record in a line: one usually, several when a collector joined the records of an
     /// event on one line (`type=SYSCALL msg=audit(…): … type=CWD msg=audit(…): …`).
     package static func parseAll(line: UnsafeBufferPointer<UInt8>) -> [AuditRecord] {
-        var starts: [Int] = []
+        var out: [AuditRecord] = []
+        var previous: Int?
         var from = 0
+        func parse(from start: Int, to next: Int) {
+            var end = next
+            while end > start, line[end - 1] == 0x20 { end -= 1 }
+            if let r = Self.parse(line: UnsafeBufferPointer(rebasing: line[start..<end])) { out.append(r) }
+        }
         while let t = find(line, "type=", from: from) {
             from = t + 5
             guard t == 0 || line[t - 1] == 0x20 || line[t - 1] == 0x1D else { continue }
@@ -83,15 +106,11 @@ package enum AuditParser {
             {
                 start = node
             }
-            starts.append(start)
+            if let previous { parse(from: previous, to: start) }
+            previous = start
+            from = e
         }
-        guard !starts.isEmpty else { return [] }
-        var out: [AuditRecord] = []
-        for (k, start) in starts.enumerated() {
-            var end = k + 1 < starts.count ? starts[k + 1] : line.count
-            while end > start, line[end - 1] == 0x20 { end -= 1 }
-            if let r = parse(line: UnsafeBufferPointer(rebasing: line[start..<end])) { out.append(r) }
-        }
+        if let previous { parse(from: previous, to: line.count) }
         return out
     }
 
@@ -120,9 +139,9 @@ package enum AuditParser {
             // The body starts after the type word when the message starts with it.
             let bodyStart = first == type || typeName == nil ? i : 0
             let body = UnsafeBufferPointer(rebasing: m[bodyStart...])
-            return AuditRecord(
-                type: type, time: time, serial: serial, fields: fields(body, type: type),
-                text: Array("type=\(type) ".utf8) + Array(body.drop { $0 == 0x20 }))
+            var text = Array("type=\(type) ".utf8)
+            text.append(contentsOf: body.drop { $0 == 0x20 })
+            return AuditRecord(type: type, time: time, serial: serial, fields: fields(body, type: type), text: text)
         }
     }
 
@@ -162,16 +181,23 @@ package enum AuditParser {
 
     /// Fields whose values auditd writes hex-encoded when they hold unsafe characters (an
     /// unquoted value of these is hex). `aN` counts only in EXECVE records, where it is argv.
-    static let untrusted: Set<String> = [
-        "comm", "exe", "name", "cwd", "path", "proctitle", "cmd", "acct", "data", "key", "vm", "old-vm", "new-vm",
-        "ocomm", "root_dir", "sw", "watch", "dir", "file", "grantors", "unit",
-    ]
+    static func isUntrusted(_ name: String) -> Bool {
+        switch name {
+        case "comm", "exe", "name", "cwd", "path", "proctitle", "cmd", "acct", "data", "key", "vm", "old-vm", "new-vm",
+            "ocomm", "root_dir", "sw", "watch", "dir", "file", "grantors", "unit":
+            true
+        default: false
+        }
+    }
 
     /// The `key=value` pairs of a record body, decoded.
-    static func fields(_ body: UnsafeBufferPointer<UInt8>, type: String) -> [(name: String, value: [UInt8])] {
-        var out: [(name: String, value: [UInt8])] = []
-        out.reserveCapacity(24)
-        let execve = type == "EXECVE"
+    static func fields(_ body: UnsafeBufferPointer<UInt8>, type: String) -> EventFields {
+        var out = EventFields(capacity: body.count, fields: 24)
+        fields(body, execve: type == "EXECVE", into: &out)
+        return out
+    }
+
+    private static func fields(_ body: UnsafeBufferPointer<UInt8>, execve: Bool, into out: inout EventFields) {
         var i = 0
         let n = body.count
         while i < n {
@@ -186,62 +212,68 @@ package enum AuditParser {
             }
             let name = String(decoding: UnsafeBufferPointer(rebasing: body[keyStart..<i]), as: UTF8.self)
             i += 1
-            var value: [UInt8]
+            let value: UnsafeBufferPointer<UInt8>
             var quoted = false
             if i < n, body[i] == UInt8(ascii: "\"") || body[i] == UInt8(ascii: "'") {
                 let quote = body[i]
                 let start = i + 1
                 var e = start
                 while e < n, body[e] != quote { e += 1 }
-                value = Array(body[start..<e])
+                value = UnsafeBufferPointer(rebasing: body[start..<e])
                 i = min(n, e + 1)
                 quoted = true
                 if quote == UInt8(ascii: "'"), name == "msg" {
                     // User-space records carry their own pairs in msg='…'.
-                    value.withUnsafeBufferPointer { out.append(contentsOf: fields($0, type: type)) }
+                    fields(value, execve: execve, into: &out)
                     continue
                 }
             } else {
                 let start = i
                 while i < n, body[i] != 0x20, body[i] != 0x1D { i += 1 }
-                value = Array(body[start..<i])
+                value = UnsafeBufferPointer(rebasing: body[start..<i])
             }
-            if !quoted, execve ? isArgument(name) : untrusted.contains(name), let decoded = hexDecoded(value) {
-                value = decoded
+            let hex = !quoted && (execve ? isArgument(name) : isUntrusted(name)) && isHex(value)
+            if name == "key", hex {
+                // Several rule keys are hex-encoded, joined by 0x01.
+                var decoded: [UInt8] = []
+                hexDecode(value, into: &decoded)
+                for part in decoded.split(separator: 0x01) { out.add(name, bytes: part) }
+            } else if hex {
+                out.add(name) { hexDecode(value, into: &$0) }
+            } else {
+                out.add(name, buffer: UnsafeRawBufferPointer(value))
             }
-            if name == "key", !value.isEmpty, value.contains(0x01) {
-                // Several rule keys are joined by 0x01.
-                for part in value.split(separator: 0x01) { out.append((name, Array(part))) }
-                continue
-            }
-            out.append((name, value))
         }
-        return out
     }
 
     /// `a0`, `a12`, `a3[1]` (a long argument in parts).
     static func isArgument(_ name: String) -> Bool {
-        let u = Array(name.utf8)
-        guard u.count >= 2, u[0] == UInt8(ascii: "a"), u[1] >= 48, u[1] <= 57 else { return false }
-        var i = 1
-        while i < u.count, u[i] >= 48, u[i] <= 57 { i += 1 }
-        return i == u.count || u[i] == UInt8(ascii: "[")
+        let u = name.utf8
+        var i = u.startIndex
+        guard i != u.endIndex, u[i] == UInt8(ascii: "a") else { return false }
+        i = u.index(after: i)
+        guard i != u.endIndex, u[i] >= 48, u[i] <= 57 else { return false }
+        while i != u.endIndex, u[i] >= 48, u[i] <= 57 { i = u.index(after: i) }
+        return i == u.endIndex || u[i] == UInt8(ascii: "[")
     }
 
-    /// The bytes of an even-length string of hex digits; nil for anything else.
-    static func hexDecoded(_ v: [UInt8]) -> [UInt8]? {
-        guard !v.isEmpty, v.count % 2 == 0 else { return nil }
-        var out = [UInt8]()
-        out.reserveCapacity(v.count / 2)
+    /// An even-length, non-empty string of hex digits.
+    static func isHex(_ v: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard !v.isEmpty, v.count % 2 == 0 else { return false }
+        for c in v where hexValue(c) == nil { return false }
+        return true
+    }
+
+    /// Appends the bytes of `v`, which `isHex` accepted.
+    static func hexDecode(_ v: UnsafeBufferPointer<UInt8>, into out: inout [UInt8]) {
         var k = 0
-        while k < v.count {
-            guard let hi = hexValue(v[k]), let lo = hexValue(v[k + 1]) else { return nil }
-            out.append(hi << 4 | lo)
+        while k + 1 < v.count {
+            out.append((hexValue(v[k]) ?? 0) << 4 | (hexValue(v[k + 1]) ?? 0))
             k += 2
         }
-        return out
     }
 
+    @inline(__always)
     static func hexValue(_ c: UInt8) -> UInt8? {
         switch c {
         case 48...57: c - 48

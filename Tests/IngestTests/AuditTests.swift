@@ -58,7 +58,7 @@ import Testing
             let expected = line.components(separatedBy: " msg=audit(").count - 1
             #expect(parsed.count == expected, "records in: \(line)")
             records += parsed.count
-            let got = Set(parsed.flatMap { $0.fields.map(\.name) })
+            let got = Set(parsed.flatMap { $0.fields.names })
             let missing = Self.names(in: line).subtracting(got)
             #expect(missing.isEmpty, "fields \(missing) lost from: \(line)")
         }
@@ -84,7 +84,7 @@ import Testing
         #expect(u.string("UID") == "root" && u.string("AUID") == "unset")
         // Several rule keys are joined by 0x01 and then hex-encoded.
         let k = Self.parse("type=SYSCALL msg=audit(1700000000.5:9): syscall=2 key=6964656E7469747901706173737764")[0]
-        #expect(k.fields.filter { $0.name == "key" }.map { String(decoding: $0.value, as: UTF8.self) } == ["identity", "passwd"])
+        #expect(k.fields.all("key").map { String(decoding: $0, as: UTF8.self) } == ["identity", "passwd"])
         // The kernel's own form, with a numeric type.
         let avc = Self.parse("audit: type=1400 audit(1700000000.5:10): apparmor=\"DENIED\" operation=\"open\" name=\"/etc/shadow\"")[0]
         #expect(avc.type == "AVC" && avc.string("name") == "/etc/shadow")

@@ -151,6 +151,8 @@ package struct Observable: Sendable, Hashable {
         ("user.target", "user.name", 4),
         (FieldName.hostname, "device.hostname", 1),
         ("process.crashed", "process.name", 9),
+        // An audit event's program (its name as the kernel records it), else the logging program.
+        ("comm", "process.name", 9),
         (FieldName.identifier, "process.name", 9),
     ]
 
@@ -159,6 +161,7 @@ package struct Observable: Sendable, Hashable {
         var out: [Observable] = []
         for (field, name, type) in fieldMap {
             guard let raw = event.fields.first(field), !raw.isEmpty, raw.count <= 512 else { continue }
+            if type == 9, out.contains(where: { $0.typeID == 9 }) { continue }
             // Observables are what analysts read in dashboards and terminals: no control characters.
             var value =
                 raw.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 >= 0x80 }) ? SafeText.clean(raw) : String(decoding: raw, as: UTF8.self)

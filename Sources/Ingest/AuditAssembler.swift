@@ -15,7 +15,8 @@ import Synchronization
 /// audit transport, or as laurel's JSON events (already joined). Events that are not audit
 /// records pass through unchanged.
 ///
-/// A multi-record event is complete at its EOE record; one whose EOE never comes is given out
+/// A multi-record event is complete at its EOE record, or at PROCTITLE, which the kernel writes
+/// last before EOE (journald drops EOE records); one that never completes is given out
 /// after `wait` (event time, or `expire(now:)` in a live daemon), and at most `maxPending`
 /// events wait at once (the oldest is given out first when more arrive), so memory stays bounded.
 package struct AuditAssembler {
@@ -102,6 +103,14 @@ package struct AuditAssembler {
             guard let p = pending.removeValue(forKey: key) else { return }
             statistics.events += 1
             out.append(assemble(p.records, carrier: p.first))
+            return
+        }
+        if record.type == "PROCTITLE" {
+            // The kernel writes PROCTITLE last, just before EOE; journald does not store EOE (its
+            // body is empty), so this is where a syscall event read from the journal is whole.
+            let p = pending.removeValue(forKey: key)
+            statistics.events += 1
+            out.append(assemble((p?.records ?? []) + [record], carrier: p?.first ?? event))
             return
         }
         if pending[key] != nil {
@@ -225,7 +234,8 @@ package struct AuditAssembler {
         }
     }
 
-    /// One event from the records of one serial.
+    /// One event from the records of one serial: MESSAGE (the records' text) and the other
+    /// fields of the whole event first, then process creation fields, then each record's own.
     private mutating func assemble(_ records: [AuditRecord], carrier: Event) -> Event {
         var size = 256
         var count = 16
@@ -234,19 +244,7 @@ package struct AuditAssembler {
             count += r.fields.count + 1
         }
         var fields = EventFields(capacity: size, fields: count)
-        for r in records {
-            fields.add("type", r.type)
-            fields.append(contentsOf: r.fields)
-        }
-        // The syscall's name as auditd's enriched format writes it, when the records did not.
-        if !fields.contains("SYSCALL"), let syscall = records.first(where: { $0.type == "SYSCALL" }),
-            let arch = syscall.string("arch"), let number = syscall.integer("syscall"),
-            let name = SyscallNames.name(arch: arch, number: Int(number))
-        {
-            fields.add("SYSCALL", name)
-        }
         let head = records[0]
-        fields.add("AUDIT_SERIAL", String(head.serial))
         fields.add(FieldName.message) { text in
             for (k, r) in records.enumerated() {
                 if k > 0 { text.append(0x0A) }
@@ -261,12 +259,24 @@ package struct AuditAssembler {
             fields.add(FieldName.hostname, bytes: host)
         }
         if let boot = carrier.fields.first("_BOOT_ID") { fields.add("_BOOT_ID", bytes: boot) }
-        var event = Event(time: head.time > 0 ? head.time : carrier.time, position: carrier.position, fields: fields)
-        // /proc describes this host only: records another host wrote never look there.
-        let host = event.fields.first(FieldName.hostname).map { String(decoding: $0, as: UTF8.self) }
-        let local = liveProcesses && (host == nil || host == Self.localHostName)
-        ProcessFields.add(to: &event, records: records, processes: &processes, live: local)
-        return event
+        fields.add("AUDIT_SERIAL", String(head.serial))
+        // The syscall's name as auditd's enriched format writes it; when the records do not, from its number.
+        let syscall = records.first { $0.type == "SYSCALL" }
+        var syscallName = syscall?.string("SYSCALL")
+        if syscallName == nil, let syscall, let arch = syscall.string("arch"), let number = syscall.integer("syscall") {
+            syscallName = SyscallNames.name(arch: arch, number: Int(number))
+            if let syscallName { fields.add("SYSCALL", syscallName) }
+        }
+        // /proc and the user database describe this host only: records another host wrote never look there.
+        let host = fields.first(FieldName.hostname).map { String(decoding: $0, as: UTF8.self) }
+        let local = host == nil || host == Self.localHostName
+        ProcessFields.add(
+            to: &fields, records: records, syscall: syscallName, processes: &processes, local: local, live: liveProcesses && local)
+        for r in records {
+            fields.add("type", r.type)
+            fields.append(contentsOf: r.fields)
+        }
+        return Event(time: head.time > 0 ? head.time : carrier.time, position: carrier.position, fields: fields)
     }
 
     /// A laurel event (one JSON object per audit event: `{"ID":"SEC.MSEC:SERIAL","SYSCALL":{…},
@@ -352,41 +362,44 @@ package enum ProcessFields {
     package static let userID = "user.id"
     package static let logonID = "user.audit.id"
 
-    static func add(to event: inout Event, records: [AuditRecord], processes: inout ProcessTable, live: Bool) {
+    /// `local`: the records are this host's, so its user database names their uids; `live`: and
+    /// its /proc shows their running parents.
+    static func add(
+        to fields: inout EventFields, records: [AuditRecord], syscall name: String?, processes: inout ProcessTable, local: Bool,
+        live: Bool
+    ) {
         guard let syscall = records.first(where: { $0.type == "SYSCALL" }) else { return }
         let execve = records.first { $0.type == "EXECVE" }
         if execve == nil {
-            guard let name = event.fields.first("SYSCALL"), name.elementsEqual("execve".utf8) || name.elementsEqual("execveat".utf8),
-                syscall.first("success")?.elementsEqual("yes".utf8) == true
-            else { return }
+            guard name == "execve" || name == "execveat", syscall.first("success")?.elementsEqual("yes".utf8) == true else { return }
         }
-        event.fields.add(category, "process_creation")
+        fields.add(category, "process_creation")
         let image = Array(syscall.first("exe") ?? records.first { $0.type == "PATH" }?.first("name") ?? [])
-        event.fields.add(Self.image, bytes: image)
+        fields.add(Self.image, bytes: image)
         let commandLine = execve.map(arguments) ?? records.first { $0.type == "PROCTITLE" }?.first("proctitle").map(title) ?? image
-        event.fields.add(Self.commandLine, bytes: commandLine)
-        if let cwd = records.first(where: { $0.type == "CWD" })?.first("cwd") { event.fields.add(currentDirectory, bytes: cwd) }
+        fields.add(Self.commandLine, bytes: commandLine)
+        if let cwd = records.first(where: { $0.type == "CWD" })?.first("cwd") { fields.add(currentDirectory, bytes: cwd) }
         let pid = syscall.integer("pid").flatMap { Int32(exactly: $0) }
-        if let pid { event.fields.add(Self.pid, String(pid)) }
+        if let pid { fields.add(Self.pid, String(pid)) }
         if let ppid = syscall.integer("ppid").flatMap({ Int32(exactly: $0) }) {
-            event.fields.add(parentPid, String(ppid))
+            fields.add(parentPid, String(ppid))
             if let parent = processes.lookup(ppid, live: live) {
-                event.fields.add(parentImage, bytes: parent.image)
-                event.fields.add(parentCommandLine, bytes: parent.commandLine)
+                fields.add(parentImage, bytes: parent.image)
+                fields.add(parentCommandLine, bytes: parent.commandLine)
             }
         }
         if let uid = syscall.first("uid") {
-            event.fields.add(userID, bytes: uid)
+            fields.add(userID, bytes: uid)
             // The enriched record names the user as the writing host knew it; else this host's name for the uid.
             if let named = syscall.first("UID") {
-                event.fields.add(user, bytes: named)
-            } else if let id = syscall.integer("uid").flatMap({ UInt32(exactly: $0) }), let known = UserNames.name(of: id) {
-                event.fields.add(user, known)
+                fields.add(user, bytes: named)
+            } else if local, let id = syscall.integer("uid").flatMap({ UInt32(exactly: $0) }), let known = UserNames.name(of: id) {
+                fields.add(user, known)
             }
         }
         // The login uid, unless unset (4294967295: a process no login started, such as a daemon).
         if let auid = syscall.first("auid"), !auid.elementsEqual("4294967295".utf8), !auid.elementsEqual("-1".utf8) {
-            event.fields.add(logonID, bytes: auid)
+            fields.add(logonID, bytes: auid)
         }
         if let pid { processes.record(pid, image: image, commandLine: commandLine) }
     }

@@ -289,7 +289,7 @@ package enum AuditParser {
         return typeNames[number] ?? "UNKNOWN[\(number)]"
     }
 
-    static let typeNames: [Int: String] = [
+    package static let typeNames: [Int: String] = [
         1100: "USER_AUTH", 1101: "USER_ACCT", 1102: "USER_MGMT", 1103: "CRED_ACQ", 1104: "CRED_DISP", 1105: "USER_START",
         1106: "USER_END", 1107: "USER_AVC", 1108: "USER_CHAUTHTOK", 1109: "USER_ERR", 1110: "CRED_REFR", 1111: "USYS_CONFIG",
         1112: "USER_LOGIN", 1113: "USER_LOGOUT", 1114: "ADD_USER", 1115: "DEL_USER", 1116: "ADD_GROUP", 1117: "DEL_GROUP",

@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 
 /// Writes real journal files with `systemd-journal-remote`, which stores Journal Export Format
 /// entries as given (timestamps and boot id included), so tests need no running journald.
@@ -42,6 +43,25 @@ package enum JournalWriter {
                 ("_HOSTNAME", host), ("_TRANSPORT", "syslog"), ("SYSLOG_IDENTIFIER", "sshd"), ("SYSLOG_FACILITY", "10"),
                 ("_PID", String(pid)), ("_COMM", "sshd"), ("PRIORITY", "5"), ("MESSAGE", message),
             ], time: time, boot: boot)
+    }
+
+    /// An audit.log record as journald's audit transport stores it: MESSAGE is the type name and
+    /// the record after its `audit(…):` stamp, the serial is `_AUDIT_ID`, the entry's time is the
+    /// record's. Nil for a record with nothing after the stamp (EOE), which journald drops.
+    package static func audit(_ line: String, host: String = "web1", boot: String = bootID) -> Data? {
+        guard let typeStart = line.range(of: "type="), let stamp = line.range(of: " msg=audit("),
+            let close = line[stamp.upperBound...].range(of: "):")
+        else { return nil }
+        let type = String(line[typeStart.upperBound..<stamp.lowerBound])
+        let parts = line[stamp.upperBound..<close.lowerBound].split(separator: ":")
+        let body = line[close.upperBound...].trimmingCharacters(in: .whitespaces)
+        guard parts.count == 2, !body.isEmpty, let seconds = Double(parts[0]) else { return nil }
+        let number = AuditParser.typeNames.first { $0.value == type }.map { String($0.key) } ?? "0"
+        return export(
+            [
+                ("_HOSTNAME", host), ("_TRANSPORT", "audit"), ("_AUDIT_TYPE", number), ("_AUDIT_ID", String(parts[1])),
+                ("SYSLOG_FACILITY", "4"), ("SYSLOG_IDENTIFIER", "audit"), ("_AUDIT_TYPE_NAME", type), ("MESSAGE", type + " " + body),
+            ], time: Int64(seconds * 1_000_000), boot: boot)
     }
 
     package static func now() -> Int64 { Int64(Date().timeIntervalSince1970 * 1_000_000) }

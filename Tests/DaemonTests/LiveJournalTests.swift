@@ -1,3 +1,4 @@
+import Daemon
 import Foundation
 import TestSupport
 import Testing
@@ -113,6 +114,45 @@ extension LiveRunTests {
                 (try? String(contentsOfFile: "/etc/machine-id", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
             try? FileManager.default.removeItem(atPath: "/var/log/journal/\(machine).\(namespace)")
             try? FileManager.default.removeItem(atPath: "/run/systemd/journal.\(namespace)")
+        }
+    }
+
+    @Test(
+        "audit records as journald stores them (no EOE) become process_creation and auditd findings within a second",
+        .enabled(if: JournalWriter.available))
+    func auditRecordsFromTheJournal() throws {
+        let dir = NSTemporaryDirectory() + "logtriage-ja-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let live = try JournalWriter.Live(file: dir + "/remote.journal")
+        defer { live.close() }
+        try live.append(JournalWriter.sshd("Accepted publickey for alice from 198.51.100.7 port 22 ssh2"))
+        let linux = AuditRuleTests.sigmaLinux
+        let d = try Self.journalDaemon(
+            "{directory: \(dir), match: rules}", extra: "rules: [\(linux)/process_creation, \(linux)/auditd/execve]")
+        try d.start()
+        usleep(700_000)
+        let exec = AuditExec(exe: "/usr/bin/chattr", argv: ["chattr", "-i", "/etc/passwd"], pid: 4321, ppid: 4300)
+        let entries = exec.lines(serial: 9001, time: Int(Date().timeIntervalSince1970)).compactMap { JournalWriter.audit($0) }
+        #expect(entries.count == 5, "journald keeps SYSCALL, EXECVE, CWD, PATH and PROCTITLE, not EOE")
+        try live.append(entries.reduce(Data(), +))
+        let waited = try d.waitFor(count: 2, seconds: 5)
+        #expect(waited < 1.0, "the findings took \(waited) s: \(Self.diagnostics(d))")
+        #expect(d.stop() == 0)
+        let found = try d.written()
+        let rules = Set(found.compactMap { (($0["finding_info"] as? [String: Any])?["analytic"] as? [String: Any])?["uid"] as? String })
+        // SigmaHQ's process_creation and auditd rules for removing the immutable attribute, unchanged.
+        #expect(rules == ["34979410-e4b5-4e5d-8cfb-389fdff05c12", "a5b977d6-8a81-4475-91b9-49dbfcd941f7"], "\(found)")
+        for f in found {
+            #expect(((f["device"] as? [String: Any])?["hostname"] as? String) == "web1")
+            let observables = (f["observables"] as? [[String: Any]] ?? []).map { "\($0["name"] ?? "")=\($0["value"] ?? "")" }
+            #expect(observables.contains("process.name=chattr"), "\(observables)")
+            // uid 1000 is someone on this machine, but the records are web1's: no name from here.
+            #expect(!observables.contains { $0.hasPrefix("user.name=") }, "\(observables)")
+            let data = ((f["evidences"] as? [[String: Any]])?.first?["data"] as? [String: Any]) ?? [:]
+            #expect((data["MESSAGE"] as? String)?.hasPrefix("type=SYSCALL ") == true, "\(data)")
+            #expect(data["process.command_line"] as? String == "chattr -i /etc/passwd", "\(data)")
+            #expect(data["process.parent.pid"] as? String == "4300", "\(data)")
         }
     }
 

@@ -76,6 +76,14 @@ package struct EventFields: Sendable {
 
     package var count: Int { names.count }
 
+    /// Empties the fields; the buffers are kept when nothing else shares them (a reader reuses
+    /// one set per entry).
+    package mutating func removeAll() {
+        storage.removeAll(keepingCapacity: true)
+        names.removeAll(keepingCapacity: true)
+        ranges.removeAll(keepingCapacity: true)
+    }
+
     package var isEmpty: Bool { names.isEmpty }
 
     /// Adds a field whose value is a range of the backing buffer (no copy).

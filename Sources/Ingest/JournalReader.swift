@@ -222,6 +222,8 @@ package final class JournalReader {
             var event = readEntry(journal)
             last = event.position.cursor
             body(&event)
+            // The fields' buffers serve the next entry, unless `body` kept the event.
+            swap(&spare, &event.fields)
         }
         // The full cursor (with sequence number and hash) for the commit, once per batch: the
         // reader still stands on the last entry it returned.
@@ -268,50 +270,61 @@ package final class JournalReader {
         return Event(time: entry.sentTime ?? time, position: position, fields: entry.fields)
     }
 
-    /// `b=<boot id>;m=<monotonic>;t=<realtime>` (hex, as sd-journal writes cursors), built in one buffer.
+    /// `b=<boot id>;m=<monotonic>;t=<realtime>` (hex, as sd-journal writes cursors), written
+    /// straight into the string's storage.
     private func stampCursor(boot: sd_id128_t?, monotonic: UInt64, realtime: UInt64?) -> String {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 96) { out in
+        String(unsafeUninitializedCapacity: 96) { out in
             var n = 0
-            func put(_ c: UInt8) {
-                out[n] = c
-                n += 1
-            }
-            func hex(_ v: UInt64) {
-                var shift = 60
-                while shift > 0, (v >> UInt64(shift)) == 0 { shift -= 4 }
-                while shift >= 0 {
-                    put(Self.hexDigits[Int((v >> UInt64(shift)) & 15)])
-                    shift -= 4
-                }
-            }
             if let boot {
-                put(UInt8(ascii: "b"))
-                put(UInt8(ascii: "="))
+                out[0] = UInt8(ascii: "b")
+                out[1] = UInt8(ascii: "=")
+                n = 2
                 withUnsafeBytes(of: boot.bytes) { bytes in
                     for b in bytes {
-                        put(Self.hexDigits[Int(b >> 4)])
-                        put(Self.hexDigits[Int(b & 15)])
+                        out[n] = Self.hexDigit(b >> 4)
+                        out[n + 1] = Self.hexDigit(b & 15)
+                        n += 2
                     }
                 }
-                put(UInt8(ascii: ";"))
-                put(UInt8(ascii: "m"))
-                put(UInt8(ascii: "="))
-                hex(monotonic)
+                out[n] = UInt8(ascii: ";")
+                out[n + 1] = UInt8(ascii: "m")
+                out[n + 2] = UInt8(ascii: "=")
+                n = Self.hex(monotonic, into: out, at: n + 3)
             }
             if let realtime {
-                if n > 0 { put(UInt8(ascii: ";")) }
-                put(UInt8(ascii: "t"))
-                put(UInt8(ascii: "="))
-                hex(realtime)
+                if n > 0 {
+                    out[n] = UInt8(ascii: ";")
+                    n += 1
+                }
+                out[n] = UInt8(ascii: "t")
+                out[n + 1] = UInt8(ascii: "=")
+                n = Self.hex(realtime, into: out, at: n + 2)
             }
-            return String(decoding: UnsafeBufferPointer(rebasing: out[..<n]), as: UTF8.self)
+            return n
         }
     }
 
-    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+    @inline(__always)
+    private static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 48 + v : 87 + v }
+
+    /// `v` in lowercase hex without leading zeros at `at`; the index after it.
+    @inline(__always)
+    private static func hex(_ v: UInt64, into out: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
+        var n = start
+        var shift = 60
+        while shift > 0, (v >> UInt64(shift)) == 0 { shift -= 4 }
+        while shift >= 0 {
+            out[n] = hexDigit(UInt8((v >> UInt64(shift)) & 15))
+            n += 1
+            shift -= 4
+        }
+        return n
+    }
 
     /// Field names seen so far, so that each entry reuses their strings instead of decoding them.
     private var names = NameTable()
+    /// The last entry's fields, emptied and refilled by the next.
+    private var spare = EventFields(capacity: 1024, fields: 24)
 
     /// One pass over the entry's data (cheaper than a get_data call per field).
     private func enumerate(_ journal: OpaquePointer) -> (fields: EventFields, hasMessage: Bool, sentTime: Int64?) {
@@ -319,7 +332,9 @@ package final class JournalReader {
         var names = NameTable(size: 0)
         swap(&names, &self.names)
         defer { swap(&names, &self.names) }
-        var fields = EventFields(capacity: 1024, fields: 24)
+        var fields = EventFields()
+        swap(&fields, &spare)
+        fields.removeAll()
         var hasMessage = false
         var sentTime: Int64?
         sd_journal_restart_data(journal)

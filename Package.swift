@@ -1,6 +1,10 @@
 // swift-tools-version:6.2
 import PackageDescription
 
+/// Release builds of our modules let the optimizer inline and specialize across module
+/// boundaries (the per-event path runs through EventModel, Ingest, Sigma and Findings).
+let optimized: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+
 let package = Package(
     name: "logtriage",
     platforms: [.macOS(.v15)],
@@ -15,11 +19,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
     ],
     targets: [
-        .target(name: "EventModel"),
+        .target(name: "EventModel", swiftSettings: optimized),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
-        .target(name: "Ingest", dependencies: ["EventModel", "CSystemd"]),
-        .target(name: "Sigma", dependencies: ["EventModel", .product(name: "Yams", package: "Yams")]),
-        .target(name: "Findings", dependencies: ["EventModel", "Sigma"]),
+        .target(name: "Ingest", dependencies: ["EventModel", "CSystemd"], swiftSettings: optimized),
+        .target(name: "Sigma", dependencies: ["EventModel", .product(name: "Yams", package: "Yams")], swiftSettings: optimized),
+        .target(name: "Findings", dependencies: ["EventModel", "Sigma"], swiftSettings: optimized),
         .target(
             name: "Triage",
             dependencies: [
@@ -37,7 +41,8 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ]
+            ],
+            swiftSettings: optimized
         ),
         .executableTarget(
             name: "logtriage",

@@ -333,13 +333,17 @@ struct Bench: ParsableCommand {
             let bare = Double(r.entries) / r.sdJournalSeconds
             print("journal: \(r.entries) entries in \(directory); reading passes: best of \(r.rounds) interleaved rounds")
             print(String(format: "  journal source, read:      %.2f s = %.0f entries/s", r.readSeconds, read))
-            print(String(format: "  sd-journal alone:          %.2f s = %.0f entries/s (step, stamps, enumerate every field)", r.sdJournalSeconds, bare))
+            print(
+                String(
+                    format: "  sd-journal alone:          %.2f s = %.0f entries/s (step, stamps, enumerate every field)",
+                    r.sdJournalSeconds, bare))
             print(
                 String(
                     format: "  journal source, + detect:  %.2f s = %.0f entries/s, %d findings", r.detectSeconds,
                     Double(r.entries) / r.detectSeconds, r.findings))
             print(String(format: "  journalctl -o export:      %.2f s = %.0f entries/s (to /dev/null)", r.journalctlSeconds, exported))
-            print(String(format: "  ratio read / journalctl:   %.2f (sd-journal alone / journalctl: %.2f)", read / exported, bare / exported))
+            print(
+                String(format: "  ratio read / journalctl:   %.2f (sd-journal alone / journalctl: %.2f)", read / exported, bare / exported))
             print(
                 String(
                     format:

@@ -368,28 +368,36 @@ package final class JournalReader {
         return v
     }
 
-    /// Interned field names: an open-addressing table keyed by a hash of the name's bytes, in
-    /// parallel arrays so that a lookup touches no reference counts until it returns the name.
-    struct NameTable {
-        enum Known { case message, sourceTime, other }
-        private var hashes: [UInt64]
-        private var offsets: [Int]
-        private var lengths: [Int]
+    /// Interned field names: an open-addressing table keyed by a hash of the name's bytes. A slot
+    /// (hash, length, offset of the name's bytes) is 16 bytes, so a probe reads one cache line; the
+    /// table starts small and doubles up to `maxSize` (the few dozen names a host writes fit the
+    /// first size, where libsystemd's mapped windows push the least out of the cache).
+    package struct NameTable {
+        package enum Known { case message, sourceTime, other }
+        private struct Slot {
+            var hash: UInt64 = 0
+            var offset: Int32 = 0
+            /// -1: empty.
+            var length: Int32 = -1
+        }
+        private var slots: [Slot]
         private var strings: [String]
         private var kinds: [Known]
         private var bytes: [UInt8] = []
         private var used = 0
+        package static let maxSize = 1024
+
+        /// Names held (at most half of `maxSize`).
+        package var count: Int { used }
 
         /// `size`: a power of two; 0 is a placeholder that holds nothing and allocates nothing.
-        init(size: Int = 1024) {
-            hashes = Array(repeating: 0, count: size)
-            offsets = Array(repeating: 0, count: size)
-            lengths = Array(repeating: -1, count: size)
+        package init(size: Int = 64) {
+            slots = Array(repeating: Slot(), count: size)
             strings = Array(repeating: "", count: size)
             kinds = Array(repeating: .other, count: size)
         }
 
-        mutating func name(_ name: UnsafeRawBufferPointer) -> (String, Known) {
+        static func hash(_ name: UnsafeRawBufferPointer) -> UInt64 {
             // Length and the first and last eight bytes tell field names apart; memcmp confirms.
             var h = UInt64(name.count) &* 0x9E37_79B9_7F4A_7C15
             if name.count >= 8 {
@@ -399,35 +407,63 @@ package final class JournalReader {
             } else {
                 for b in name { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
             }
-            h = (h ^ (h >> 32)) &* 0x94D0_49BB_1331_11EB
-            let mask = hashes.count - 1
-            if mask >= 0 {
-                var i = Int(truncatingIfNeeded: h) & mask
-                while lengths[i] >= 0 {
-                    if hashes[i] == h, lengths[i] == name.count,
-                        bytes.withUnsafeBytes({ memcmp($0.baseAddress! + offsets[i], name.baseAddress!, name.count) == 0 })
-                    {
-                        return (strings[i], kinds[i])
-                    }
-                    i = (i + 1) & mask
-                }
+            return (h ^ (h >> 32)) &* 0x94D0_49BB_1331_11EB
+        }
+
+        package mutating func name(_ name: UnsafeRawBufferPointer) -> (String, Known) {
+            guard !slots.isEmpty else {
+                // The placeholder table (size 0) is never asked.
                 let string = String(decoding: name, as: UTF8.self)
-                let known = Self.kind(string)
-                // Bounded at half the table: a writer inventing field names cannot grow it, only miss it.
-                if used < hashes.count / 2 {
-                    hashes[i] = h
-                    offsets[i] = bytes.count
-                    lengths[i] = name.count
-                    bytes.append(contentsOf: name)
-                    strings[i] = string
-                    kinds[i] = known
-                    used += 1
-                }
-                return (string, known)
+                return (string, Self.kind(string))
             }
-            // The placeholder table (size 0) is never asked.
+            let h = Self.hash(name)
+            var i = find(name, hash: h)
+            if slots[i].length >= 0 { return (strings[i], kinds[i]) }
             let string = String(decoding: name, as: UTF8.self)
-            return (string, Self.kind(string))
+            let known = Self.kind(string)
+            // Bounded: a writer inventing field names cannot grow the table past `maxSize`, only miss it.
+            if used + 1 > slots.count / 2 {
+                guard slots.count < Self.maxSize else { return (string, known) }
+                grow()
+                i = find(name, hash: h)
+            }
+            slots[i] = Slot(hash: h, offset: Int32(bytes.count), length: Int32(name.count))
+            bytes.append(contentsOf: name)
+            strings[i] = string
+            kinds[i] = known
+            used += 1
+            return (string, known)
+        }
+
+        /// The slot holding `name`, else the empty slot where it belongs.
+        private func find(_ name: UnsafeRawBufferPointer, hash h: UInt64) -> Int {
+            let mask = slots.count - 1
+            var i = Int(truncatingIfNeeded: h) & mask
+            while true {
+                let slot = slots[i]
+                if slot.length < 0 { return i }
+                if slot.hash == h, Int(slot.length) == name.count,
+                    bytes.withUnsafeBytes({ memcmp($0.baseAddress! + Int(slot.offset), name.baseAddress!, name.count) == 0 })
+                {
+                    return i
+                }
+                i = (i + 1) & mask
+            }
+        }
+
+        private mutating func grow() {
+            let old = (slots, strings, kinds)
+            slots = Array(repeating: Slot(), count: old.0.count * 2)
+            strings = Array(repeating: "", count: slots.count)
+            kinds = Array(repeating: .other, count: slots.count)
+            let mask = slots.count - 1
+            for k in old.0.indices where old.0[k].length >= 0 {
+                var i = Int(truncatingIfNeeded: old.0[k].hash) & mask
+                while slots[i].length >= 0 { i = (i + 1) & mask }
+                slots[i] = old.0[k]
+                strings[i] = old.1[k]
+                kinds[i] = old.2[k]
+            }
         }
 
         static func kind(_ name: String) -> Known {

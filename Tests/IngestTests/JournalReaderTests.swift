@@ -161,4 +161,23 @@ struct JournalReaderTests {
         #expect(reader.hasFiles)
         #expect(throws: JournalReader.Failure.self) { try JournalReader(location: .directory(s.dir + "/absent")) }
     }
+
+    @Test("field names are interned up to a bound: a writer inventing names is read right but cannot grow the table")
+    func nameTableIsBounded() {
+        var table = JournalReader.NameTable()
+        func look(_ name: String) -> (String, JournalReader.NameTable.Known) {
+            var bytes = Array(name.utf8)
+            return bytes.withUnsafeMutableBytes { table.name(UnsafeRawBufferPointer($0)) }
+        }
+        #expect(look("MESSAGE") == ("MESSAGE", .message))
+        #expect(look("_SOURCE_REALTIME_TIMESTAMP") == ("_SOURCE_REALTIME_TIMESTAMP", .sourceTime))
+        for n in 0..<5000 {
+            let name = "FIELD_\(n)_" + String(repeating: "X", count: n % 40)
+            #expect(look(name).0 == name)
+        }
+        #expect(table.count == JournalReader.NameTable.maxSize / 2)
+        // The names interned first are still found, after the table grew and filled.
+        #expect(look("MESSAGE") == ("MESSAGE", .message))
+        #expect(look("FIELD_7_XXXXXXX").0 == "FIELD_7_XXXXXXX")
+    }
 }

@@ -239,7 +239,8 @@ package final class LiveRunner {
             // correlation windows carry over where the new rules still have the correlation.
             detector.settle(now: Self.now(), deliver: write)
             var fresh = Detector(rules: candidate.rules, configuration: nextScan, live: true)
-            fresh.audit.liveProcesses = localRecords
+            // The audit assembler holds no rule state: its programs seen (parents) and counts carry over.
+            fresh.audit = detector.audit
             do {
                 try fresh.restore(detector.snapshot(), aggregation: false)
             } catch {
@@ -360,6 +361,7 @@ package final class LiveRunner {
                 "journal: \(journal.entries) entries, \(journal.retriedEntries) read again for a MESSAGE missing at first, \(journal.entriesWithoutMessage) without MESSAGE"
             )
         }
+        if detector.audit.statistics.records > 0 { log.info("\(detector.audit.statistics.line)") }
         for t in tails where t.statistics.rotations + t.statistics.truncations > 0 {
             log.info("\(t.path): \(t.statistics.rotations) rotations, \(t.statistics.truncations) truncations (copytruncate)")
         }

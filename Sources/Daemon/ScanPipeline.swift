@@ -43,6 +43,8 @@ package struct ScanSummary: Sendable {
     package var sessionFolded = 0
     /// Correlation groups evicted because a correlation reached its group cap.
     package var correlationEvictions = 0
+    /// Audit records read, the events they were joined into, and those given out incomplete.
+    package var audit = AuditAssembler.Statistics()
     package var seconds = 0.0
 
     package var line: String {
@@ -57,6 +59,7 @@ package struct ScanSummary: Sendable {
         if groupsClosedEarly > 0 { s += "; \(groupsClosedEarly) aggregation groups closed early" }
         if sessionFolded > 0 { s += "; \(sessionFolded) session summaries folded" }
         if correlationEvictions > 0 { s += "; \(correlationEvictions) correlation groups evicted" }
+        if audit.records > 0 { s += "; \(audit.line)" }
         return s
     }
 }
@@ -154,6 +157,7 @@ package struct ScanPipeline {
         summary.ruleEvaluations = detector.context.statistics.rulesEvaluated
         summary.sessionFolded = detector.context.statistics.sessionFolded
         summary.groupsClosedEarly = detector.aggregator.closedEarly
+        summary.audit = detector.audit.statistics
         summary.seconds = Date().timeIntervalSince(start)
         return summary
     }

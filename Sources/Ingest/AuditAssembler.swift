@@ -26,6 +26,9 @@ package struct AuditAssembler {
         /// Events given out without their EOE (timed out, crowded out, or at end of input).
         package var incomplete = 0
         package init() {}
+
+        /// `audit: R records in E events (I incomplete)`, for summaries.
+        package var line: String { "audit: \(records) records in \(events) events (\(incomplete) incomplete)" }
     }
 
     package private(set) var statistics = Statistics()

@@ -121,4 +121,24 @@ import Testing
         let quiet = try Self.findings(Self.benign.enumerated().map { k, b in AuditExec(exe: b.0, argv: b.1, pid: 5000 + k) }, rules: rules)
         #expect(quiet.isEmpty, "benign commands raised \(quiet)")
     }
+
+    /// `logtriage scan` of an audit.log: findings from the unchanged SigmaHQ rule, and the summary
+    /// counts the records, the events they made and the one whose other records never came.
+    @Test func scanOfAnAuditLogCountsRecordsAndEvents() throws {
+        let dir = NSTemporaryDirectory() + "logtriage-audit-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        var lines = AuditExec(exe: "/usr/bin/chattr", argv: ["chattr", "-i", "/etc/shadow"]).lines(serial: 100)
+        lines += AuditExec(exe: "/usr/bin/ls", argv: ["ls", "-la"]).lines(serial: 101)
+        lines.append(
+            "type=SYSCALL msg=audit(1764240000.123:102): arch=c000003e syscall=257 success=yes exit=3 ppid=1 pid=77 comm=\"cat\" exe=\"/usr/bin/cat\""
+        )
+        let path = dir + "/audit.log"
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
+        let (status, out, err) = try Fixtures.run(Fixtures.binary, ["scan", "--rules", Self.sigmaLinux + "/process_creation", path])
+        #expect(status == 0, "\(err)")
+        let findings = String(decoding: out, as: UTF8.self).split(separator: "\n")
+        #expect(findings.count == 1 && findings[0].contains("34979410-e4b5-4e5d-8cfb-389fdff05c12"), "\(findings)")
+        #expect(err.contains("audit: 13 records in 3 events (1 incomplete)"), "\(err)")
+    }
 }

@@ -92,6 +92,12 @@ package struct EventFields: Sendable {
         ranges.append(range)
     }
 
+    /// Appends `bytes` to the backing buffer without adding a field (fields added by range may
+    /// point into it).
+    package mutating func append(backing bytes: UnsafeRawBufferPointer) {
+        storage.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
+    }
+
     /// Adds a field with its own value, appended to the backing buffer.
     package mutating func add(_ name: String, bytes: some Collection<UInt8>) {
         let start = storage.count
@@ -103,7 +109,8 @@ package struct EventFields: Sendable {
     /// Adds a field whose value is copied from `bytes` (not generic: the per-field path of readers).
     package mutating func add(_ name: String, buffer bytes: UnsafeRawBufferPointer) {
         let start = storage.count
-        storage.append(contentsOf: bytes)
+        // As typed bytes: Array copies an UnsafeBufferPointer with memcpy, a raw buffer byte by byte.
+        storage.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
         names.append(name)
         ranges.append(start..<storage.count)
     }

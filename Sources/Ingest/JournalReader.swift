@@ -99,6 +99,7 @@ package final class JournalReader {
 
     deinit {
         if let journal { sd_journal_close(journal) }
+        scratch.deallocate()
     }
 
     private func addMatches(_ groups: [Match]) throws {
@@ -340,22 +341,37 @@ package final class JournalReader {
         sd_journal_restart_data(journal)
         var data: UnsafeRawPointer?
         var length = 0
+        // Values are gathered in `scratch` and join the fields' buffer in one append at the end
+        // (an append per value costs more than the copy itself); the ranges are where they land.
+        let base = fields.storage.count
+        var used = 0
         while sd_journal_enumerate_data(journal, &data, &length) > 0 {
             guard let data else { continue }
             let bytes = UnsafeRawBufferPointer(start: data, count: length)
-            guard let found = memchr(data, Int32(UInt8(ascii: "=")), length) else { continue }
-            let eq = data.distance(to: UnsafeRawPointer(found))
-            guard eq > 0 else { continue }
-            let (name, known) = names.name(UnsafeRawBufferPointer(rebasing: bytes[..<eq]))
+            guard let (name, known, eq) = names.field(bytes) else { continue }
             let value = UnsafeRawBufferPointer(rebasing: bytes[(eq + 1)...])
-            fields.add(name, buffer: value)
+            if used + value.count > scratch.count { growScratch(to: used + value.count) }
+            if let source = value.baseAddress { (scratch.baseAddress! + used).copyMemory(from: source, byteCount: value.count) }
+            fields.add(name, range: (base + used)..<(base + used + value.count))
+            used += value.count
             switch known {
             case .message: hasMessage = true
             case .sourceTime: sentTime = Self.decimal(value)
             case .other: break
             }
         }
+        fields.append(backing: UnsafeRawBufferPointer(rebasing: scratch[..<used]))
         return (fields, hasMessage, sentTime)
+    }
+
+    /// The values of the entry being read (see `enumerate`); it grows with the largest entry.
+    private var scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 16_384, alignment: 8)
+
+    private func growScratch(to size: Int) {
+        let grown = UnsafeMutableRawBufferPointer.allocate(byteCount: max(size, 2 * scratch.count), alignment: 8)
+        grown.copyMemory(from: UnsafeRawBufferPointer(scratch))
+        scratch.deallocate()
+        scratch = grown
     }
 
     static func decimal(_ bytes: UnsafeRawBufferPointer) -> Int64? {
@@ -385,6 +401,8 @@ package final class JournalReader {
         private var kinds: [Known]
         private var bytes: [UInt8] = []
         private var used = 0
+        /// Address of a field libsystemd returned → its name's slot (see `field`).
+        private var recent: [(address: UInt, slot: Int32)]
         package static let maxSize = 1024
 
         /// Names held (at most half of `maxSize`).
@@ -392,11 +410,13 @@ package final class JournalReader {
 
         /// `size`: a power of two; 0 is a placeholder that holds nothing and allocates nothing.
         package init(size: Int = 64) {
+            recent = size > 0 ? Array(repeating: (0, 0), count: 256) : []
             slots = Array(repeating: Slot(), count: size)
             strings = Array(repeating: "", count: size)
             kinds = Array(repeating: .other, count: size)
         }
 
+        @inline(__always)
         static func hash(_ name: UnsafeRawBufferPointer) -> UInt64 {
             // Length and the first and last eight bytes tell field names apart; memcmp confirms.
             var h = UInt64(name.count) &* 0x9E37_79B9_7F4A_7C15
@@ -411,20 +431,57 @@ package final class JournalReader {
         }
 
         package mutating func name(_ name: UnsafeRawBufferPointer) -> (String, Known) {
+            let (string, known, _) = lookup(name)
+            return (string, known)
+        }
+
+        /// The name of a `NAME=value` field, its kind and the index of `=`; nil without a name.
+        ///
+        /// A journal file stores each distinct field once, and libsystemd hands the same object
+        /// out at the same address while its window stays mapped: a small cache from address to
+        /// slot skips the search for `=` and the hash. The name's bytes are still compared, so a
+        /// window mapped anew at that address cannot mislabel a field.
+        @inline(__always)
+        mutating func field(_ data: UnsafeRawBufferPointer) -> (String, Known, Int)? {
+            guard let base = data.baseAddress else { return nil }
+            let address = UInt(bitPattern: base)
+            let c = Int(truncatingIfNeeded: (UInt64(address) &* 0x9E37_79B9_7F4A_7C15) >> 56)
+            if !recent.isEmpty, recent[c].address == address {
+                let slot = Int(recent[c].slot)
+                let n = Int(slots[slot].length)
+                if n < data.count, data[n] == UInt8(ascii: "="),
+                    bytes.withUnsafeBytes({ memcmp($0.baseAddress! + Int(slots[slot].offset), base, n) == 0 })
+                {
+                    return (strings[slot], kinds[slot], n)
+                }
+            }
+            guard let found = memchr(base, Int32(UInt8(ascii: "=")), data.count) else { return nil }
+            let eq = base.distance(to: UnsafeRawPointer(found))
+            guard eq > 0 else { return nil }
+            let (string, known, slot) = lookup(UnsafeRawBufferPointer(rebasing: data[..<eq]))
+            if slot >= 0, !recent.isEmpty { recent[c] = (address, Int32(slot)) }
+            return (string, known, eq)
+        }
+
+        /// The name's string and kind, and its slot (-1 when not held).
+        @inline(__always)
+        private mutating func lookup(_ name: UnsafeRawBufferPointer) -> (String, Known, Int) {
             guard !slots.isEmpty else {
                 // The placeholder table (size 0) is never asked.
                 let string = String(decoding: name, as: UTF8.self)
-                return (string, Self.kind(string))
+                return (string, Self.kind(string), -1)
             }
             let h = Self.hash(name)
             var i = find(name, hash: h)
-            if slots[i].length >= 0 { return (strings[i], kinds[i]) }
+            if slots[i].length >= 0 { return (strings[i], kinds[i], i) }
             let string = String(decoding: name, as: UTF8.self)
             let known = Self.kind(string)
             // Bounded: a writer inventing field names cannot grow the table past `maxSize`, only miss it.
             if used + 1 > slots.count / 2 {
-                guard slots.count < Self.maxSize else { return (string, known) }
+                guard slots.count < Self.maxSize else { return (string, known, -1) }
                 grow()
+                // Slots moved: the addresses remembered for them are forgotten.
+                for k in recent.indices { recent[k] = (0, 0) }
                 i = find(name, hash: h)
             }
             slots[i] = Slot(hash: h, offset: Int32(bytes.count), length: Int32(name.count))
@@ -432,10 +489,11 @@ package final class JournalReader {
             strings[i] = string
             kinds[i] = known
             used += 1
-            return (string, known)
+            return (string, known, i)
         }
 
         /// The slot holding `name`, else the empty slot where it belongs.
+        @inline(__always)
         private func find(_ name: UnsafeRawBufferPointer, hash h: UInt64) -> Int {
             let mask = slots.count - 1
             var i = Int(truncatingIfNeeded: h) & mask

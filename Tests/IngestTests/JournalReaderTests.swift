@@ -51,6 +51,30 @@ struct JournalReaderTests {
         #expect(reader.cursor?.hasPrefix("s=") == true && reader.cursor?.contains(";i=2;") == true, "\(reader.cursor ?? "")")
     }
 
+    @Test("values larger than the reader's buffers arrive whole, and events kept by the consumer keep their own fields")
+    func largeValuesAndKeptEvents() throws {
+        let s = try Scratch()
+        let big = String(repeating: "0123456789abcdef", count: 8192)
+        let other = String(repeating: "z", count: 50_000)
+        try JournalWriter.write(
+            [
+                JournalWriter.export([("MESSAGE", "small one"), ("SYSLOG_IDENTIFIER", "app")]),
+                JournalWriter.export([("MESSAGE", big), ("SYSLOG_IDENTIFIER", "app"), ("BLOB", other)]),
+                JournalWriter.export([("MESSAGE", "small two"), ("SYSLOG_IDENTIFIER", "app")]),
+            ], to: s.file)
+        let reader = try JournalReader(location: .directory(s.dir))
+        try reader.seek(cursor: nil, start: .head)
+        var events: [Event] = []
+        _ = try reader.poll(maxEntries: 10) { events.append($0) }
+        try #require(events.count == 3)
+        #expect(events[0].string("MESSAGE") == "small one")
+        #expect(events[1].string("MESSAGE") == big)
+        #expect(events[1].string("BLOB") == other)
+        #expect(events[1].string("SYSLOG_IDENTIFIER") == "app")
+        #expect(events[2].string("MESSAGE") == "small two")
+        #expect(events[2].string("BLOB") == nil)
+    }
+
     @Test("resume after a cursor yields the following entries; an inclusive resume repeats the cursor's entry")
     func resume() throws {
         let s = try Scratch()

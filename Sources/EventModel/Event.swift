@@ -52,44 +52,54 @@ package struct SourcePosition: Sendable, Hashable {
 /// An event's fields: names in order of appearance, values as byte ranges of one buffer.
 /// A name may repeat (journald allows it); matchers treat repeats as a multi-valued field.
 package struct EventFields: Sendable {
-    package private(set) var storage: [UInt8]
-    package private(set) var names: [String]
-    private var ranges: [Range<Int>]
+    /// One field: its name and where its value lies in `storage`. Name and range side by side,
+    /// so a lookup reads one array and a reader appends once per field.
+    @usableFromInline
+    struct Field: Sendable {
+        @usableFromInline var name: String
+        @usableFromInline var range: Range<Int>
+        @inlinable init(name: String, range: Range<Int>) {
+            self.name = name
+            self.range = range
+        }
+    }
 
-    package init(capacity: Int = 0, fields: Int = 0) {
+    package private(set) var storage: [UInt8]
+    @usableFromInline var fields: [Field]
+
+    package init(capacity: Int = 0, fields count: Int = 0) {
         storage = []
-        storage.reserveCapacity(capacity)
-        names = []
-        names.reserveCapacity(fields)
-        ranges = []
-        ranges.reserveCapacity(fields)
+        fields = []
+        // reserveCapacity(0) would still allocate: an empty placeholder costs nothing.
+        if capacity > 0 { storage.reserveCapacity(capacity) }
+        if count > 0 { fields.reserveCapacity(count) }
     }
 
     /// Adopts `bytes` as the backing buffer; fields can then be added as ranges into it.
     package init(backing bytes: [UInt8]) {
         storage = bytes
-        names = []
-        names.reserveCapacity(12)
-        ranges = []
-        ranges.reserveCapacity(12)
+        fields = []
+        fields.reserveCapacity(12)
     }
 
-    package var count: Int { names.count }
+    package var count: Int { fields.count }
+
+    /// The names in order (repeats included).
+    package var names: [String] { fields.map(\.name) }
 
     /// Empties the fields; the buffers are kept when nothing else shares them (a reader reuses
     /// one set per entry).
     package mutating func removeAll() {
         storage.removeAll(keepingCapacity: true)
-        names.removeAll(keepingCapacity: true)
-        ranges.removeAll(keepingCapacity: true)
+        fields.removeAll(keepingCapacity: true)
     }
 
-    package var isEmpty: Bool { names.isEmpty }
+    package var isEmpty: Bool { fields.isEmpty }
 
     /// Adds a field whose value is a range of the backing buffer (no copy).
+    @inlinable
     package mutating func add(_ name: String, range: Range<Int>) {
-        names.append(name)
-        ranges.append(range)
+        fields.append(Field(name: name, range: range))
     }
 
     /// Appends `bytes` to the backing buffer without adding a field (fields added by range may
@@ -102,8 +112,7 @@ package struct EventFields: Sendable {
     package mutating func add(_ name: String, bytes: some Collection<UInt8>) {
         let start = storage.count
         storage.append(contentsOf: bytes)
-        names.append(name)
-        ranges.append(start..<storage.count)
+        fields.append(Field(name: name, range: start..<storage.count))
     }
 
     /// Adds a field whose value is copied from `bytes` (not generic: the per-field path of readers).
@@ -111,8 +120,7 @@ package struct EventFields: Sendable {
         let start = storage.count
         // As typed bytes: Array copies an UnsafeBufferPointer with memcpy, a raw buffer byte by byte.
         storage.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
-        names.append(name)
-        ranges.append(start..<storage.count)
+        fields.append(Field(name: name, range: start..<storage.count))
     }
 
     /// Adds a field whose value `write` appends to the backing buffer (a value decoded in place).
@@ -120,16 +128,16 @@ package struct EventFields: Sendable {
     package mutating func add(_ name: String, writing write: (inout [UInt8]) -> Void) {
         let start = storage.count
         write(&storage)
-        names.append(name)
-        ranges.append(start..<storage.count)
+        fields.append(Field(name: name, range: start..<storage.count))
     }
 
     /// Appends every field of `other`, in order.
     package mutating func append(contentsOf other: EventFields) {
         let shift = storage.count
         storage.append(contentsOf: other.storage)
-        names.append(contentsOf: other.names)
-        for r in other.ranges { ranges.append((r.lowerBound + shift)..<(r.upperBound + shift)) }
+        for f in other.fields {
+            fields.append(Field(name: f.name, range: (f.range.lowerBound + shift)..<(f.range.upperBound + shift)))
+        }
     }
 
     package mutating func add(_ name: String, _ value: String) {
@@ -144,18 +152,11 @@ package struct EventFields: Sendable {
     }
 
     package mutating func remove(_ name: String) {
-        var i = names.count - 1
-        while i >= 0 {
-            if names[i] == name {
-                names.remove(at: i)
-                ranges.remove(at: i)
-            }
-            i -= 1
-        }
+        fields.removeAll { $0.name == name }
     }
 
     package func contains(_ name: String) -> Bool {
-        for n in names where Self.same(n, name) { return true }
+        for f in fields where Self.same(f.name, name) { return true }
         return false
     }
 
@@ -169,24 +170,24 @@ package struct EventFields: Sendable {
     /// Index of the first field called `name`.
     @inline(__always)
     package func index(of name: String) -> Int? {
-        for i in names.indices where Self.same(names[i], name) { return i }
+        for i in fields.indices where Self.same(fields[i].name, name) { return i }
         return nil
     }
 
-    package func name(at index: Int) -> String { names[index] }
-    package func range(at index: Int) -> Range<Int> { ranges[index] }
-    package func value(at index: Int) -> ArraySlice<UInt8> { storage[ranges[index]] }
+    package func name(at index: Int) -> String { fields[index].name }
+    package func range(at index: Int) -> Range<Int> { fields[index].range }
+    package func value(at index: Int) -> ArraySlice<UInt8> { storage[fields[index].range] }
 
     /// The first value of `name`.
     package func first(_ name: String) -> ArraySlice<UInt8>? {
-        for i in names.indices where Self.same(names[i], name) { return storage[ranges[i]] }
+        for f in fields where Self.same(f.name, name) { return storage[f.range] }
         return nil
     }
 
     /// Every value of `name`, in order.
     package func all(_ name: String) -> [ArraySlice<UInt8>] {
         var out: [ArraySlice<UInt8>] = []
-        for i in names.indices where names[i] == name { out.append(storage[ranges[i]]) }
+        for f in fields where f.name == name { out.append(storage[f.range]) }
         return out
     }
 
@@ -194,9 +195,8 @@ package struct EventFields: Sendable {
     @inline(__always)
     package func anyValue(_ name: String, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
         storage.withUnsafeBufferPointer { buffer in
-            for i in names.indices where Self.same(names[i], name) {
-                let r = ranges[i]
-                if body(UnsafeBufferPointer(rebasing: buffer[r])) { return true }
+            for f in fields where Self.same(f.name, name) {
+                if body(UnsafeBufferPointer(rebasing: buffer[f.range])) { return true }
             }
             return false
         }

@@ -54,18 +54,17 @@ package struct SourcePosition: Sendable, Hashable {
 package struct EventFields: Sendable {
     /// One field: its name and where its value lies in `storage`. Name and range side by side,
     /// so a lookup reads one array and a reader appends once per field.
-    @usableFromInline
-    struct Field: Sendable {
-        @usableFromInline var name: String
-        @usableFromInline var range: Range<Int>
-        @inlinable init(name: String, range: Range<Int>) {
+    package struct Field: Sendable {
+        package var name: String
+        package var range: Range<Int>
+        package init(name: String, range: Range<Int>) {
             self.name = name
             self.range = range
         }
     }
 
     package private(set) var storage: [UInt8]
-    @usableFromInline var fields: [Field]
+    private var fields: [Field]
 
     package init(capacity: Int = 0, fields count: Int = 0) {
         storage = []
@@ -97,9 +96,14 @@ package struct EventFields: Sendable {
     package var isEmpty: Bool { fields.isEmpty }
 
     /// Adds a field whose value is a range of the backing buffer (no copy).
-    @inlinable
     package mutating func add(_ name: String, range: Range<Int>) {
         fields.append(Field(name: name, range: range))
+    }
+
+    /// Takes `list` as the fields, whose ranges point into the backing buffer, and hands the
+    /// previous list back (a reader fills one list per entry and reuses the other).
+    package mutating func exchangeFields(_ list: inout [Field]) {
+        swap(&fields, &list)
     }
 
     /// Appends `bytes` to the backing buffer without adding a field (fields added by range may

@@ -274,23 +274,25 @@ package final class JournalReader {
     /// `b=<boot id>;m=<monotonic>;t=<realtime>` (hex, as sd-journal writes cursors), written
     /// straight into the string's storage.
     private func stampCursor(boot: sd_id128_t?, monotonic: UInt64, realtime: UInt64?) -> String {
-        String(unsafeUninitializedCapacity: 96) { out in
-            var n = 0
-            if let boot {
-                out[0] = UInt8(ascii: "b")
-                out[1] = UInt8(ascii: "=")
-                n = 2
+        // `b=<boot id>;m=` changes only with the boot: formatted once per boot.
+        if let boot {
+            let id = withUnsafeBytes(of: boot.bytes) {
+                ($0.loadUnaligned(as: UInt64.self), $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            }
+            if bootPrefix.text.isEmpty || id != bootPrefix.id {
+                var text = Array("b=".utf8)
                 withUnsafeBytes(of: boot.bytes) { bytes in
-                    for b in bytes {
-                        out[n] = Self.hexDigit(b >> 4)
-                        out[n + 1] = Self.hexDigit(b & 15)
-                        n += 2
-                    }
+                    for b in bytes { text += [Self.hexDigit(b >> 4), Self.hexDigit(b & 15)] }
                 }
-                out[n] = UInt8(ascii: ";")
-                out[n + 1] = UInt8(ascii: "m")
-                out[n + 2] = UInt8(ascii: "=")
-                n = Self.hex(monotonic, into: out, at: n + 3)
+                bootPrefix = (id, text + Array(";m=".utf8))
+            }
+        }
+        let prefix = bootPrefix.text
+        return String(unsafeUninitializedCapacity: 96) { out in
+            var n = 0
+            if boot != nil {
+                prefix.withUnsafeBytes { UnsafeMutableRawBufferPointer(out).copyMemory(from: $0) }
+                n = Self.hex(monotonic, into: out, at: prefix.count)
             }
             if let realtime {
                 if n > 0 {
@@ -305,21 +307,25 @@ package final class JournalReader {
         }
     }
 
+    /// The last boot id seen and its cursor prefix.
+    private var bootPrefix: (id: (UInt64, UInt64), text: [UInt8]) = ((0, 0), [])
+
     @inline(__always)
     private static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 48 + v : 87 + v }
 
     /// `v` in lowercase hex without leading zeros at `at`; the index after it.
     @inline(__always)
     private static func hex(_ v: UInt64, into out: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
-        var n = start
-        var shift = 60
-        while shift > 0, (v >> UInt64(shift)) == 0 { shift -= 4 }
-        while shift >= 0 {
-            out[n] = hexDigit(UInt8((v >> UInt64(shift)) & 15))
-            n += 1
-            shift -= 4
+        // Digits needed (one for zero), then filled from the last.
+        let digits = max(1, (64 - v.leadingZeroBitCount + 3) / 4)
+        var rest = v
+        var n = start + digits
+        while n > start {
+            n -= 1
+            out[n] = hexDigit(UInt8(truncatingIfNeeded: rest & 15))
+            rest >>= 4
         }
-        return n
+        return start + digits
     }
 
     /// Field names seen so far, so that each entry reuses their strings instead of decoding them.
@@ -345,6 +351,9 @@ package final class JournalReader {
         // (an append per value costs more than the copy itself); the ranges are where they land.
         let base = fields.storage.count
         var used = 0
+        var list: [EventFields.Field] = []
+        swap(&list, &spareList)
+        list.removeAll(keepingCapacity: true)
         while sd_journal_enumerate_data(journal, &data, &length) > 0 {
             guard let data else { continue }
             let bytes = UnsafeRawBufferPointer(start: data, count: length)
@@ -352,7 +361,7 @@ package final class JournalReader {
             let value = UnsafeRawBufferPointer(rebasing: bytes[(eq + 1)...])
             if used + value.count > scratch.count { growScratch(to: used + value.count) }
             if let source = value.baseAddress { (scratch.baseAddress! + used).copyMemory(from: source, byteCount: value.count) }
-            fields.add(name, range: (base + used)..<(base + used + value.count))
+            list.append(EventFields.Field(name: name, range: (base + used)..<(base + used + value.count)))
             used += value.count
             switch known {
             case .message: hasMessage = true
@@ -361,8 +370,13 @@ package final class JournalReader {
             }
         }
         fields.append(backing: UnsafeRawBufferPointer(rebasing: scratch[..<used]))
+        fields.exchangeFields(&list)
+        swap(&list, &spareList)
         return (fields, hasMessage, sentTime)
     }
+
+    /// The field list of an earlier entry, refilled by the next (see `enumerate`).
+    private var spareList: [EventFields.Field] = []
 
     /// The values of the entry being read (see `enumerate`); it grows with the largest entry.
     private var scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 16_384, alignment: 8)

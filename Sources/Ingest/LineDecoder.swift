@@ -26,11 +26,12 @@ package struct LineDecoder: Sendable {
     /// The event for `line`, and whether it had the structure its format promises.
     package mutating func decode(_ line: UnsafeBufferPointer<UInt8>, position: SourcePosition) -> (event: Event?, parsed: Bool) {
         if line.isEmpty { return (nil, true) }
-        if format == .audit || (format == .auto && Self.isAuditRecord(line)) {
+        let audit = (format == .audit || format == .auto) && Self.isAuditRecord(line)
+        if format == .audit || audit {
             // The record as the message; AuditAssembler reads and joins it.
             var fields = EventFields(capacity: line.count + 16, fields: 2)
             fields.add(FieldName.message, buffer: UnsafeRawBufferPointer(line))
-            return (Event(position: position, fields: fields), Self.isAuditRecord(line))
+            return (Event(position: position, fields: fields), audit)
         }
         var isJSON = format == .jsonl
         if format == .auto {

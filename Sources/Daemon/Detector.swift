@@ -113,10 +113,7 @@ package struct Detector {
     /// Audit records still waiting for the rest of their event count as held too.
     package func heldPositions() -> [String: SourcePosition] {
         var held = rules.heldPositions(context: context)
-        for (source, p) in audit.heldPositions() {
-            if let known = held[source], (known.offset, known.line) <= (p.offset, p.line) { continue }
-            held[source] = p
-        }
+        for p in audit.heldPositions().values { held.keepEarliest(p) }
         return held
     }
 

@@ -49,6 +49,15 @@ package struct SourcePosition: Sendable, Hashable {
     }
 }
 
+extension [String: SourcePosition] {
+    /// Holds `p` for its source unless an earlier position is held (files order by offset;
+    /// journal entries, offset 0, by the order they were read).
+    package mutating func keepEarliest(_ p: SourcePosition) {
+        if let known = self[p.source], (known.offset, known.line) <= (p.offset, p.line) { return }
+        self[p.source] = p
+    }
+}
+
 /// An event's fields: names in order of appearance, values as byte ranges of one buffer.
 /// A name may repeat (journald allows it); matchers treat repeats as a multi-valued field.
 package struct EventFields: Sendable {

@@ -87,10 +87,15 @@ package struct AuditAssembler {
         if records.count > 1, let last = records.last, records.allSatisfy({ $0.serial == last.serial }),
             let p = pending.removeValue(forKey: Key(node: last.node, serial: last.serial))
         {
-            statistics.events += 1
-            out.append(assemble(p.records, carrier: p.first))
+            giveOut(p.records, carrier: p.first, into: &out)
         }
         return true
+    }
+
+    /// One assembled event out, counted.
+    private mutating func giveOut(_ records: [AuditRecord], carrier: Event, into out: inout [Event]) {
+        statistics.events += 1
+        out.append(assemble(records, carrier: carrier))
     }
 
     private mutating func add(_ record: AuditRecord, carrier event: Event, now: Int64, into out: inout [Event]) {
@@ -98,22 +103,18 @@ package struct AuditAssembler {
         let key = Key(node: record.node, serial: record.serial)
         // Events written by user space are one record; so is a kernel record when none of its serial waits.
         if pending[key] == nil, Self.isStandalone(record.type) {
-            statistics.events += 1
-            out.append(assemble([record], carrier: event))
+            giveOut([record], carrier: event, into: &out)
             return
         }
         if record.type == "EOE" {
-            guard let p = pending.removeValue(forKey: key) else { return }
-            statistics.events += 1
-            out.append(assemble(p.records, carrier: p.first))
+            if let p = pending.removeValue(forKey: key) { giveOut(p.records, carrier: p.first, into: &out) }
             return
         }
         if record.type == "PROCTITLE" {
             // The kernel writes PROCTITLE last, just before EOE; journald does not store EOE (its
             // body is empty), so this is where a syscall event read from the journal is whole.
             let p = pending.removeValue(forKey: key)
-            statistics.events += 1
-            out.append(assemble((p?.records ?? []) + [record], carrier: p?.first ?? event))
+            giveOut((p?.records ?? []) + [record], carrier: p?.first ?? event, into: &out)
             return
         }
         if pending[key] != nil {
@@ -142,11 +143,7 @@ package struct AuditAssembler {
     /// Per source, the earliest record still waiting: a checkpoint must not move past it.
     package func heldPositions() -> [String: SourcePosition] {
         var out: [String: SourcePosition] = [:]
-        for p in pending.values {
-            let pos = p.first.position
-            if let known = out[pos.source], (known.offset, known.line) <= (pos.offset, pos.line) { continue }
-            out[pos.source] = pos
-        }
+        for p in pending.values { out.keepEarliest(p.first.position) }
         return out
     }
 
@@ -169,9 +166,8 @@ package struct AuditAssembler {
             let key = order[orderHead]
             orderHead += 1
             guard let p = pending.removeValue(forKey: key) else { continue }
-            statistics.events += 1
             statistics.incomplete += 1
-            out.append(assemble(p.records, carrier: p.first))
+            giveOut(p.records, carrier: p.first, into: &out)
             break
         }
         compact()

@@ -805,12 +805,7 @@ package struct RuleSet: Sendable {
     package func heldPositions(context c: Context) -> [String: SourcePosition] {
         var out: [String: SourcePosition] = [:]
         for session in c.sessions.entries.values {
-            for e in [session.pendingEvent, session.provisionalEvent].compactMap({ $0 }) {
-                let p = e.position
-                // Files order by offset; journal entries (offset 0) by the order they were read.
-                if let known = out[p.source], (known.offset, known.line) <= (p.offset, p.line) { continue }
-                out[p.source] = p
-            }
+            for e in [session.pendingEvent, session.provisionalEvent].compactMap({ $0 }) { out.keepEarliest(e.position) }
         }
         return out
     }

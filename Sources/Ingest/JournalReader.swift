@@ -444,11 +444,6 @@ package final class JournalReader {
             return (h ^ (h >> 32)) &* 0x94D0_49BB_1331_11EB
         }
 
-        package mutating func name(_ name: UnsafeRawBufferPointer) -> (String, Known) {
-            let (string, known, _) = lookup(name)
-            return (string, known)
-        }
-
         /// The name of a `NAME=value` field, its kind and the index of `=`; nil without a name.
         ///
         /// A journal file stores each distinct field once, and libsystemd hands the same object
@@ -456,7 +451,7 @@ package final class JournalReader {
         /// slot skips the search for `=` and the hash. The name's bytes are still compared, so a
         /// window mapped anew at that address cannot mislabel a field.
         @inline(__always)
-        mutating func field(_ data: UnsafeRawBufferPointer) -> (String, Known, Int)? {
+        package mutating func field(_ data: UnsafeRawBufferPointer) -> (String, Known, Int)? {
             guard let base = data.baseAddress else { return nil }
             let address = UInt(bitPattern: base)
             let c = Int(truncatingIfNeeded: (UInt64(address) &* 0x9E37_79B9_7F4A_7C15) >> 56)

@@ -190,8 +190,10 @@ struct JournalReaderTests {
     func nameTableIsBounded() {
         var table = JournalReader.NameTable()
         func look(_ name: String) -> (String, JournalReader.NameTable.Known) {
-            var bytes = Array(name.utf8)
-            return bytes.withUnsafeMutableBytes { table.name(UnsafeRawBufferPointer($0)) }
+            var bytes = Array((name + "=value").utf8)
+            let found = bytes.withUnsafeMutableBytes { table.field(UnsafeRawBufferPointer($0)) }
+            #expect(found?.2 == name.utf8.count)
+            return found.map { ($0.0, $0.1) } ?? ("", .other)
         }
         #expect(look("MESSAGE") == ("MESSAGE", .message))
         #expect(look("_SOURCE_REALTIME_TIMESTAMP") == ("_SOURCE_REALTIME_TIMESTAMP", .sourceTime))

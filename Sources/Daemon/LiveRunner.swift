@@ -198,8 +198,9 @@ package final class LiveRunner {
         }
         /// SIGHUP: output files are reopened (logrotate), and the configuration file and rules are
         /// read again. A reload whose configuration has a problem, whose rules have a problem the
-        /// running ones did not, or that loads no rule, keeps the running rules and says why. Rules, pipelines and the aggregation window change in
-        /// place; other keys take effect at the next start.
+        /// running ones did not, or that loads no rule, keeps the running rules and says why.
+        /// Rules, pipelines and the aggregation window change in place; other keys take effect at
+        /// the next start.
         func reload() throws {
             Notify.send("RELOADING=1\nMONOTONIC_USEC=\(Self.monotonicMicroseconds())\nSTATUS=reloading")
             defer { Notify.send("READY=1\nSTATUS=\(statistics.lines) lines, \(findings) findings") }

@@ -33,19 +33,114 @@ package struct SourcePosition: Sendable, Hashable {
     /// Byte offset of the record's first byte.
     package var offset: UInt64
     /// An opaque resume token where the source has one (a journal cursor).
-    package var cursor: String?
+    package var cursor: String? {
+        get {
+            switch token {
+            case .none: nil
+            case .text(let text): text
+            case .stamps(let stamps): stamps.cursor
+            }
+        }
+        set { token = newValue.map { .text($0) } }
+    }
+    private var token: Token?
+
+    /// A cursor as text, or as a journal entry's stamps, written out only when asked (most
+    /// events never are: only those that become findings or are committed).
+    private enum Token: Sendable {
+        case text(String)
+        case stamps(JournalStamps)
+    }
 
     package init(source: String, line: Int, offset: UInt64, cursor: String? = nil) {
         self.source = source
         self.line = line
         self.offset = offset
-        self.cursor = cursor
+        self.token = cursor.map { .text($0) }
+    }
+
+    package init(source: String, line: Int, offset: UInt64, stamps: JournalStamps) {
+        self.source = source
+        self.line = line
+        self.offset = offset
+        self.token = .stamps(stamps)
+    }
+
+    package static func == (a: Self, b: Self) -> Bool {
+        a.source == b.source && a.line == b.line && a.offset == b.offset && a.cursor == b.cursor
+    }
+
+    package func hash(into hasher: inout Hasher) {
+        hasher.combine(source)
+        hasher.combine(line)
+        hasher.combine(offset)
+        hasher.combine(cursor)
     }
 
     /// A compact, stable rendering used in finding uids and evidence.
     package var description: String {
         if let cursor { return "\(source)@\(cursor)" }
         return "\(source):\(line)"
+    }
+}
+
+/// A journal entry's boot id, monotonic and realtime stamps, from which `cursor` writes
+/// `b=<boot id>;m=<monotonic>;t=<realtime>` (hex, as sd-journal writes cursors; it accepts this
+/// short form): the entry's identity, kept as numbers until a cursor is needed.
+package struct JournalStamps: Sendable {
+    /// The boot id's 16 bytes, in order, as two words; nil when the entry had no monotonic stamp.
+    package var boot: (UInt64, UInt64)?
+    package var monotonic: UInt64
+    package var realtime: UInt64?
+
+    package init(boot: (UInt64, UInt64)?, monotonic: UInt64, realtime: UInt64?) {
+        self.boot = boot
+        self.monotonic = monotonic
+        self.realtime = realtime
+    }
+
+    package var cursor: String {
+        String(unsafeUninitializedCapacity: 96) { out in
+            var n = 0
+            if let boot {
+                n = Self.put("b=", into: out, at: n)
+                withUnsafeBytes(of: boot) { id in
+                    for b in id {
+                        out[n] = Self.hexDigit(b >> 4)
+                        out[n + 1] = Self.hexDigit(b & 15)
+                        n += 2
+                    }
+                }
+                n = Self.put(";m=", into: out, at: n)
+                n = Self.hex(monotonic, into: out, at: n)
+            }
+            if let realtime {
+                n = Self.put(n > 0 ? ";t=" : "t=", into: out, at: n)
+                n = Self.hex(realtime, into: out, at: n)
+            }
+            return n
+        }
+    }
+
+    private static func put(_ text: StaticString, into out: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
+        let bytes = UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount)
+        for (i, b) in bytes.enumerated() { out[start + i] = b }
+        return start + bytes.count
+    }
+
+    private static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 48 + v : 87 + v }
+
+    /// `v` in lowercase hex without leading zeros at `start`; the index after it.
+    private static func hex(_ v: UInt64, into out: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
+        let digits = max(1, (64 - v.leadingZeroBitCount + 3) / 4)
+        var rest = v
+        var n = start + digits
+        while n > start {
+            n -= 1
+            out[n] = hexDigit(UInt8(truncatingIfNeeded: rest & 15))
+            rest >>= 4
+        }
+        return start + digits
     }
 }
 

@@ -205,7 +205,6 @@ package final class JournalReader {
     package func poll(maxEntries: Int, _ body: (inout Event) -> Void) throws -> Int {
         guard let journal else { return 0 }
         var read = 0
-        var last: String?
         while read < maxEntries {
             let r = currentUnread ? 1 : sd_journal_next(journal)
             currentUnread = false
@@ -221,14 +220,13 @@ package final class JournalReader {
             read += 1
             entries += 1
             var event = readEntry(journal)
-            last = event.position.cursor
             body(&event)
             // The fields' buffers serve the next entry, unless `body` kept the event.
             swap(&spare, &event.fields)
         }
         // The full cursor (with sequence number and hash) for the commit, once per batch: the
         // reader still stands on the last entry it returned.
-        if read > 0 { cursor = Self.fullCursor(journal) ?? last }
+        if read > 0 { cursor = Self.fullCursor(journal) ?? lastStamps?.cursor }
         return read
     }
 
@@ -263,70 +261,22 @@ package final class JournalReader {
         // Each entry's position carries a cursor of its boot, monotonic and realtime stamps:
         // `journalctl --cursor` and sd_journal_seek_cursor accept it, it identifies the entry
         // (journald stamps each entry as it receives it), so finding uids repeat after a replay,
-        // and formatting it costs a fraction of sd_journal_get_cursor's (which the commit uses,
-        // once per batch). The line is this run's entry count, for ordering and evidence.
-        let cursor = stampCursor(boot: hasMonotonic ? boot : nil, monotonic: monotonic, realtime: time != nil ? usec : nil)
-        let position = SourcePosition(source: sourceName, line: entries, offset: 0, cursor: cursor)
+        // and it costs a fraction of sd_journal_get_cursor's (which the commit uses, once per
+        // batch): the stamps are kept as numbers, written out only for events that need a cursor.
+        // The line is this run's entry count, for ordering and evidence.
+        let id =
+            hasMonotonic
+            ? withUnsafeBytes(of: boot.bytes) { ($0.loadUnaligned(as: UInt64.self), $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
+            : nil
+        let stamps = JournalStamps(boot: id, monotonic: monotonic, realtime: time != nil ? usec : nil)
+        lastStamps = stamps
+        let position = SourcePosition(source: sourceName, line: entries, offset: 0, stamps: stamps)
         // As `scan` of an export does: the writer's own time when it sent one, else the journal's.
         return Event(time: entry.sentTime ?? time, position: position, fields: entry.fields)
     }
 
-    /// `b=<boot id>;m=<monotonic>;t=<realtime>` (hex, as sd-journal writes cursors), written
-    /// straight into the string's storage.
-    private func stampCursor(boot: sd_id128_t?, monotonic: UInt64, realtime: UInt64?) -> String {
-        // `b=<boot id>;m=` changes only with the boot: formatted once per boot.
-        if let boot {
-            let id = withUnsafeBytes(of: boot.bytes) {
-                ($0.loadUnaligned(as: UInt64.self), $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
-            }
-            if bootPrefix.text.isEmpty || id != bootPrefix.id {
-                var text = Array("b=".utf8)
-                withUnsafeBytes(of: boot.bytes) { bytes in
-                    for b in bytes { text += [Self.hexDigit(b >> 4), Self.hexDigit(b & 15)] }
-                }
-                bootPrefix = (id, text + Array(";m=".utf8))
-            }
-        }
-        let prefix = bootPrefix.text
-        return String(unsafeUninitializedCapacity: 96) { out in
-            var n = 0
-            if boot != nil {
-                prefix.withUnsafeBytes { UnsafeMutableRawBufferPointer(out).copyMemory(from: $0) }
-                n = Self.hex(monotonic, into: out, at: prefix.count)
-            }
-            if let realtime {
-                if n > 0 {
-                    out[n] = UInt8(ascii: ";")
-                    n += 1
-                }
-                out[n] = UInt8(ascii: "t")
-                out[n + 1] = UInt8(ascii: "=")
-                n = Self.hex(realtime, into: out, at: n + 2)
-            }
-            return n
-        }
-    }
-
-    /// The last boot id seen and its cursor prefix.
-    private var bootPrefix: (id: (UInt64, UInt64), text: [UInt8]) = ((0, 0), [])
-
-    @inline(__always)
-    private static func hexDigit(_ v: UInt8) -> UInt8 { v < 10 ? 48 + v : 87 + v }
-
-    /// `v` in lowercase hex without leading zeros at `at`; the index after it.
-    @inline(__always)
-    private static func hex(_ v: UInt64, into out: UnsafeMutableBufferPointer<UInt8>, at start: Int) -> Int {
-        // Digits needed (one for zero), then filled from the last.
-        let digits = max(1, (64 - v.leadingZeroBitCount + 3) / 4)
-        var rest = v
-        var n = start + digits
-        while n > start {
-            n -= 1
-            out[n] = hexDigit(UInt8(truncatingIfNeeded: rest & 15))
-            rest >>= 4
-        }
-        return start + digits
-    }
+    /// The stamps of the last entry read.
+    private var lastStamps: JournalStamps?
 
     /// Field names seen so far, so that each entry reuses their strings instead of decoding them.
     private var names = NameTable()
@@ -341,6 +291,10 @@ package final class JournalReader {
         defer { swap(&names, &self.names) }
         var fields = EventFields()
         swap(&fields, &spare)
+        // The last entry's field list is overwritten in place (entries of one journal mostly
+        // have as many fields): no emptying, element by element, of a list about to be refilled.
+        var list: [EventFields.Field] = []
+        fields.exchangeFields(&list)
         fields.removeAll()
         var hasMessage = false
         var sentTime: Int64?
@@ -351,17 +305,23 @@ package final class JournalReader {
         // (an append per value costs more than the copy itself); the ranges are where they land.
         let base = fields.storage.count
         var used = 0
-        var list: [EventFields.Field] = []
-        swap(&list, &spareList)
-        list.removeAll(keepingCapacity: true)
+        var count = 0
         while sd_journal_enumerate_data(journal, &data, &length) > 0 {
             guard let data else { continue }
             let bytes = UnsafeRawBufferPointer(start: data, count: length)
-            guard let (name, known, eq) = names.field(bytes) else { continue }
+            guard let (slot, known, eq) = names.find(bytes) else { continue }
             let value = UnsafeRawBufferPointer(rebasing: bytes[(eq + 1)...])
             if used + value.count > scratch.count { growScratch(to: used + value.count) }
             if let source = value.baseAddress { (scratch.baseAddress! + used).copyMemory(from: source, byteCount: value.count) }
-            list.append(EventFields.Field(name: name, range: (base + used)..<(base + used + value.count)))
+            let range = (base + used)..<(base + used + value.count)
+            if count < list.count, names.holds(slot, list[count].name) {
+                // The last entry had this field here too: only its value moved.
+                list[count].range = range
+            } else {
+                let field = EventFields.Field(name: names.name(slot, of: bytes, eq: eq), range: range)
+                if count < list.count { list[count] = field } else { list.append(field) }
+            }
+            count += 1
             used += value.count
             switch known {
             case .message: hasMessage = true
@@ -369,14 +329,11 @@ package final class JournalReader {
             case .other: break
             }
         }
+        if count < list.count { list.removeSubrange(count...) }
         fields.append(backing: UnsafeRawBufferPointer(rebasing: scratch[..<used]))
         fields.exchangeFields(&list)
-        swap(&list, &spareList)
         return (fields, hasMessage, sentTime)
     }
-
-    /// The field list of an earlier entry, refilled by the next (see `enumerate`).
-    private var spareList: [EventFields.Field] = []
 
     /// The values of the entry being read (see `enumerate`); it grows with the largest entry.
     private var scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 16_384, alignment: 8)
@@ -450,8 +407,29 @@ package final class JournalReader {
         /// out at the same address while its window stays mapped: a small cache from address to
         /// slot skips the search for `=` and the hash. The name's bytes are still compared, so a
         /// window mapped anew at that address cannot mislabel a field.
-        @inline(__always)
         package mutating func field(_ data: UnsafeRawBufferPointer) -> (String, Known, Int)? {
+            guard let (slot, known, eq) = find(data) else { return nil }
+            return (name(slot, of: data, eq: eq), known, eq)
+        }
+
+        /// The name of slot `slot` (as `find` gave it; -1: the name in `data`, not held).
+        @inline(__always)
+        package func name(_ slot: Int, of data: UnsafeRawBufferPointer, eq: Int) -> String {
+            slot >= 0 ? strings[slot] : String(decoding: data[..<eq], as: UTF8.self)
+        }
+
+        /// True when `name` is the very string slot `slot` holds (same storage, or the same
+        /// inline bytes), told without retaining either: a reader refilling last entry's field
+        /// list keeps a name that is already in place.
+        @inline(__always)
+        package func holds(_ slot: Int, _ name: String) -> Bool {
+            slot >= 0 && unsafeBitCast(strings[slot], to: (UInt64, UInt64).self) == unsafeBitCast(name, to: (UInt64, UInt64).self)
+        }
+
+        /// Like `field`, with the name's slot (-1 when the table is full and the name not held)
+        /// instead of its string.
+        @inline(__always)
+        package mutating func find(_ data: UnsafeRawBufferPointer) -> (slot: Int, known: Known, eq: Int)? {
             guard let base = data.baseAddress else { return nil }
             let address = UInt(bitPattern: base)
             let c = Int(truncatingIfNeeded: (UInt64(address) &* 0x9E37_79B9_7F4A_7C15) >> 56)
@@ -461,49 +439,46 @@ package final class JournalReader {
                 if n < data.count, data[n] == UInt8(ascii: "="),
                     bytes.withUnsafeBytes({ memcmp($0.baseAddress! + Int(slots[slot].offset), base, n) == 0 })
                 {
-                    return (strings[slot], kinds[slot], n)
+                    return (slot, kinds[slot], n)
                 }
             }
             guard let found = memchr(base, Int32(UInt8(ascii: "=")), data.count) else { return nil }
             let eq = base.distance(to: UnsafeRawPointer(found))
             guard eq > 0 else { return nil }
-            let (string, known, slot) = lookup(UnsafeRawBufferPointer(rebasing: data[..<eq]))
+            let (known, slot) = lookup(UnsafeRawBufferPointer(rebasing: data[..<eq]))
             if slot >= 0, !recent.isEmpty { recent[c] = (address, Int32(slot)) }
-            return (string, known, eq)
+            return (slot, known, eq)
         }
 
-        /// The name's string and kind, and its slot (-1 when not held).
+        /// The name's kind and slot (-1 when not held: the table is full, or the placeholder).
         @inline(__always)
-        private mutating func lookup(_ name: UnsafeRawBufferPointer) -> (String, Known, Int) {
-            guard !slots.isEmpty else {
-                // The placeholder table (size 0) is never asked.
-                let string = String(decoding: name, as: UTF8.self)
-                return (string, Self.kind(string), -1)
-            }
+        private mutating func lookup(_ name: UnsafeRawBufferPointer) -> (Known, Int) {
+            // The placeholder table (size 0) is never asked.
+            guard !slots.isEmpty else { return (Self.kind(String(decoding: name, as: UTF8.self)), -1) }
             let h = Self.hash(name)
-            var i = find(name, hash: h)
-            if slots[i].length >= 0 { return (strings[i], kinds[i], i) }
+            var i = probe(name, hash: h)
+            if slots[i].length >= 0 { return (kinds[i], i) }
             let string = String(decoding: name, as: UTF8.self)
             let known = Self.kind(string)
             // Bounded: a writer inventing field names cannot grow the table past `maxSize`, only miss it.
             if used + 1 > slots.count / 2 {
-                guard slots.count < Self.maxSize else { return (string, known, -1) }
+                guard slots.count < Self.maxSize else { return (known, -1) }
                 grow()
                 // Slots moved: the addresses remembered for them are forgotten.
                 for k in recent.indices { recent[k] = (0, 0) }
-                i = find(name, hash: h)
+                i = probe(name, hash: h)
             }
             slots[i] = Slot(hash: h, offset: Int32(bytes.count), length: Int32(name.count))
             bytes.append(contentsOf: name)
             strings[i] = string
             kinds[i] = known
             used += 1
-            return (string, known, i)
+            return (known, i)
         }
 
         /// The slot holding `name`, else the empty slot where it belongs.
         @inline(__always)
-        private func find(_ name: UnsafeRawBufferPointer, hash h: UInt64) -> Int {
+        private func probe(_ name: UnsafeRawBufferPointer, hash h: UInt64) -> Int {
             let mask = slots.count - 1
             var i = Int(truncatingIfNeeded: h) & mask
             while true {

@@ -314,7 +314,7 @@ struct Bench: ParsableCommand {
         var readOnly = false
 
         @Option(help: "Rounds of the reading passes, interleaved; the best of each is reported.")
-        var rounds = 3
+        var rounds = 5
 
         func run() throws {
             var config = ScanConfiguration()

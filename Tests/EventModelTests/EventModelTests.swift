@@ -55,6 +55,28 @@ struct PackedEventTests {
     }
 }
 
+struct SourcePositionTests {
+    @Test("a journal entry's stamps become the cursor sd-journal accepts, equal to the same cursor given as text")
+    func stampsWriteTheCursor() {
+        // The boot id's bytes in order: 00 11 22 … ff.
+        let boot = (UInt64(0x7766_5544_3322_1100), UInt64(0xFFEE_DDCC_BBAA_9988))
+        let stamps = JournalStamps(boot: boot, monotonic: 0x1F, realtime: 1_700_000_000_000_000)
+        let text = "b=00112233445566778899aabbccddeeff;m=1f;t=60a24181e4000"
+        #expect(stamps.cursor == text)
+        let p = SourcePosition(source: "journal", line: 3, offset: 0, stamps: stamps)
+        #expect(p.cursor == text)
+        #expect(p == SourcePosition(source: "journal", line: 3, offset: 0, cursor: text))
+        #expect(p.hashValue == SourcePosition(source: "journal", line: 3, offset: 0, cursor: text).hashValue)
+        #expect(p.description == "journal@\(text)")
+        #expect(PackedEvent(Event(position: p)).unpacked().position == p)
+        #expect(JournalStamps(boot: nil, monotonic: 0, realtime: 0).cursor == "t=0")
+        #expect(JournalStamps(boot: (0, 0), monotonic: 0, realtime: nil).cursor == "b=" + String(repeating: "0", count: 32) + ";m=0")
+        var replaced = p
+        replaced.cursor = "s=1"
+        #expect(replaced.cursor == "s=1")
+    }
+}
+
 struct PackedEventListTests {
     @Test func keepsTheLatest() {
         var list = PackedEventList()

@@ -34,8 +34,8 @@ package struct ByteRegex: Sendable {
     package let requiredLiteral: [UInt8]?
     /// The pattern can only match at offset 0.
     let anchoredAtStart: Bool
-    /// Bytes every match starts with (one, or both cases of a letter); searches start only there.
-    let firstBytes: (UInt8, UInt8)?
+    /// The bytes a match can start with (nil: any, or the empty match); searches start only there.
+    let firstBytes: ByteSet?
 
     package init(_ pattern: String, options: Options = [], stepBudget: Int = 20_000_000) throws(SyntaxError) {
         self.pattern = pattern
@@ -48,7 +48,7 @@ package struct ByteRegex: Sendable {
         self.sets = compiler.sets
         self.requiredLiteral = Self.longestLiteral(node).flatMap { $0.count >= 2 ? $0 : nil }
         self.anchoredAtStart = Self.isAnchoredAtStart(node)
-        self.firstBytes = Self.firstBytes(compiler.program)
+        self.firstBytes = Self.firstBytes(compiler.program, compiler.sets)
         var names: [String?] = [nil]
         names.append(contentsOf: parser.groupNames)
         self.groupNames = names
@@ -143,16 +143,39 @@ extension ByteRegex {
         return best
     }
 
-    /// The first byte of every match, read off the program: after the opening save, a literal.
-    static func firstBytes(_ program: [Inst]) -> (UInt8, UInt8)? {
-        var pc = 0
-        while pc < program.count, case .save = program[pc] { pc += 1 }
-        guard pc < program.count else { return nil }
-        switch program[pc] {
-        case .scalar(let v) where v < 0x80: return (UInt8(v), UInt8(v))
-        case .scalarFold(let v) where v < 0x80: return (UInt8(v), UInt8(v) & ~0x20)
-        default: return nil
+    /// The bytes a match can start with, read off the program: every instruction that can
+    /// consume the first character, following saves, jumps, splits and word boundaries. Nil when
+    /// a match can be empty, start with any character, or start with a non-ASCII one (a search
+    /// then tries every character boundary, as before).
+    static func firstBytes(_ program: [Inst], _ sets: [CharSet]) -> ByteSet? {
+        var first = ByteSet()
+        var seen = Set<Int>()
+        var pending = [0]
+        while let pc = pending.popLast() {
+            guard pc < program.count, seen.insert(pc).inserted else { continue }
+            switch program[pc] {
+            case .save, .assertWord: pending.append(pc + 1)
+            case .jump(let t): pending.append(t)
+            case .split(let a, let b): pending += [a, b]
+            case .assertStart(let multiline):
+                // Only offset 0 (or, multiline, after a newline: any byte may follow).
+                if multiline { return nil }
+                pending.append(pc + 1)
+            case .scalar(let v):
+                guard v < 0x80 else { return nil }
+                first.insert(UInt8(v))
+            case .scalarFold(let v):
+                guard v < 0x80 else { return nil }
+                first.insert(UInt8(v))
+                first.insert(UInt8(v) & ~0x20)
+            case .set(let k):
+                // A set that takes some non-ASCII character lets a match start on a lead byte.
+                if sets[k].negated || sets[k].ranges.contains(where: { $0.upperBound >= 0x80 }) { return nil }
+                for b in UInt8(0)..<0x80 where sets[k].matches(UInt32(b)) { first.insert(b) }
+            case .any, .assertEnd, .match: return nil
+            }
         }
+        return first
     }
 
     static func isAnchoredAtStart(_ node: RegexNode) -> Bool {
@@ -179,6 +202,34 @@ indirect enum RegexNode {
     case lineStart(multiline: Bool)
     case lineEnd(multiline: Bool)
     case wordBoundary(Bool)
+}
+
+/// A set of bytes, one bit each.
+struct ByteSet: Equatable {
+    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    mutating func insert(_ b: UInt8) {
+        let bit = UInt64(1) << UInt64(b & 63)
+        switch b >> 6 {
+        case 0: words.0 |= bit
+        case 1: words.1 |= bit
+        case 2: words.2 |= bit
+        default: words.3 |= bit
+        }
+    }
+
+    @inline(__always)
+    func contains(_ b: UInt8) -> Bool {
+        let bit = UInt64(1) << UInt64(b & 63)
+        switch b >> 6 {
+        case 0: return words.0 & bit != 0
+        case 1: return words.1 & bit != 0
+        case 2: return words.2 & bit != 0
+        default: return words.3 & bit != 0
+        }
+    }
+
+    static func == (a: Self, b: Self) -> Bool { a.words == b.words }
 }
 
 struct CharSet {
@@ -779,9 +830,9 @@ struct BitStateBacktracker {
     var slots: [Int]
     var jobs: [(pc: Int32, at: Int32, restoreSlot: Int32, restoreValue: Int32)] = []
 
-    let firstBytes: (UInt8, UInt8)?
+    let firstBytes: ByteSet?
 
-    init?(program: [Inst], sets: [CharSet], inputCount: Int, slotCount: Int, anchored: Bool, firstBytes: (UInt8, UInt8)? = nil) {
+    init?(program: [Inst], sets: [CharSet], inputCount: Int, slotCount: Int, anchored: Bool, firstBytes: ByteSet? = nil) {
         self.firstBytes = firstBytes
         width = inputCount + 1
         let bits = program.count * width
@@ -802,9 +853,10 @@ struct BitStateBacktracker {
             let last = anchored ? 0 : input.count
             var start = 0
             while start <= last {
-                if let (a, b) = firstBytes, !anchored {
-                    // Skip to the next position where a match can begin.
-                    while start < input.count, input[start] != a, input[start] != b { start += 1 }
+                if let firstBytes, !anchored {
+                    // Skip to the next position where a match can begin (an ASCII byte, so never
+                    // inside a character).
+                    while start < input.count, !firstBytes.contains(input[start]) { start += 1 }
                     if start >= input.count { return nil }
                 }
                 if tryAt(start, input, visited) { return slots }

@@ -276,6 +276,12 @@ struct ByteRegexTests {
         ("[^a-c]", "abc", false), ("[\\w-]+@x", "a-b@x", true), ("(?:ab)+$", "ababab", true), ("a.*?b", "aXXb", true),
         ("\\s-[FTd]\\s", "ls -d x", true), ("(^|\\/)\\.[^.\\/]", "/home/.hidden", true), ("é", "café", true), ("caf.$", "café", true),
         ("[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}\\.[0-9]{1,3}", "to 10.0.0.1 now", true),
+        // Searches start only where a match can begin: alternatives, optional and repeated
+        // prefixes, case folding, classes, anchors and non-ASCII starts.
+        ("(?:Failed|Accepted) \\S+ for", "sshd: Accepted key for", true), ("(?i)(?:failed|accepted) x", "a ACCEPTED x", true),
+        ("(?:ab|cd)?e", "zzcde", true), ("(?:ab|cd)?e", "zzcdx", false), ("a*b", "xxaab", true), ("[0-9]+x", "ab12x", true),
+        ("(?m)^b", "a\nb", true), ("\\bfoo", "a foo", true), ("(?:x|é)t", "caét", true), ("[^a]b", "aab", false),
+        ("\\Sb", "ébb", true), ("x?$", "abc", true),
     ]
 
     @Test(arguments: 0..<table.count)

@@ -539,12 +539,33 @@ package struct RuleSet: Sendable {
             var reported = false
             /// Rules that matched a line naming no address, waiting for a later line that does.
             var pending: [Int] = []
-            var pendingEvent: Event?
+            var pendingEvent: Event? {
+                get { held?.pending }
+                set { held = Held(pending: newValue, provisional: provisionalEvent) }
+            }
             /// A provisional failure, reported only if the session's next line matches nothing.
             var provisional: [Int] = []
-            var provisionalEvent: Event?
+            var provisionalEvent: Event? {
+                get { held?.provisional }
+                set { held = Held(pending: pendingEvent, provisional: newValue) }
+            }
             var serial = 0
             var lastTime: Int64?
+            /// The events held back, out of line: few sessions hold one at a time, and the
+            /// thousands that hold none stay a few words each.
+            private var held: Held?
+        }
+
+        final class Held: Sendable {
+            let pending: Event?
+            let provisional: Event?
+
+            /// Nil when there is nothing to hold.
+            init?(pending: Event?, provisional: Event?) {
+                guard pending != nil || provisional != nil else { return nil }
+                self.pending = pending
+                self.provisional = provisional
+            }
         }
 
         /// A process id seen again after this long is a new connection (pids are reused).

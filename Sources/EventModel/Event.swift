@@ -84,16 +84,25 @@ package struct SourcePosition: Sendable, Hashable {
     }
 }
 
+/// A boot id, one object shared by the stamps of every entry of the boot (a position stays
+/// small: a reference instead of the id's 16 bytes).
+package final class BootID: Sendable {
+    /// The id's 16 bytes, in order, as two words.
+    package let bytes: (UInt64, UInt64)
+
+    package init(_ bytes: (UInt64, UInt64)) { self.bytes = bytes }
+}
+
 /// A journal entry's boot id, monotonic and realtime stamps, from which `cursor` writes
 /// `b=<boot id>;m=<monotonic>;t=<realtime>` (hex, as sd-journal writes cursors; it accepts this
 /// short form): the entry's identity, kept as numbers until a cursor is needed.
 package struct JournalStamps: Sendable {
-    /// The boot id's 16 bytes, in order, as two words; nil when the entry had no monotonic stamp.
-    package var boot: (UInt64, UInt64)?
+    /// The entry's boot; nil when the entry had no monotonic stamp.
+    package var boot: BootID?
     package var monotonic: UInt64
     package var realtime: UInt64?
 
-    package init(boot: (UInt64, UInt64)?, monotonic: UInt64, realtime: UInt64?) {
+    package init(boot: BootID?, monotonic: UInt64, realtime: UInt64?) {
         self.boot = boot
         self.monotonic = monotonic
         self.realtime = realtime
@@ -104,7 +113,7 @@ package struct JournalStamps: Sendable {
             var n = 0
             if let boot {
                 n = Self.put("b=", into: out, at: n)
-                withUnsafeBytes(of: boot) { id in
+                withUnsafeBytes(of: boot.bytes) { id in
                     for b in id {
                         out[n] = Self.hexDigit(b >> 4)
                         out[n + 1] = Self.hexDigit(b & 15)

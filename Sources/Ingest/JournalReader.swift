@@ -226,7 +226,7 @@ package final class JournalReader {
         }
         // The full cursor (with sequence number and hash) for the commit, once per batch: the
         // reader still stands on the last entry it returned.
-        if read > 0 { cursor = Self.fullCursor(journal) ?? lastStamps?.cursor }
+        if read > 0 { cursor = Self.fullCursor(journal) ?? stamps(journal).cursor }
         return read
     }
 
@@ -238,12 +238,32 @@ package final class JournalReader {
         return String(cString: pointer)
     }
 
-    private func readEntry(_ journal: OpaquePointer) -> Event {
+    /// The current entry's stamps.
+    private func stamps(_ journal: OpaquePointer) -> JournalStamps {
         var usec: UInt64 = 0
-        let time: Int64? = sd_journal_get_realtime_usec(journal, &usec) >= 0 ? Int64(usec) : nil
+        let hasRealtime = sd_journal_get_realtime_usec(journal, &usec) >= 0
         var monotonic: UInt64 = 0
         var boot = sd_id128_t()
-        let hasMonotonic = sd_journal_get_monotonic_usec(journal, &monotonic, &boot) >= 0
+        var entryBoot: BootID?
+        if sd_journal_get_monotonic_usec(journal, &monotonic, &boot) >= 0 {
+            let id = withUnsafeBytes(of: boot.bytes) {
+                ($0.loadUnaligned(as: UInt64.self), $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+            }
+            if let current = currentBoot, current.bytes == id {
+                entryBoot = current
+            } else {
+                entryBoot = BootID(id)
+                currentBoot = entryBoot
+            }
+        }
+        return JournalStamps(boot: entryBoot, monotonic: monotonic, realtime: hasRealtime ? usec : nil)
+    }
+
+    /// The boot of the last entry read, shared by the stamps of its boot's entries.
+    private var currentBoot: BootID?
+
+    private func readEntry(_ journal: OpaquePointer) -> Event {
+        let stamps = stamps(journal)
         var entry = enumerate(journal)
         // A follower racing the writer can see a field missing for a moment (systemd#40263):
         // an entry without MESSAGE is read again before it is taken as having none.
@@ -264,19 +284,10 @@ package final class JournalReader {
         // and it costs a fraction of sd_journal_get_cursor's (which the commit uses, once per
         // batch): the stamps are kept as numbers, written out only for events that need a cursor.
         // The line is this run's entry count, for ordering and evidence.
-        let id =
-            hasMonotonic
-            ? withUnsafeBytes(of: boot.bytes) { ($0.loadUnaligned(as: UInt64.self), $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) }
-            : nil
-        let stamps = JournalStamps(boot: id, monotonic: monotonic, realtime: time != nil ? usec : nil)
-        lastStamps = stamps
         let position = SourcePosition(source: sourceName, line: entries, offset: 0, stamps: stamps)
         // As `scan` of an export does: the writer's own time when it sent one, else the journal's.
-        return Event(time: entry.sentTime ?? time, position: position, fields: entry.fields)
+        return Event(time: entry.sentTime ?? stamps.realtime.flatMap { Int64(exactly: $0) }, position: position, fields: entry.fields)
     }
-
-    /// The stamps of the last entry read.
-    private var lastStamps: JournalStamps?
 
     /// Field names seen so far, so that each entry reuses their strings instead of decoding them.
     private var names = NameTable()

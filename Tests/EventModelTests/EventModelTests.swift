@@ -60,7 +60,7 @@ struct SourcePositionTests {
     func stampsWriteTheCursor() {
         // The boot id's bytes in order: 00 11 22 … ff.
         let boot = (UInt64(0x7766_5544_3322_1100), UInt64(0xFFEE_DDCC_BBAA_9988))
-        let stamps = JournalStamps(boot: boot, monotonic: 0x1F, realtime: 1_700_000_000_000_000)
+        let stamps = JournalStamps(boot: BootID(boot), monotonic: 0x1F, realtime: 1_700_000_000_000_000)
         let text = "b=00112233445566778899aabbccddeeff;m=1f;t=60a24181e4000"
         #expect(stamps.cursor == text)
         let p = SourcePosition(source: "journal", line: 3, offset: 0, stamps: stamps)
@@ -70,7 +70,8 @@ struct SourcePositionTests {
         #expect(p.description == "journal@\(text)")
         #expect(PackedEvent(Event(position: p)).unpacked().position == p)
         #expect(JournalStamps(boot: nil, monotonic: 0, realtime: 0).cursor == "t=0")
-        #expect(JournalStamps(boot: (0, 0), monotonic: 0, realtime: nil).cursor == "b=" + String(repeating: "0", count: 32) + ";m=0")
+        #expect(
+            JournalStamps(boot: BootID((0, 0)), monotonic: 0, realtime: nil).cursor == "b=" + String(repeating: "0", count: 32) + ";m=0")
         var replaced = p
         replaced.cursor = "s=1"
         #expect(replaced.cursor == "s=1")

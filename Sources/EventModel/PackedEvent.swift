@@ -58,9 +58,20 @@ package struct PackedEvent: Sendable {
         "_SELINUX_CONTEXT", "_STREAM_ID", "CODE_FILE", "CODE_LINE", "CODE_FUNC",
     ]
 
-    static let codes: [String: UInt8] = Dictionary(uniqueKeysWithValues: commonNames.enumerated().map { ($1, UInt8($0 + 1)) })
+    /// The common names by length, with their codes: a name is compared only with the few of its
+    /// length (cheaper than hashing it, once per field of every packed event).
+    static let codesByLength: [[(name: String, code: UInt8)]] = {
+        var table = [[(name: String, code: UInt8)]](repeating: [], count: (commonNames.map(\.utf8.count).max() ?? 0) + 1)
+        for (i, name) in commonNames.enumerated() { table[name.utf8.count].append((name, UInt8(i + 1))) }
+        return table
+    }()
 
-    static func code(_ name: String) -> UInt8? { codes[name] }
+    static func code(_ name: String) -> UInt8? {
+        let n = name.utf8.count
+        guard n < codesByLength.count else { return nil }
+        for candidate in codesByLength[n] where candidate.name == name { return candidate.code }
+        return nil
+    }
 
     /// The event again.
     package func unpacked() -> Event {

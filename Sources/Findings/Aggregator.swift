@@ -44,11 +44,9 @@ package struct Aggregator {
         }
         let observables = Observable.from(event)
         let key = Key(rule: rule.id, observables: observables)
-        if windowMicros > 0, open[key] != nil {
-            open[key]!.count += event.repeatCount
-            open[key]!.firstSeen = min(open[key]!.firstSeen, time)
-            open[key]!.lastSeen = max(open[key]!.lastSeen, time)
-            if open[key]!.evidences.count < evidenceCap { open[key]!.evidences.append(event) }
+        if windowMicros > 0, let i = open.index(forKey: key) {
+            // Found once, updated in place (the key is hashed once per event, not per update).
+            Self.fold(event, time: time, evidenceCap: evidenceCap, into: &open.values[i])
             return closed
         }
         let finding = Finding(
@@ -70,6 +68,14 @@ package struct Aggregator {
         compact()
         if reportsFirst { closed.append(finding) }
         return closed
+    }
+
+    /// Counts a repeat into its group's finding.
+    private static func fold(_ event: Event, time: Int64, evidenceCap: Int, into f: inout Finding) {
+        f.count += event.repeatCount
+        f.firstSeen = min(f.firstSeen, time)
+        f.lastSeen = max(f.lastSeen, time)
+        if f.evidences.count < evidenceCap { f.evidences.append(event) }
     }
 
     /// Closes the groups whose window ended before `time` (live mode: wall time moves on while no events arrive).

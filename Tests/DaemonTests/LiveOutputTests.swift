@@ -150,8 +150,11 @@ extension LiveRunTests {
             process = nil
         }
 
+        /// Complete lines only: rsyslog may be midway through writing the last one.
         func lines() -> [String] {
-            ((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+            let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            guard let end = text.lastIndex(of: "\n") else { return [] }
+            return text[..<end].split(separator: "\n").map(String.init)
         }
 
         func wait(count: Int, seconds: Double) -> [String] {

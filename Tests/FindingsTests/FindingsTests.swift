@@ -17,6 +17,37 @@ struct JSONWriterTests {
         let object = try #require(try JSONSerialization.jsonObject(with: Data(w.bytes)) as? [String: String])
         #expect(object["m"]?.hasPrefix("A\u{0}\u{1B}") == true)
     }
+
+    @Test("every byte that needs escaping is caught at every position of a long value")
+    func escapingAtEveryPosition() throws {
+        let specials: [UInt8] = [0x00, 0x1F, 0x22, 0x5C, 0x7F, 0x80, 0xC3, 0xFF]
+        for special in specials {
+            for length in [1, 7, 8, 9, 16, 23] {
+                for at in 0..<length {
+                    var value = Array(repeating: UInt8(ascii: "a"), count: length)
+                    value[at] = special
+                    var w = JSONWriter()
+                    w.beginObject()
+                    w.field("m", bytes: value)
+                    w.endObject()
+                    let object = try JSONSerialization.jsonObject(with: Data(w.bytes)) as? [String: String]
+                    let decoded = try #require(object?["m"], "\(special) at \(at) of \(length)")
+                    let expected =
+                        special < 0x80
+                        ? String(decoding: value, as: UTF8.self)
+                        : String(repeating: "a", count: at) + "\u{FFFD}" + String(repeating: "a", count: length - at - 1)
+                    #expect(decoded == expected, "\(special) at \(at) of \(length)")
+                    #expect(!w.bytes.contains { $0 < 0x20 }, "\(special) at \(at) of \(length)")
+                }
+            }
+        }
+        // Plain ASCII of any length, punctuation included, is written as it is.
+        var w = JSONWriter()
+        w.beginObject()
+        w.field("m", bytes: Array(" !#$%&'()*+,-./09:;<=>?@AZ[]^_`az{|}~".utf8))
+        w.endObject()
+        #expect(String(decoding: w.bytes, as: UTF8.self) == #"{"m":" !#$%&'()*+,-./09:;<=>?@AZ[]^_`az{|}~"}"#)
+    }
 }
 
 struct FindingIDTests {

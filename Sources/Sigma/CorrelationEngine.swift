@@ -292,7 +292,13 @@ package struct CorrelationEngine {
             groups[c].removeAll()
             activity[c] = ActivityHeap()
         }
-        return out.sorted { $0.firstSeen < $1.firstSeen }
+        // Oldest first; ties in a fixed order (groups are kept in hashed order), so that a scan
+        // writes the same output every run.
+        return out.sorted { a, b in
+            if a.firstSeen != b.firstSeen { return a.firstSeen < b.firstSeen }
+            if a.correlation != b.correlation { return a.correlation < b.correlation }
+            return a.group.lexicographicallyPrecedes(b.group) { ($0.field, $0.value) < ($1.field, $1.value) }
+        }
     }
 }
 

@@ -83,6 +83,22 @@ struct CorrelationTests {
         #expect(incident.evidences.map(\.time) == [700_000_000, 701_000_000, 702_000_000])
     }
 
+    @Test("incidents left open at the end come out oldest first, ties in the order of their groups, every run")
+    func flushOrderIsFixed() throws {
+        let (_, template) = try Self.engine(type: "event_count", condition: "{gte: 2}")
+        let sources = (0..<40).map { "10.0.0.\($0)" }
+        for _ in 0..<3 {
+            var engine = template
+            for src in sources.shuffled() {
+                for t: Int64 in [5, 6] { _ = engine.observe(rule: 0, event: Self.event("fail", src: src), time: t * 1_000_000) }
+            }
+            _ = engine.observe(rule: 0, event: Self.event("fail", src: "10.0.1.1"), time: 1_000_000)
+            _ = engine.observe(rule: 0, event: Self.event("fail", src: "10.0.1.1"), time: 2_000_000)
+            let order = engine.flush().map { $0.group.map(\.value).joined() }
+            #expect(order == ["10.0.1.1"] + sources.sorted())
+        }
+    }
+
     @Test func lateEventsWithinTheWindowStillCount() throws {
         var (set, engine) = try Self.engine(type: "event_count", condition: "{gte: 5}")
         // The fourth event arrives after the fifth; it is placed by its own time.

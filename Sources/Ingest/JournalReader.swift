@@ -412,17 +412,6 @@ package final class JournalReader {
             return (h ^ (h >> 32)) &* 0x94D0_49BB_1331_11EB
         }
 
-        /// The name of a `NAME=value` field, its kind and the index of `=`; nil without a name.
-        ///
-        /// A journal file stores each distinct field once, and libsystemd hands the same object
-        /// out at the same address while its window stays mapped: a small cache from address to
-        /// slot skips the search for `=` and the hash. The name's bytes are still compared, so a
-        /// window mapped anew at that address cannot mislabel a field.
-        package mutating func field(_ data: UnsafeRawBufferPointer) -> (String, Known, Int)? {
-            guard let (slot, known, eq) = find(data) else { return nil }
-            return (name(slot, of: data, eq: eq), known, eq)
-        }
-
         /// The name of slot `slot` (as `find` gave it; -1: the name in `data`, not held).
         @inline(__always)
         package func name(_ slot: Int, of data: UnsafeRawBufferPointer, eq: Int) -> String {
@@ -437,8 +426,14 @@ package final class JournalReader {
             slot >= 0 && unsafeBitCast(strings[slot], to: (UInt64, UInt64).self) == unsafeBitCast(name, to: (UInt64, UInt64).self)
         }
 
-        /// Like `field`, with the name's slot (-1 when the table is full and the name not held)
-        /// instead of its string.
+        /// The slot of a `NAME=value` field's name (-1 when the table is full and the name not
+        /// held; `name(_:of:eq:)` gives the string either way), its kind and the index of `=`;
+        /// nil without a name.
+        ///
+        /// A journal file stores each distinct field once, and libsystemd hands the same object
+        /// out at the same address while its window stays mapped: a small cache from address to
+        /// slot skips the search for `=` and the hash. The name's bytes are still compared, so a
+        /// window mapped anew at that address cannot mislabel a field.
         @inline(__always)
         package mutating func find(_ data: UnsafeRawBufferPointer) -> (slot: Int, known: Known, eq: Int)? {
             guard let base = data.baseAddress else { return nil }

@@ -191,9 +191,12 @@ struct JournalReaderTests {
         var table = JournalReader.NameTable()
         func look(_ name: String) -> (String, JournalReader.NameTable.Known) {
             var bytes = Array((name + "=value").utf8)
-            let found = bytes.withUnsafeMutableBytes { table.field(UnsafeRawBufferPointer($0)) }
-            #expect(found?.2 == name.utf8.count)
-            return found.map { ($0.0, $0.1) } ?? ("", .other)
+            return bytes.withUnsafeMutableBytes { raw in
+                let data = UnsafeRawBufferPointer(raw)
+                guard let (slot, known, eq) = table.find(data) else { return ("", .other) }
+                #expect(eq == name.utf8.count)
+                return (table.name(slot, of: data, eq: eq), known)
+            }
         }
         #expect(look("MESSAGE") == ("MESSAGE", .message))
         #expect(look("_SOURCE_REALTIME_TIMESTAMP") == ("_SOURCE_REALTIME_TIMESTAMP", .sourceTime))

@@ -205,7 +205,7 @@ indirect enum RegexNode {
 }
 
 /// A set of bytes, one bit each.
-struct ByteSet: Equatable {
+struct ByteSet {
     private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
 
     mutating func insert(_ b: UInt8) {
@@ -228,8 +228,6 @@ struct ByteSet: Equatable {
         default: return words.3 & bit != 0
         }
     }
-
-    static func == (a: Self, b: Self) -> Bool { a.words == b.words }
 }
 
 struct CharSet {

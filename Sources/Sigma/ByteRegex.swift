@@ -841,6 +841,8 @@ struct BitStateBacktracker {
         self.anchored = anchored
         words = (bits + 63) / 64
         slots = [Int](repeating: -1, count: slotCount)
+        // Room for the usual backlog at once, not grown by doubling from one job on every search.
+        jobs.reserveCapacity(64)
     }
 
     /// The capture slots of the leftmost-first match, or nil.

@@ -383,7 +383,7 @@ package final class JournalReader {
         private var kinds: [Known]
         private var bytes: [UInt8] = []
         private var used = 0
-        /// Address of a field libsystemd returned → its name's slot (see `field`).
+        /// Address of a field libsystemd returned → its name's slot (see `find`).
         private var recent: [(address: UInt, slot: Int32)]
         package static let maxSize = 1024
 

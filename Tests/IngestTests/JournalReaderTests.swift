@@ -23,6 +23,15 @@ struct JournalReaderTests {
         return out
     }
 
+    /// A reader of the journal in `dir` from its first entry, and every event it reads (kept whole).
+    static func readAll(_ dir: String) throws -> (JournalReader, [Event]) {
+        let reader = try JournalReader(location: .directory(dir))
+        try reader.seek(cursor: nil, start: .head)
+        var events: [Event] = []
+        _ = try reader.poll(maxEntries: 100_000) { events.append($0) }
+        return (reader, events)
+    }
+
     @Test("every field of an entry arrives, binary-safe values and event time included; positions carry the cursor")
     func fields() throws {
         let s = try Scratch()
@@ -33,10 +42,7 @@ struct JournalReaderTests {
                     time: 1_700_000_000_000_000),
                 JournalWriter.export([("MESSAGE", "second")], time: 1_700_000_000_000_001),
             ], to: s.file)
-        let reader = try JournalReader(location: .directory(s.dir))
-        try reader.seek(cursor: nil, start: .head)
-        var events: [Event] = []
-        _ = try reader.poll(maxEntries: 10) { events.append($0) }
+        let (reader, events) = try Self.readAll(s.dir)
         try #require(events.count == 2)
         #expect(events[0].string("MESSAGE") == "line one\nline two")
         #expect(events[0].string("EXTRA") == "x=y")
@@ -62,10 +68,7 @@ struct JournalReaderTests {
                 JournalWriter.export([("MESSAGE", big), ("SYSLOG_IDENTIFIER", "app"), ("BLOB", other)]),
                 JournalWriter.export([("MESSAGE", "small two"), ("SYSLOG_IDENTIFIER", "app")]),
             ], to: s.file)
-        let reader = try JournalReader(location: .directory(s.dir))
-        try reader.seek(cursor: nil, start: .head)
-        var events: [Event] = []
-        _ = try reader.poll(maxEntries: 10) { events.append($0) }
+        let (_, events) = try Self.readAll(s.dir)
         try #require(events.count == 3)
         #expect(events[0].string("MESSAGE") == "small one")
         #expect(events[1].string("MESSAGE") == big)

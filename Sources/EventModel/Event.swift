@@ -301,6 +301,27 @@ package struct EventFields: Sendable {
         return nil
     }
 
+    /// Sets `ranges[k]` to the first value of `names[k]`, nil where absent. False when one of
+    /// `names` occurs twice (a caller that keys on first values must then look at each value).
+    package func firstRanges(of names: [String], into ranges: inout [Range<Int>?]) -> Bool {
+        for k in names.indices { ranges[k] = nil }
+        var single = true
+        for f in fields {
+            for k in names.indices where Self.same(f.name, names[k]) {
+                if ranges[k] == nil { ranges[k] = f.range } else { single = false }
+                break
+            }
+        }
+        return single
+    }
+
+    /// Calls `body` with each field's name and value, in order, until it returns false.
+    package func forEach(_ body: (String, UnsafeBufferPointer<UInt8>) -> Bool) {
+        storage.withUnsafeBufferPointer { buffer in
+            for f in fields where !body(f.name, UnsafeBufferPointer(rebasing: buffer[f.range])) { return }
+        }
+    }
+
     /// Every value of `name`, in order.
     package func all(_ name: String) -> [ArraySlice<UInt8>] {
         var out: [ArraySlice<UInt8>] = []

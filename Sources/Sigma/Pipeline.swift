@@ -54,6 +54,36 @@ package struct Pipeline: Sendable {
         package var patterns: [ByteRegex]
         /// Only the first `maxInputBytes` of the field are searched.
         package var maxInputBytes: Int
+        /// The patterns' required literals in one automaton, so that one pass over the value
+        /// tells which patterns can match (nil when fewer than two patterns have one, or more
+        /// than 64 do); and each pattern's literal id, -1 for none.
+        var literals: AhoCorasick? = nil
+        var literalOfPattern: [Int] = []
+
+        init(name: String, stage: Stage, events: EventPredicate, field: String, patterns: [ByteRegex], maxInputBytes: Int) {
+            self.name = name
+            self.stage = stage
+            self.events = events
+            self.field = field
+            self.patterns = patterns
+            self.maxInputBytes = maxInputBytes
+            var distinct: [[UInt8]] = []
+            literalOfPattern = patterns.map { p in
+                guard let lit = p.requiredLiteral else { return -1 }
+                if let k = distinct.firstIndex(of: lit) { return k }
+                distinct.append(lit)
+                return distinct.count - 1
+            }
+            if distinct.count >= 2, distinct.count <= 64 { literals = AhoCorasick(patterns: distinct) }
+        }
+
+        /// Bit k set: literal k occurs in `value` (all bits set when there is no automaton).
+        func literalsPresent(in value: ArraySlice<UInt8>) -> UInt64 {
+            guard let literals else { return ~0 }
+            var present: UInt64 = 0
+            value.withUnsafeBufferPointer { v in literals.scan(v) { present |= 1 << UInt64($0) } }
+            return present
+        }
     }
 
     /// OR of conditions; a condition is an AND of `field: one of values` (case-insensitive).
@@ -215,23 +245,35 @@ package struct Pipeline: Sendable {
 
     /// Runs the extractors of `stage` whose events match, adding their named groups as fields.
     package func extract(_ stage: Stage, into event: inout Event) {
+        let list = extractors.indices.filter { extractors[$0].stage == stage && extractors[$0].events.matches(event.fields) }
+        extract(list, into: &event)
+    }
+
+    /// Runs the extractors at `list` (indices into `extractors`, already known to apply to the
+    /// event), adding their named groups as fields.
+    package func extract(_ list: [Int], into event: inout Event) {
         // Indices, not copies: an extractor holds several arrays, and this runs for every match.
-        for x in extractors.indices where extractors[x].stage == stage && extractors[x].events.matches(event.fields) {
+        for x in list {
             guard let value = event.fields.first(extractors[x].field) else { continue }
             let limit = extractors[x].maxInputBytes
+            let present = extractors[x].literalsPresent(in: value.prefix(limit))
+            let screened = extractors[x].literals != nil
             var input: [UInt8]?
             for p in extractors[x].patterns.indices {
-                if let lit = extractors[x].patterns[p].requiredLiteral {
-                    let present = value.prefix(limit).withUnsafeBufferPointer { StringMatcher.find(lit, in: $0, fold: true) }
-                    if !present { continue }
+                let k = extractors[x].literalOfPattern[p]
+                if k >= 0, present & (1 << UInt64(k)) == 0 { continue }
+                if !screened, let lit = extractors[x].patterns[p].requiredLiteral {
+                    let found = value.prefix(limit).withUnsafeBufferPointer { StringMatcher.find(lit, in: $0, fold: true) }
+                    if !found { continue }
                 }
                 if input == nil { input = Array(value.prefix(limit)) }
-                let groups = input!.withUnsafeBufferPointer { extractors[x].patterns[p].firstMatch($0) }
+                // The pattern's literal is known to be present by now.
+                let groups = input!.withUnsafeBufferPointer { extractors[x].patterns[p].firstMatch($0, literalFound: true) }
                 guard let groups else { continue }
                 let names = extractors[x].patterns[p].groupNames
                 for (k, range) in groups.enumerated() {
                     guard let name = names[k], let range, !range.isEmpty, !event.fields.contains(name) else { continue }
-                    event.fields.add(name, bytes: input![range])
+                    input!.withUnsafeBytes { event.fields.add(name, buffer: UnsafeRawBufferPointer(rebasing: $0[range])) }
                 }
                 break
             }

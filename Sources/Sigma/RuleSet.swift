@@ -34,10 +34,15 @@ package struct RuleSet: Sendable {
     private var routeAutomata: [[Int]] = []
     /// The detections alone, so matching does not copy rule metadata.
     private var detections: [CompiledDetection] = []
-    /// Distinct event fields the routes test, and each route's conditions over their indices.
-    private var routeFieldNames: [String] = []
-    private var routeConditions: [[[(field: Int, values: [StringMatcher])]]] = []
-    private var routeMatchesAll: [Bool] = []
+    /// Distinct event fields that routes, extractors and session events test, and each of those
+    /// predicates over their indices.
+    private var predicateFieldNames: [String] = []
+    private var routePredicates: [IndexedPredicate] = []
+    private var extractorPredicates: [IndexedPredicate] = []
+    private var sessionPredicate = IndexedPredicate(anyEvent: false, conditions: [])
+    /// An extractor writes a field some predicate tests, so which routes and extractors apply can
+    /// change while an event is worked on: plans are then not cached.
+    private var extractorsFeedPredicates = false
     /// Every literal the prefilter searches for, lower-cased.
     package private(set) var prefilterLiterals: Set<[UInt8]> = []
 
@@ -492,28 +497,23 @@ package struct RuleSet: Sendable {
         routeAutomata = routeFields.map { fields in fields.compactMap { automatonField.firstIndex(of: $0) }.sorted() }
         detections = rules.map(\.detection)
         var names: [String] = []
-        var conditions: [[[(field: Int, values: [StringMatcher])]]] = []
-        var matchesAll: [Bool] = []
-        for route in pipeline.routes {
-            matchesAll.append(route.events.anyEvent)
-            var routeConds: [[(field: Int, values: [StringMatcher])]] = []
-            for condition in route.events.conditions {
-                var items: [(field: Int, values: [StringMatcher])] = []
-                for (field, values) in condition {
-                    if let i = names.firstIndex(of: field) {
-                        items.append((field: i, values: values))
-                    } else {
-                        names.append(field)
-                        items.append((field: names.count - 1, values: values))
-                    }
+        func indexed(_ p: Pipeline.EventPredicate) -> IndexedPredicate {
+            let conditions = p.conditions.map { condition in
+                condition.map { (field, values) in
+                    if let i = names.firstIndex(of: field) { return (field: i, values: values) }
+                    names.append(field)
+                    return (field: names.count - 1, values: values)
                 }
-                routeConds.append(items)
             }
-            conditions.append(routeConds)
+            return IndexedPredicate(anyEvent: p.anyEvent, conditions: conditions)
         }
-        routeFieldNames = names
-        routeConditions = conditions
-        routeMatchesAll = matchesAll
+        routePredicates = pipeline.routes.map { indexed($0.events) }
+        extractorPredicates = pipeline.extractors.map { indexed($0.events) }
+        sessionPredicate = indexed(pipeline.sessionEvents)
+        predicateFieldNames = names
+        extractorsFeedPredicates = pipeline.extractors.contains { x in
+            x.patterns.contains { p in p.groupNames.contains { $0.map(names.contains) ?? false } }
+        }
     }
 
     // MARK: Matching
@@ -522,9 +522,10 @@ package struct RuleSet: Sendable {
     package struct Context: Sendable {
         var stamp: [UInt32] = []
         var generation: UInt32 = 0
-        var routeActive: [Bool] = []
-        var routeFieldRanges: [Range<Int>?] = []
-        var routeCache: [UInt64: RouteCacheEntry] = [:]
+        var ranges: [Range<Int>?] = []
+        /// What applies to the event being worked on (from `match`, for `settle`).
+        var plan = Plan()
+        var planCache: [UInt64: PlanCacheEntry] = [:]
         var sessions = SessionMemory()
         var automatonDone: [Bool] = []
         package var statistics = MatchStatistics()
@@ -616,10 +617,50 @@ package struct RuleSet: Sendable {
         }
     }
 
-    struct RouteCacheEntry: Sendable {
+    /// A predicate over the values of `predicateFieldNames` (by index): OR of conditions, each an
+    /// AND of `field: one of values`.
+    struct IndexedPredicate: Sendable {
+        var anyEvent: Bool
+        var conditions: [[(field: Int, values: [StringMatcher])]]
+
+        func applies(_ ranges: [Range<Int>?], _ storage: UnsafeBufferPointer<UInt8>) -> Bool {
+            if anyEvent { return true }
+            for condition in conditions {
+                var ok = true
+                for (field, values) in condition {
+                    guard let range = ranges[field] else {
+                        ok = false
+                        break
+                    }
+                    let v = UnsafeBufferPointer(rebasing: storage[range])
+                    if !values.contains(where: { $0.matches(v) }) {
+                        ok = false
+                        break
+                    }
+                }
+                if ok { return true }
+            }
+            return false
+        }
+    }
+
+    /// What applies to an event: the routes whose rules see it, and the extractors of each stage.
+    /// It depends only on the few fields the predicates test (mostly the program name), so it is
+    /// worked out once per distinct combination of their values and cached.
+    struct Plan: Sendable {
+        var routes: [Bool] = []
+        var anyRoute = false
+        /// Extractor indices per stage; nil: test each extractor's events when extracting.
+        var detect: [Int]? = nil
+        var finding: [Int]? = nil
+        var session: [Int]? = nil
+        /// The event belongs to sessions; nil: test `session_events` when settling.
+        var sessionEvent: Bool? = nil
+    }
+
+    struct PlanCacheEntry: Sendable {
         var values: [[UInt8]?]
-        var active: [Bool]
-        var anyActive: Bool
+        var plan: Plan
 
         func matches(_ ranges: [Range<Int>?], _ storage: UnsafeBufferPointer<UInt8>) -> Bool {
             guard values.count == ranges.count else { return false }
@@ -634,12 +675,37 @@ package struct RuleSet: Sendable {
         }
     }
 
+    /// The plan for an event whose predicate fields stand at `c.ranges`: from the cache, or
+    /// worked out and cached.
+    private func cachedPlan(_ storage: UnsafeBufferPointer<UInt8>, context c: inout Context) -> Plan {
+        var hasher = FNV1a()
+        for range in c.ranges {
+            if let range { hasher.combine(storage[range]) }
+            hasher.separate(present: range != nil)
+        }
+        let hash = hasher.value
+        if let cached = c.planCache[hash], cached.matches(c.ranges, storage) { return cached.plan }
+        var plan = Plan()
+        plan.routes = routePredicates.indices.map { r in !routeRules[r].isEmpty && routePredicates[r].applies(c.ranges, storage) }
+        plan.anyRoute = plan.routes.contains(true)
+        var stages: [Pipeline.Stage: [Int]] = [:]
+        for (x, extractor) in pipeline.extractors.enumerated() where extractorPredicates[x].applies(c.ranges, storage) {
+            stages[extractor.stage, default: []].append(x)
+        }
+        plan.detect = stages[.detect] ?? []
+        plan.finding = stages[.finding] ?? []
+        plan.session = stages[.session] ?? []
+        plan.sessionEvent = sessionPredicate.applies(c.ranges, storage)
+        if c.planCache.count >= 4096 { c.planCache.removeAll(keepingCapacity: true) }
+        c.planCache[hash] = PlanCacheEntry(values: c.ranges.map { $0.map { Array(storage[$0]) } }, plan: plan)
+        return plan
+    }
+
     /// Indices of the rules that match `event`. Detect-stage extractors run first and may add fields.
     package func match(_ event: inout Event, context c: inout Context) -> [Int] {
         if c.stamp.count != rules.count {
             c.stamp = Array(repeating: 0, count: rules.count)
-            c.routeActive = Array(repeating: false, count: pipeline.routes.count)
-            c.routeFieldRanges = Array(repeating: nil, count: routeFieldNames.count)
+            c.ranges = Array(repeating: nil, count: predicateFieldNames.count)
             c.automatonDone = Array(repeating: false, count: automata.count)
         }
         c.generation &+= 1
@@ -647,44 +713,22 @@ package struct RuleSet: Sendable {
             for i in c.stamp.indices { c.stamp[i] = 0 }
             c.generation = 1
         }
-        pipeline.extract(.detect, into: &event)
-        // Routing: read each field the routes test once, then evaluate every route against those values.
-        for k in routeFieldNames.indices {
-            c.routeFieldRanges[k] = nil
-            let name = routeFieldNames[k]
-            for i in 0..<event.fields.count where EventFields.same(event.fields.name(at: i), name) {
-                c.routeFieldRanges[k] = event.fields.range(at: i)
-                break
-            }
+        // Read each field the predicates test once. A field named twice (journald allows it)
+        // is tested value by value, without the cache.
+        if !extractorsFeedPredicates, event.fields.firstRanges(of: predicateFieldNames, into: &c.ranges) {
+            c.plan = event.fields.storage.withUnsafeBufferPointer { cachedPlan($0, context: &c) }
+            pipeline.extract(c.plan.detect!, into: &event)
+        } else {
+            pipeline.extract(.detect, into: &event)
+            var plan = Plan()
+            plan.routes = routeRules.indices.map { r in !routeRules[r].isEmpty && pipeline.routes[r].events.matches(event.fields) }
+            plan.anyRoute = plan.routes.contains(true)
+            c.plan = plan
         }
-        // Route activity depends only on those few values (mostly the program name), so it is
-        // computed once per distinct combination and cached.
-        var anyActive = false
-        event.fields.storage.withUnsafeBufferPointer { storage in
-            var hasher = FNV1a()
-            for range in c.routeFieldRanges {
-                if let range { hasher.combine(storage[range]) }
-                hasher.separate(present: range != nil)
-            }
-            let hash = hasher.value
-            if let cached = c.routeCache[hash], cached.matches(c.routeFieldRanges, storage) {
-                for r in cached.active.indices { c.routeActive[r] = cached.active[r] }
-                anyActive = cached.anyActive
-                return
-            }
-            for r in routeConditions.indices {
-                let active = !routeRules[r].isEmpty && routeApplies(r, c.routeFieldRanges, storage)
-                c.routeActive[r] = active
-                anyActive = anyActive || active
-            }
-            if c.routeCache.count >= 4096 { c.routeCache.removeAll(keepingCapacity: true) }
-            c.routeCache[hash] = RouteCacheEntry(
-                values: c.routeFieldRanges.map { $0.map { Array(storage[$0]) } }, active: c.routeActive, anyActive: anyActive)
-        }
-        guard anyActive else { return [] }
+        guard c.plan.anyRoute else { return [] }
         for a in automata.indices { c.automatonDone[a] = false }
         let gen = c.generation
-        for r in routeConditions.indices where c.routeActive[r] {
+        for r in routePredicates.indices where c.plan.routes[r] {
             for a in routeAutomata[r] where !c.automatonDone[a] {
                 c.automatonDone[a] = true
                 let rulesFor = patternRules[a]
@@ -706,33 +750,13 @@ package struct RuleSet: Sendable {
             }
         }
         var matched: [Int] = []
-        for r in routeConditions.indices where c.routeActive[r] {
+        for r in routePredicates.indices where c.plan.routes[r] {
             for rule in routeRules[r] where alwaysEvaluate[rule] || c.stamp[rule] == gen {
                 c.statistics.rulesEvaluated += 1
                 if detections[rule].evaluate(event.fields, stats: &c.statistics) { matched.append(rule) }
             }
         }
         return matched
-    }
-
-    private func routeApplies(_ r: Int, _ ranges: [Range<Int>?], _ storage: UnsafeBufferPointer<UInt8>) -> Bool {
-        if routeMatchesAll[r] { return true }
-        for condition in routeConditions[r] {
-            var ok = true
-            for (field, values) in condition {
-                guard let range = ranges[field] else {
-                    ok = false
-                    break
-                }
-                let v = UnsafeBufferPointer(rebasing: storage[range])
-                if !values.contains(where: { $0.matches(v) }) {
-                    ok = false
-                    break
-                }
-            }
-            if ok { return true }
-        }
-        return false
     }
 
     /// Settles which rules an event reports, after `match`.
@@ -743,11 +767,16 @@ package struct RuleSet: Sendable {
     /// for the first later line that does and is reported there; and a session summary rule
     /// (`session: summary`, such as "Too many authentication failures") is not reported again
     /// once the session reported a failure. Returns the rules to report for this event.
-    package func settle(_ event: inout Event, matched: [Int], context c: inout Context) -> [Int] {
-        if !matched.isEmpty { pipeline.extract(.finding, into: &event) }
-        guard pipeline.sessionEvents.matches(event.fields), let key = sessionKey(event) else { return matched }
+    func settle(_ event: inout Event, matched: [Int], context c: inout Context) -> [Int] {
+        let plan = c.plan
+        if !matched.isEmpty {
+            if let list = plan.finding { pipeline.extract(list, into: &event) } else { pipeline.extract(.finding, into: &event) }
+        }
+        guard plan.sessionEvent ?? pipeline.sessionEvents.matches(event.fields), let key = sessionKey(event) else { return matched }
         c.sessions.touch(key, time: event.time)
-        if matched.isEmpty { pipeline.extract(.session, into: &event) }
+        if matched.isEmpty {
+            if let list = plan.session { pipeline.extract(list, into: &event) } else { pipeline.extract(.session, into: &event) }
+        }
         c.sessions.remember(key, from: event, fields: pipeline.sessionFields)
         c.sessions.fill(key, into: &event, fields: pipeline.sessionFields)
         var session = c.sessions.entries[key]!

@@ -65,7 +65,7 @@ package struct ByteRegex: Sendable {
     /// Unanchored search: does the pattern match anywhere in `input`?
     package func search(_ input: UnsafeBufferPointer<UInt8>) -> Outcome {
         if let lit = requiredLiteral, !StringMatcher.find(lit, in: input, fold: true) { return .noMatch }
-        if var bt = BitStateBacktracker(
+        if let bt = BitStateBacktracker(
             program: program, sets: sets, inputCount: input.count, slotCount: 0, anchored: anchoredAtStart, firstBytes: firstBytes)
         {
             return bt.run(input) != nil ? .match : .noMatch
@@ -80,9 +80,10 @@ package struct ByteRegex: Sendable {
     }
 
     /// Leftmost-first match with capture groups; each range is a byte range of `input`.
-    package func firstMatch(_ input: UnsafeBufferPointer<UInt8>) -> [Range<Int>?]? {
-        if let lit = requiredLiteral, !StringMatcher.find(lit, in: input, fold: true) { return nil }
-        if var bt = BitStateBacktracker(
+    /// `literalFound`: the caller has seen `requiredLiteral` in `input` (no second search).
+    package func firstMatch(_ input: UnsafeBufferPointer<UInt8>, literalFound: Bool = false) -> [Range<Int>?]? {
+        if !literalFound, let lit = requiredLiteral, !StringMatcher.find(lit, in: input, fold: true) { return nil }
+        if let bt = BitStateBacktracker(
             program: program, sets: sets, inputCount: input.count, slotCount: groupNames.count * 2, anchored: anchoredAtStart,
             firstBytes: firstBytes)
         {
@@ -825,9 +826,6 @@ struct BitStateBacktracker {
     let anchored: Bool
     let width: Int
     let words: Int
-    var slots: [Int]
-    var jobs: [(pc: Int32, at: Int32, restoreSlot: Int32, restoreValue: Int32)] = []
-
     let firstBytes: ByteSet?
 
     init?(program: [Inst], sets: [CharSet], inputCount: Int, slotCount: Int, anchored: Bool, firstBytes: ByteSet? = nil) {
@@ -840,109 +838,211 @@ struct BitStateBacktracker {
         self.slotCount = slotCount
         self.anchored = anchored
         words = (bits + 63) / 64
-        slots = [Int](repeating: -1, count: slotCount)
-        // Room for the usual backlog at once, not grown by doubling from one job on every search.
-        jobs.reserveCapacity(64)
     }
 
     /// The capture slots of the leftmost-first match, or nil.
-    mutating func run(_ input: UnsafeBufferPointer<UInt8>) -> [Int]? {
-        // The bitmap is at most 32 KiB: on the stack, not the heap.
+    func run(_ input: UnsafeBufferPointer<UInt8>) -> [Int]? {
+        // The bitmap is at most 32 KiB, the slots and the first jobs a few more: on the stack,
+        // not the heap. A search needing more jobs moves its stack to the heap.
         withUnsafeTemporaryAllocation(of: UInt64.self, capacity: words) { visited in
             visited.initialize(repeating: 0)
-            let last = anchored ? 0 : input.count
-            var start = 0
-            while start <= last {
-                if let firstBytes, !anchored {
-                    // Skip to the next position where a match can begin (an ASCII byte, so never
-                    // inside a character).
-                    while start < input.count, !firstBytes.contains(input[start]) { start += 1 }
-                    if start >= input.count { return nil }
+            return withUnsafeTemporaryAllocation(of: Int.self, capacity: max(1, slotCount)) { slots in
+                slots.initialize(repeating: -1)
+                return withUnsafeTemporaryAllocation(of: Job.self, capacity: 256) { firstJobs in
+                    program.withUnsafeBufferPointer { program in
+                        sets.withUnsafeBufferPointer { sets in
+                            var search = Search(
+                                program: program, sets: sets, input: input, visited: visited, slots: slots, slotCount: slotCount,
+                                width: width, jobs: JobStack(firstJobs))
+                            defer { search.jobs.release() }
+                            let last = anchored ? 0 : input.count
+                            var start = 0
+                            while start <= last {
+                                if let firstBytes, !anchored {
+                                    // Skip to the next position where a match can begin (an ASCII
+                                    // byte, so never inside a character).
+                                    while start < input.count, !firstBytes.contains(input[start]) { start += 1 }
+                                    if start >= input.count { return nil }
+                                }
+                                if search.tryAt(start) { return Array(slots.prefix(slotCount)) }
+                                if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
+                            }
+                            return nil
+                        }
+                    }
                 }
-                if tryAt(start, input, visited) { return slots }
-                if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
             }
-            return nil
         }
     }
 
-    private mutating func tryAt(
-        _ start: Int, _ input: UnsafeBufferPointer<UInt8>, _ visited: UnsafeMutableBufferPointer<UInt64>
-    ) -> Bool {
-        jobs.removeAll(keepingCapacity: true)
-        jobs.append((0, Int32(start), -1, 0))
-        while let job = jobs.popLast() {
-            if job.restoreSlot >= 0 {
-                slots[Int(job.restoreSlot)] = Int(job.restoreValue)
-                continue
-            }
-            var pc = Int(job.pc)
-            var at = Int(job.at)
-            while true {
-                let bit = pc * width + at
-                if visited[bit >> 6] & (1 << UInt64(bit & 63)) != 0 { break }
-                visited[bit >> 6] |= 1 << UInt64(bit & 63)
-                switch program[pc] {
-                case .match:
-                    return true
-                case .jump(let t):
-                    pc = t
-                    continue
-                case .split(let a, let b):
-                    jobs.append((Int32(b), Int32(at), -1, 0))
-                    pc = a
-                    continue
-                case .save(let k):
-                    if k < slotCount {
-                        jobs.append((0, 0, Int32(k), Int32(slots[k])))
-                        slots[k] = at
-                    }
-                    pc += 1
-                    continue
-                case .assertStart(let m):
-                    guard at == 0 || (m && input[at - 1] == 10) else { break }
-                    pc += 1
-                    continue
-                case .assertEnd(let m):
-                    guard at == input.count || (m && input[at] == 10) else { break }
-                    pc += 1
-                    continue
-                case .assertWord(let want):
-                    guard (PikeVM.isWord(input, at - 1) != PikeVM.isWord(input, at)) == want else { break }
-                    pc += 1
-                    continue
-                case .scalar(let v):
-                    guard at < input.count else { break }
-                    let (ch, w) = PikeVM.decode(input, at)
-                    guard ch == v else { break }
-                    at += w
-                    pc += 1
-                    continue
-                case .scalarFold(let v):
-                    guard at < input.count else { break }
-                    let (ch, w) = PikeVM.decode(input, at)
-                    guard (ch | 0x20) == v, ch >= 65, ch <= 122 else { break }
-                    at += w
-                    pc += 1
-                    continue
-                case .any(let dotAll):
-                    guard at < input.count else { break }
-                    let (ch, w) = PikeVM.decode(input, at)
-                    guard dotAll || ch != 10 else { break }
-                    at += w
-                    pc += 1
-                    continue
-                case .set(let k):
-                    guard at < input.count else { break }
-                    let (ch, w) = PikeVM.decode(input, at)
-                    guard ch < 0x110000, sets[k].matches(ch) else { break }
-                    at += w
-                    pc += 1
-                    continue
-                }
-                break
+    /// A backtrack point: resume at `pc` and `at`, or (restoreSlot >= 0) put a capture slot back.
+    struct Job {
+        var pc: Int32
+        var at: Int32
+        var restoreSlot: Int32
+        var restoreValue: Int32
+    }
+
+    /// The pending jobs: in the caller's stack memory, moved to the heap if they outgrow it.
+    struct JobStack {
+        private var base: UnsafeMutablePointer<Job>
+        private var capacity: Int
+        private(set) var count = 0
+        private var onHeap = false
+
+        init(_ initial: UnsafeMutableBufferPointer<Job>) {
+            base = initial.baseAddress!
+            capacity = initial.count
+        }
+
+        @inline(__always)
+        mutating func push(_ job: Job) {
+            if count == capacity { grow() }
+            (base + count).initialize(to: job)
+            count += 1
+        }
+
+        @inline(__always)
+        mutating func pop() -> Job? {
+            guard count > 0 else { return nil }
+            count -= 1
+            return base[count]
+        }
+
+        mutating func removeAll() { count = 0 }
+
+        private mutating func grow() {
+            let bigger = UnsafeMutablePointer<Job>.allocate(capacity: capacity * 2)
+            bigger.initialize(from: base, count: count)
+            if onHeap { base.deallocate() }
+            base = bigger
+            capacity *= 2
+            onHeap = true
+        }
+
+        /// Frees the heap copy, if any; the stack is not used again.
+        mutating func release() {
+            if onHeap { base.deallocate() }
+            onHeap = false
+        }
+    }
+
+    /// One search's state, over borrowed buffers: no reference counting or uniqueness checks
+    /// on the per-step path.
+    struct Search {
+        let program: UnsafeBufferPointer<Inst>
+        let sets: UnsafeBufferPointer<CharSet>
+        let input: UnsafeBufferPointer<UInt8>
+        let visited: UnsafeMutableBufferPointer<UInt64>
+        let slots: UnsafeMutableBufferPointer<Int>
+        let slotCount: Int
+        let width: Int
+        var jobs: JobStack
+
+        /// False when instruction `pc` is sure to fail at `at` (a byte test on an ASCII byte it
+        /// rejects, or the end of input); true when it may go on.
+        @inline(__always)
+        func canEnter(_ pc: Int, _ at: Int) -> Bool {
+            switch program[pc] {
+            case .scalar(let v):
+                guard at < input.count else { return false }
+                let c = input[at]
+                return c >= 0x80 || UInt32(c) == v
+            case .scalarFold(let v):
+                guard at < input.count else { return false }
+                let c = input[at]
+                return c >= 0x80 || (UInt32(c) | 0x20 == v && c >= 65 && c <= 122)
+            case .set(let k):
+                guard at < input.count else { return false }
+                let c = input[at]
+                return c >= 0x80 || sets[k].matches(UInt32(c))
+            default:
+                return true
             }
         }
-        return false
+
+        mutating func tryAt(_ start: Int) -> Bool {
+            jobs.removeAll()
+            jobs.push(Job(pc: 0, at: Int32(start), restoreSlot: -1, restoreValue: 0))
+            while let job = jobs.pop() {
+                if job.restoreSlot >= 0 {
+                    slots[Int(job.restoreSlot)] = Int(job.restoreValue)
+                    continue
+                }
+                var pc = Int(job.pc)
+                var at = Int(job.at)
+                while true {
+                    let bit = pc * width + at
+                    if visited[bit >> 6] & (1 << UInt64(bit & 63)) != 0 { break }
+                    visited[bit >> 6] |= 1 << UInt64(bit & 63)
+                    switch program[pc] {
+                    case .match:
+                        return true
+                    case .jump(let t):
+                        pc = t
+                        continue
+                    case .split(let a, let b):
+                        // A branch whose first instruction cannot match here is not queued: in a
+                        // loop such as `.*? from`, most positions fail on the literal at once.
+                        if !canEnter(a, at) {
+                            pc = b
+                            continue
+                        }
+                        if canEnter(b, at) { jobs.push(Job(pc: Int32(b), at: Int32(at), restoreSlot: -1, restoreValue: 0)) }
+                        pc = a
+                        continue
+                    case .save(let k):
+                        if k < slotCount {
+                            jobs.push(Job(pc: 0, at: 0, restoreSlot: Int32(k), restoreValue: Int32(slots[k])))
+                            slots[k] = at
+                        }
+                        pc += 1
+                        continue
+                    case .assertStart(let m):
+                        guard at == 0 || (m && input[at - 1] == 10) else { break }
+                        pc += 1
+                        continue
+                    case .assertEnd(let m):
+                        guard at == input.count || (m && input[at] == 10) else { break }
+                        pc += 1
+                        continue
+                    case .assertWord(let want):
+                        guard (PikeVM.isWord(input, at - 1) != PikeVM.isWord(input, at)) == want else { break }
+                        pc += 1
+                        continue
+                    case .scalar(let v):
+                        guard at < input.count else { break }
+                        let (ch, w) = PikeVM.decode(input, at)
+                        guard ch == v else { break }
+                        at += w
+                        pc += 1
+                        continue
+                    case .scalarFold(let v):
+                        guard at < input.count else { break }
+                        let (ch, w) = PikeVM.decode(input, at)
+                        guard (ch | 0x20) == v, ch >= 65, ch <= 122 else { break }
+                        at += w
+                        pc += 1
+                        continue
+                    case .any(let dotAll):
+                        guard at < input.count else { break }
+                        let (ch, w) = PikeVM.decode(input, at)
+                        guard dotAll || ch != 10 else { break }
+                        at += w
+                        pc += 1
+                        continue
+                    case .set(let k):
+                        guard at < input.count else { break }
+                        let (ch, w) = PikeVM.decode(input, at)
+                        guard ch < 0x110000, sets[k].matches(ch) else { break }
+                        at += w
+                        pc += 1
+                        continue
+                    }
+                    break
+                }
+            }
+            return false
+        }
     }
 }

@@ -10,6 +10,12 @@ package struct PackedEvent: Sendable {
         var size = 32 + event.position.source.utf8.count + (event.position.cursor?.utf8.count ?? 0)
         for i in 0..<event.fields.count { size += 8 + event.fields.name(at: i).utf8.count + event.fields.range(at: i).count }
         out.reserveCapacity(size)
+        Self.pack(event, into: &out)
+        self.bytes = out
+    }
+
+    /// Appends `event`, packed, to `out`.
+    static func pack(_ event: Event, into out: inout [UInt8]) {
         func varint(_ v: UInt64) {
             var v = v
             while v >= 0x80 {
@@ -45,7 +51,6 @@ package struct PackedEvent: Sendable {
             }
             bytes(event.fields.value(at: i))
         }
-        self.bytes = out
     }
 
     /// Field names most events carry, stored as one byte each (evidence kept in large numbers).
@@ -118,18 +123,26 @@ package struct PackedEvent: Sendable {
 }
 
 /// The last few events of a group in one buffer: each packed event preceded by its length.
+/// Dropped events stay at the front until they are half as many bytes as the live ones, and are
+/// then removed at once (not one move of the whole buffer per event).
 package struct PackedEventList: Sendable {
     private var buffer: [UInt8] = []
     private var count32: Int32 = 0
+    /// Offset of the first live event in `buffer`.
+    private var start32: Int32 = 0
     package var count: Int {
         get { Int(count32) }
         set { count32 = Int32(newValue) }
+    }
+    private var start: Int {
+        get { Int(start32) }
+        set { start32 = Int32(newValue) }
     }
 
     package init() {}
 
     /// The list as stored (for snapshots), and back.
-    package var storage: [UInt8] { buffer }
+    package var storage: [UInt8] { Array(buffer[start...]) }
 
     package init(storage: [UInt8], count: Int) {
         buffer = storage
@@ -138,27 +151,35 @@ package struct PackedEventList: Sendable {
 
     /// Appends `event`, dropping the oldest so that at most `limit` remain.
     package mutating func append(_ event: Event, keeping limit: Int) {
-        let packed = PackedEvent(event).bytes
-        var n = UInt32(packed.count)
-        for _ in 0..<4 {
-            buffer.append(UInt8(truncatingIfNeeded: n))
+        let at = buffer.count
+        buffer.append(contentsOf: [0, 0, 0, 0] as [UInt8])
+        PackedEvent.pack(event, into: &buffer)
+        var n = UInt32(buffer.count - at - 4)
+        for k in 0..<4 {
+            buffer[at + k] = UInt8(truncatingIfNeeded: n)
             n >>= 8
         }
-        buffer.append(contentsOf: packed)
         count += 1
         while count > limit, limit >= 0 {
-            let first = Int(buffer[0]) | Int(buffer[1]) << 8 | Int(buffer[2]) << 16 | Int(buffer[3]) << 24
-            buffer.removeFirst(4 + first)
+            start += 4 + length(at: start)
             count -= 1
         }
+        if start > 0, start * 2 > buffer.count - start {
+            buffer.removeFirst(start)
+            start = 0
+        }
+    }
+
+    private func length(at i: Int) -> Int {
+        Int(buffer[i]) | Int(buffer[i + 1]) << 8 | Int(buffer[i + 2]) << 16 | Int(buffer[i + 3]) << 24
     }
 
     /// The events, oldest first.
     package func events() -> [Event] {
         var out: [Event] = []
-        var i = 0
+        var i = start
         while i + 4 <= buffer.count {
-            let n = Int(buffer[i]) | Int(buffer[i + 1]) << 8 | Int(buffer[i + 2]) << 16 | Int(buffer[i + 3]) << 24
+            let n = length(at: i)
             out.append(PackedEvent(bytes: Array(buffer[(i + 4)..<min(buffer.count, i + 4 + n)])).unpacked())
             i += 4 + n
         }

@@ -90,5 +90,9 @@ struct PackedEventListTests {
         #expect(list.count == 10 && events.count == 10)
         #expect(events.map(\.position.line) == Array(15..<25))
         #expect(events.last?.string("MESSAGE") == "event 24")
+        // The stored form (snapshots) holds the live events only, whatever the list dropped.
+        let restored = PackedEventList(storage: list.storage, count: list.count)
+        #expect(restored.events().map(\.position.line) == Array(15..<25))
+        #expect(list.storage.count < 10 * 40)
     }
 }

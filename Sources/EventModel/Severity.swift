@@ -27,6 +27,17 @@ package enum Severity: Int, Sendable, Comparable, CaseIterable, Codable {
         }
     }
 
+    /// The name as OCSF's `severity` writes it.
+    package var ocsfName: String {
+        switch self {
+        case .informational: "Informational"
+        case .low: "Low"
+        case .medium: "Medium"
+        case .high: "High"
+        case .critical: "Critical"
+        }
+    }
+
     /// OCSF `severity_id`: 1 Informational … 5 Critical.
     package var ocsfID: Int { rawValue }
 

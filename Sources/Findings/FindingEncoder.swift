@@ -44,7 +44,7 @@ package struct FindingEncoder: Sendable {
         w.field("type_uid", 200400 + f.activity.rawValue)
         w.field("time", Self.ms(f.lastSeen))
         w.field("severity_id", sev.ocsfID)
-        w.field("severity", sev.name.capitalized)
+        w.field("severity", sev.ocsfName)
         w.field("status_id", 1)
         w.field("status", "New")
         w.field("message", message(f))
@@ -140,12 +140,24 @@ package struct FindingEncoder: Sendable {
         }
     }
 
+    /// `title (name=value, …) ×count`: the rule's title, the source address and users, and
+    /// the number of events when more than one.
     private func message(_ f: Finding) -> String {
-        var parts = [f.rule.title]
-        let who = f.observables.filter { $0.typeID == 2 || $0.typeID == 4 }.map { "\($0.name)=\($0.value)" }
-        if !who.isEmpty { parts.append("(" + who.joined(separator: ", ") + ")") }
-        if f.count > 1 { parts.append("×\(f.count)") }
-        return parts.joined(separator: " ")
+        var s = f.rule.title
+        var first = true
+        for o in f.observables where o.typeID == 2 || o.typeID == 4 {
+            s += first ? " (" : ", "
+            first = false
+            s += o.name
+            s += "="
+            s += o.value
+        }
+        if !first { s += ")" }
+        if f.count > 1 {
+            s += " ×"
+            s += String(f.count)
+        }
+        return s
     }
 
     private func observables(_ f: Finding, _ w: inout JSONWriter) {
@@ -164,11 +176,14 @@ package struct FindingEncoder: Sendable {
         w.beginObject()
         w.beginObject("data")
         var written = 0
-        for i in 0..<e.fields.count where written < evidenceFieldLimit {
-            let name = e.fields.name(at: i)
-            if name.hasPrefix("__") && name != FieldName.cursor { continue }
-            w.field(name, bytes: e.fields.value(at: i).prefix(evidenceValueLimit))
+        e.fields.forEach { name, value in
+            guard written < evidenceFieldLimit else { return false }
+            // Fields starting with two underscores are journald's own, except the cursor.
+            let utf8 = name.utf8
+            if utf8.first == 95, utf8.dropFirst().first == 95, name != FieldName.cursor { return true }
+            w.field(JSONKey(name), bytes: UnsafeBufferPointer(rebasing: value.prefix(evidenceValueLimit)))
             written += 1
+            return true
         }
         w.endObject()
         w.beginObject("src")

@@ -4,72 +4,96 @@
 /// `\u00XX` escapes and invalid UTF-8 becomes U+FFFD, so a consumer never sees raw control bytes.
 package struct JSONWriter {
     package private(set) var bytes: [UInt8] = []
-    private var needsComma: [Bool] = [false]
+    /// Per open object or array, innermost in bit 0: whether a member was written (the next one
+    /// needs a comma). Nesting is the encoders' own and shallow, far below 64 levels.
+    private var written: UInt64 = 0
 
-    package init() { bytes.reserveCapacity(2048) }
+    package init() { bytes.reserveCapacity(4096) }
 
     private mutating func separator() {
-        if needsComma[needsComma.count - 1] { bytes.append(UInt8(ascii: ",")) }
-        needsComma[needsComma.count - 1] = true
+        if written & 1 != 0 { bytes.append(UInt8(ascii: ",")) }
+        written |= 1
     }
 
-    private mutating func key(_ k: String) {
+    private mutating func key(_ k: JSONKey) {
         separator()
-        string(k, asValue: false)
+        switch k.text {
+        case .plain(let text):
+            // A key written in the source: plain ASCII, copied without escaping.
+            bytes.append(UInt8(ascii: "\""))
+            bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+            bytes.append(UInt8(ascii: "\""))
+        case .dynamic(let text): string(text)
+        }
         bytes.append(UInt8(ascii: ":"))
     }
 
-    package mutating func beginObject(_ k: String? = nil) {
+    package mutating func beginObject(_ k: JSONKey? = nil) {
         if let k { key(k) } else { separator() }
         bytes.append(UInt8(ascii: "{"))
-        needsComma.append(false)
+        written <<= 1
     }
 
     package mutating func endObject() {
-        needsComma.removeLast()
+        written >>= 1
         bytes.append(UInt8(ascii: "}"))
     }
 
-    package mutating func beginArray(_ k: String? = nil) {
+    package mutating func beginArray(_ k: JSONKey? = nil) {
         if let k { key(k) } else { separator() }
         bytes.append(UInt8(ascii: "["))
-        needsComma.append(false)
+        written <<= 1
     }
 
     package mutating func endArray() {
-        needsComma.removeLast()
+        written >>= 1
         bytes.append(UInt8(ascii: "]"))
     }
 
-    package mutating func field(_ k: String, _ v: String?) {
+    package mutating func field(_ k: JSONKey, _ v: String?) {
         guard let v else { return }
         key(k)
-        string(v, asValue: false)
+        string(v)
     }
 
-    package mutating func field(_ k: String, bytes v: some Collection<UInt8>) {
+    package mutating func field(_ k: JSONKey, bytes v: some Collection<UInt8>) {
         key(k)
         escaped(v)
     }
 
-    package mutating func field(_ k: String, _ v: Int?) {
+    package mutating func field(_ k: JSONKey, _ v: Int?) {
         guard let v else { return }
         key(k)
-        bytes.append(contentsOf: String(v).utf8)
+        integer(Int64(v))
     }
 
-    package mutating func field(_ k: String, _ v: Int64?) {
+    package mutating func field(_ k: JSONKey, _ v: Int64?) {
         guard let v else { return }
         key(k)
-        bytes.append(contentsOf: String(v).utf8)
+        integer(v)
     }
 
-    package mutating func field(_ k: String, _ v: Bool) {
+    /// Writes `v` in decimal.
+    private mutating func integer(_ v: Int64) {
+        if v < 0 { bytes.append(UInt8(ascii: "-")) }
+        var rest = v.magnitude
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var n = 0
+            repeat {
+                digits[19 - n] = UInt8(ascii: "0") + UInt8(rest % 10)
+                rest /= 10
+                n += 1
+            } while rest > 0
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[(20 - n)...]))
+        }
+    }
+
+    package mutating func field(_ k: JSONKey, _ v: Bool) {
         key(k)
         bytes.append(contentsOf: (v ? "true" : "false").utf8)
     }
 
-    package mutating func field(_ k: String, strings v: [String]) {
+    package mutating func field(_ k: JSONKey, strings v: [String]) {
         beginArray(k)
         for s in v { element(s) }
         endArray()
@@ -77,10 +101,10 @@ package struct JSONWriter {
 
     package mutating func element(_ v: String) {
         separator()
-        string(v, asValue: false)
+        string(v)
     }
 
-    private mutating func string(_ s: String, asValue: Bool) {
+    private mutating func string(_ s: String) {
         var s = s
         s.withUTF8 { escaped($0) }
     }
@@ -189,6 +213,22 @@ package struct JSONWriter {
         }
         bytes.append(UInt8(ascii: "\""))
     }
+}
+
+/// An object key: a literal in the source (plain ASCII, written as is) or text from elsewhere
+/// (a field name from a log, escaped like any value).
+package struct JSONKey: ExpressibleByStringLiteral {
+    enum Text {
+        case plain(StaticString)
+        case dynamic(String)
+    }
+
+    let text: Text
+
+    /// A key written in the source; it must be plain ASCII without `"` or `\` (it is not escaped).
+    package init(stringLiteral value: StaticString) { text = .plain(value) }
+
+    package init(_ text: String) { self.text = .dynamic(text) }
 }
 
 extension String {

@@ -81,7 +81,7 @@ package struct WorkerPrompt: Sendable {
         w.field("type", "object")
         w.beginObject("properties")
         for id in ids {
-            w.beginObject(id)
+            w.beginObject(JSONKey(id))
             w.field("type", "object")
             w.beginObject("properties")
             w.beginObject("verdict")
@@ -89,14 +89,14 @@ package struct WorkerPrompt: Sendable {
             w.field("enum", strings: verdicts)
             w.endObject()
             for name in ["risk_score", "confidence"] {
-                w.beginObject(name)
+                w.beginObject(JSONKey(name))
                 w.field("type", "integer")
                 w.field("minimum", 0)
                 w.field("maximum", 100)
                 w.endObject()
             }
             for (name, least, most) in [("explanation", 20, explanationLimit), ("next_steps", 10, nextStepsLimit)] {
-                w.beginObject(name)
+                w.beginObject(JSONKey(name))
                 w.field("type", "string")
                 w.field("minLength", least)
                 w.field("maxLength", most)
@@ -134,7 +134,7 @@ package struct WorkerPrompt: Sendable {
                 case 9: "process"
                 default: "host"
                 }
-            if seen.insert(key).inserted { w.field(key, clean(o.value, 64)) }
+            if seen.insert(key).inserted { w.field(JSONKey(key), clean(o.value, 64)) }
         }
         w.endObject()
         if !f.injection.isEmpty { w.field("flags", strings: f.injection.map { "log text contains a \($0)" }) }

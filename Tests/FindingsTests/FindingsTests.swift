@@ -50,6 +50,31 @@ struct JSONWriterTests {
     }
 }
 
+extension JSONWriterTests {
+    @Test("numbers, nesting and keys taken from logs")
+    func numbersNestingAndKeys() throws {
+        var w = JSONWriter()
+        w.beginObject()
+        for (i, v) in [0, 7, -5, 1_234_567_890, Int64.max, Int64.min].enumerated() { w.field(JSONKey("n\(i)"), v) }
+        w.beginArray("list")
+        w.beginObject()
+        let logged = "a\"b\u{1}"  // a name from a log (a literal would be taken as a plain source key)
+        w.field(JSONKey(logged), "x")
+        w.endObject()
+        w.beginObject()
+        w.endObject()
+        w.endArray()
+        w.field("last", true)
+        w.endObject()
+        let text = String(decoding: w.bytes, as: UTF8.self)
+        #expect(
+            text
+                == #"{"n0":0,"n1":7,"n2":-5,"n3":1234567890,"n4":9223372036854775807,"n5":-9223372036854775808,"list":[{"a\"b\u0001":"x"},{}],"last":true}"#
+        )
+        #expect(try JSONSerialization.jsonObject(with: Data(w.bytes)) is [String: Any])
+    }
+}
+
 struct FindingIDTests {
     @Test func deterministicAndDistinct() {
         let p = SourcePosition(source: "/var/log/auth.log", line: 3, offset: 120)

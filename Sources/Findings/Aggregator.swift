@@ -22,9 +22,28 @@ package struct Aggregator {
     private var head = 0
     private var latest: Int64 = .min
 
+    /// A group's rule and observables. The hash is computed once: a key is looked up again
+    /// each time its group's expiry is checked, and hashing its strings every time cost more
+    /// than the rest of the check.
     struct Key: Hashable {
-        var rule: String
-        var observables: [Observable]
+        let rule: String
+        let observables: [Observable]
+        private let hash: Int
+
+        init(rule: String, observables: [Observable]) {
+            self.rule = rule
+            self.observables = observables
+            var h = Hasher()
+            h.combine(rule)
+            h.combine(observables)
+            hash = h.finalize()
+        }
+
+        static func == (a: Key, b: Key) -> Bool {
+            a.hash == b.hash && a.rule == b.rule && a.observables == b.observables
+        }
+
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
     }
 
     package init(windowSeconds: Int = 300, evidenceCap: Int = 10, maxOpenGroups: Int = 100_000) {

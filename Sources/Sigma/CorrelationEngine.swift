@@ -81,11 +81,27 @@ package struct CorrelationEngine {
 
     static let separator: Character = "\u{1F}"
 
+    /// A group's key with its hash computed once: the key is looked up again each time the
+    /// group surfaces in the activity heap, and as often as its group gets events.
+    struct GroupKey: Hashable {
+        let text: String
+        private let hash: Int
+
+        init(_ text: String) {
+            self.text = text
+            hash = text.hashValue
+        }
+
+        static func == (a: GroupKey, b: GroupKey) -> Bool { a.hash == b.hash && a.text == b.text }
+
+        func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+    }
+
     /// Distinct values kept in a dictionary only past this many live entries; below, a scan is cheaper
     /// than a dictionary per group.
     static let smallWindow = 8
 
-    var groups: [[String: Group]]
+    var groups: [[GroupKey: Group]]
     /// Per correlation, one entry per group: a min-heap on a time at or before the group's last
     /// activity. An entry that surfaces stale (the group moved on) goes back in at the group's
     /// time, so quiet groups surface in order and an active group costs nothing per event.
@@ -135,11 +151,12 @@ package struct CorrelationEngine {
         let corr = rules.correlations[c]
         guard let inputIndex = corr.inputs.firstIndex(of: input) else { return }
         let fields = groupFields[c][inputIndex]
-        var key = ""
+        var text = ""
         for (k, f) in fields.enumerated() {
-            if k > 0 { key.append(Self.separator) }
-            if let v = event.fields.first(f) { key += String(decoding: v, as: UTF8.self) }
+            if k > 0 { text.append(Self.separator) }
+            if let v = event.fields.first(f) { text += String(decoding: v, as: UTF8.self) }
         }
+        let key = GroupKey(text)
         var value: String?
         var valueHash: UInt64 = 0
         var number = 0.0
@@ -154,9 +171,36 @@ package struct CorrelationEngine {
                 valueHash = h.value | 1  // never 0, which means "no value"
             }
         }
-        let isNew = groups[c][key] == nil
-        if isNew, groups[c].count >= maxGroups { evictOldest(c, closed: &closed) }
-        var g = groups[c][key] ?? Group()
+        // The group is updated where it lies in the dictionary: a copy taken out and written back
+        // would share its window and evidence buffers with the stored one, and copy them on append.
+        var isNew = false
+        var index = groups[c].index(forKey: key)
+        if index == nil {
+            if groups[c].count >= maxGroups { evictOldest(c, closed: &closed) }
+            groups[c][key] = Group()
+            index = groups[c].index(forKey: key)
+            isNew = true
+        }
+        let entry = Entry(
+            time: time, number: number, value: valueHash, input: Int32(inputIndex), weight: Int32(clamping: event.repeatCount))
+        let (newest, started) = Self.absorb(
+            entry, event: event, into: &groups[c].values[index!], correlation: c, of: corr, groupFields: fields, evidenceCap: evidenceCap)
+        if isNew { activity[c].push(key: key, time: newest) }
+        if started {
+            // A correlation that fires is itself a match for the correlations it feeds.
+            for parent in rules.correlationConsumers[c] {
+                feed(parent, input: .correlation(c), event: event, time: time, closed: &closed)
+            }
+        }
+    }
+
+    /// Counts `entry` (from `event`) into group `g` of correlation `c`: slides the window, updates
+    /// the counts and the incident. Returns the group's newest time and whether an incident started.
+    private static func absorb(
+        _ entry: Entry, event: Event, into g: inout Group, correlation c: Int, of corr: SigmaCorrelation, groupFields fields: [String],
+        evidenceCap: Int
+    ) -> (newest: Int64, started: Bool) {
+        let time = entry.time
         let span = corr.timespanMicros
         // Slide: drop entries older than the window ending at the newest time seen in the group.
         let newest = max(g.lastTime, time)
@@ -165,8 +209,6 @@ package struct CorrelationEngine {
             g.head += 1
         }
         if time >= newest - span {
-            let entry = Entry(
-                time: time, number: number, value: valueHash, input: Int32(inputIndex), weight: Int32(clamping: event.repeatCount))
             if time >= g.lastTime || g.head == g.window.count {
                 g.window.append(entry)
             } else {
@@ -174,17 +216,17 @@ package struct CorrelationEngine {
                 while at > g.head, g.window[at - 1].time > time { at -= 1 }
                 g.window.insert(entry, at: at)
             }
-            if valueHash != 0 {
+            if entry.value != 0 {
                 if !g.values.isEmpty {
-                    g.values[valueHash, default: 0] += 1
+                    g.values[entry.value, default: 0] += 1
                 } else if g.window.count - g.head > Self.smallWindow {
                     // Crossing from a small window: count every live entry, the new one included.
                     for e in g.window[g.head...] where e.value != 0 { g.values[e.value, default: 0] += 1 }
                 }
             }
-            g.sum += number
+            g.sum += entry.number
             g.events += event.repeatCount
-            if corr.kind == .temporal { g.values[UInt64(inputIndex), default: 0] += 1 }
+            if corr.kind == .temporal { g.values[UInt64(entry.input), default: 0] += 1 }
             g.recent.append(event, keeping: evidenceCap)
         }
         if g.head > 1024, g.head * 2 > g.window.count {
@@ -193,7 +235,6 @@ package struct CorrelationEngine {
         }
         g.lastTime = newest
         let live = g.window.count - g.head
-        var started = false
         if g.incident != nil {
             g.incident!.count += event.repeatCount
             g.incident!.lastSeen = max(g.incident!.lastSeen, time)
@@ -207,19 +248,12 @@ package struct CorrelationEngine {
                 firstSeen: first, lastSeen: time, count: g.events,
                 // Evidence: the kept events that are still inside the window.
                 metric: metric, evidences: g.recent.events().filter { ($0.time ?? first) >= first })
-            started = true
+            return (newest, true)
         }
-        groups[c][key] = g
-        if isNew { activity[c].push(key: key, time: newest) }
-        if started {
-            // A correlation that fires is itself a match for the correlations it feeds.
-            for parent in rules.correlationConsumers[c] {
-                feed(parent, input: .correlation(c), event: event, time: time, closed: &closed)
-            }
-        }
+        return (newest, false)
     }
 
-    private func remove(_ e: Entry, from g: inout Group, temporal: Bool) {
+    private static func remove(_ e: Entry, from g: inout Group, temporal: Bool) {
         if temporal || (e.value != 0 && !g.values.isEmpty) {
             let v = temporal ? UInt64(e.input) : e.value
             g.values[v, default: 1] -= 1
@@ -229,7 +263,7 @@ package struct CorrelationEngine {
         g.events -= Int(e.weight)
     }
 
-    private func metric(_ corr: SigmaCorrelation, _ g: Group) -> Double? {
+    private static func metric(_ corr: SigmaCorrelation, _ g: Group) -> Double? {
         let live = g.window[g.head...]
         switch corr.kind {
         case .eventCount: return Double(g.events)
@@ -324,7 +358,7 @@ extension CorrelationEngine {
             w.string(rules.correlations[c].id)
             w.varint(UInt64(groupsOfC.count))
             for (key, g) in groupsOfC {
-                w.string(key)
+                w.string(key.text)
                 // Only live entries: what slid out of the window is never read again.
                 let live = g.window[g.head...]
                 w.varint(UInt64(live.count))
@@ -383,12 +417,12 @@ extension CorrelationEngine {
         }
         let latest = Int64(bitPattern: try r.varint())
         let evictions = Int(try r.varint())
-        var byID: [String: [String: Group]] = [:]
+        var byID: [String: [GroupKey: Group]] = [:]
         for _ in 0..<(try r.count()) {
             let id = try r.string()
-            var groupsOfC: [String: Group] = [:]
+            var groupsOfC: [GroupKey: Group] = [:]
             for _ in 0..<(try r.count()) {
-                let key = try r.string()
+                let key = GroupKey(try r.string())
                 var g = Group()
                 for _ in 0..<(try r.count()) {
                     let time = Int64(bitPattern: try r.varint())
@@ -441,12 +475,12 @@ extension CorrelationEngine {
 
 /// A binary min-heap of group keys by time.
 struct ActivityHeap {
-    private var items: [(key: String, time: Int64)] = []
+    private var items: [(key: CorrelationEngine.GroupKey, time: Int64)] = []
 
-    var min: (key: String, time: Int64)? { items.first }
+    var min: (key: CorrelationEngine.GroupKey, time: Int64)? { items.first }
     var count: Int { items.count }
 
-    mutating func push(key: String, time: Int64) {
+    mutating func push(key: CorrelationEngine.GroupKey, time: Int64) {
         items.append((key, time))
         var i = items.count - 1
         while i > 0 {

@@ -14,42 +14,80 @@ package struct PackedEvent: Sendable {
         self.bytes = out
     }
 
-    /// Appends `event`, packed, to `out`.
+    /// Appends `event`, packed, to `out`: the room it can need is added at once and written
+    /// through a pointer, then the unused end is cut off (no per-byte append).
     static func pack(_ event: Event, into out: inout [UInt8]) {
-        func varint(_ v: UInt64) {
+        let source = event.position.source
+        let cursor = event.position.cursor
+        // At most 10 bytes per varint: eight in the header, a code and two per field.
+        var bound = 8 * 10 + source.utf8.count + (cursor?.utf8.count ?? 0)
+        event.fields.forEach { name, value in
+            bound += 1 + 2 * 10 + name.utf8.count + value.count
+            return true
+        }
+        let start = out.count
+        out.append(contentsOf: repeatElement(0, count: bound))
+        let used = out.withUnsafeMutableBufferPointer { buffer in
+            var w = PackWriter(at: buffer.baseAddress! + start)
+            w.varint(event.time.map { UInt64(bitPattern: $0) &+ 1 } ?? 0)
+            w.bytes(source)
+            w.varint(UInt64(max(0, event.position.line)))
+            w.varint(event.position.offset)
+            if let cursor {
+                w.varint(1)
+                w.bytes(cursor)
+            } else {
+                w.varint(0)
+            }
+            w.varint(UInt64(max(0, event.repeatCount)))
+            w.varint(UInt64(event.fields.count))
+            event.fields.forEach { name, value in
+                // A common name is one byte (its index + 1); others are 0 and then the name.
+                if let code = Self.code(name) {
+                    w.byte(code)
+                } else {
+                    w.byte(0)
+                    w.bytes(name)
+                }
+                w.bytes(value)
+                return true
+            }
+            assert(w.count <= bound, "packed event overran its room")
+            return w.count
+        }
+        out.removeLast(bound - used)
+    }
+
+    /// Writes packed fields through a pointer into room the caller has made.
+    private struct PackWriter {
+        let base: UnsafeMutablePointer<UInt8>
+        var count = 0
+
+        init(at base: UnsafeMutablePointer<UInt8>) { self.base = base }
+
+        mutating func byte(_ b: UInt8) {
+            base[count] = b
+            count += 1
+        }
+
+        mutating func varint(_ v: UInt64) {
             var v = v
             while v >= 0x80 {
-                out.append(UInt8(truncatingIfNeeded: v) | 0x80)
+                byte(UInt8(truncatingIfNeeded: v) | 0x80)
                 v >>= 7
             }
-            out.append(UInt8(v))
+            byte(UInt8(v))
         }
-        func bytes(_ b: some Collection<UInt8>) {
+
+        mutating func bytes(_ b: UnsafeBufferPointer<UInt8>) {
             varint(UInt64(b.count))
-            out.append(contentsOf: b)
+            if let from = b.baseAddress { (base + count).update(from: from, count: b.count) }
+            count += b.count
         }
-        varint(event.time.map { UInt64(bitPattern: $0) &+ 1 } ?? 0)
-        bytes(event.position.source.utf8)
-        varint(UInt64(max(0, event.position.line)))
-        varint(event.position.offset)
-        if let cursor = event.position.cursor {
-            varint(1)
-            bytes(cursor.utf8)
-        } else {
-            varint(0)
-        }
-        varint(UInt64(max(0, event.repeatCount)))
-        varint(UInt64(event.fields.count))
-        for i in 0..<event.fields.count {
-            // A common name is one byte (its index + 1); others are 0 and then the name.
-            let name = event.fields.name(at: i)
-            if let code = Self.code(name) {
-                out.append(code)
-            } else {
-                out.append(0)
-                bytes(name.utf8)
-            }
-            bytes(event.fields.value(at: i))
+
+        mutating func bytes(_ s: String) {
+            var s = s
+            s.withUTF8 { bytes($0) }
         }
     }
 

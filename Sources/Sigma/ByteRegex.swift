@@ -36,6 +36,9 @@ package struct ByteRegex: Sendable {
     let anchoredAtStart: Bool
     /// The bytes a match can start with (nil: any, or the empty match); searches start only there.
     let firstBytes: ByteSet?
+    /// Per instruction, what the rest of a match from there can start with (empty for large
+    /// programs): the backtracker does not take a branch that would fail on the next byte.
+    let lookahead: [Lookahead]
 
     package init(_ pattern: String, options: Options = [], stepBudget: Int = 20_000_000) throws(SyntaxError) {
         self.pattern = pattern
@@ -49,6 +52,7 @@ package struct ByteRegex: Sendable {
         self.requiredLiteral = Self.longestLiteral(node).flatMap { $0.count >= 2 ? $0 : nil }
         self.anchoredAtStart = Self.isAnchoredAtStart(node)
         self.firstBytes = Self.firstBytes(compiler.program, compiler.sets)
+        self.lookahead = Self.lookahead(compiler.program, compiler.sets)
         var names: [String?] = [nil]
         names.append(contentsOf: parser.groupNames)
         self.groupNames = names
@@ -66,7 +70,8 @@ package struct ByteRegex: Sendable {
     package func search(_ input: UnsafeBufferPointer<UInt8>) -> Outcome {
         if let lit = requiredLiteral, !StringMatcher.find(lit, in: input, fold: true) { return .noMatch }
         if let bt = BitStateBacktracker(
-            program: program, sets: sets, inputCount: input.count, slotCount: 0, anchored: anchoredAtStart, firstBytes: firstBytes)
+            program: program, sets: sets, inputCount: input.count, slotCount: 0, anchored: anchoredAtStart, firstBytes: firstBytes,
+            lookahead: lookahead)
         {
             return bt.run(input) != nil ? .match : .noMatch
         }
@@ -85,7 +90,7 @@ package struct ByteRegex: Sendable {
         if !literalFound, let lit = requiredLiteral, !StringMatcher.find(lit, in: input, fold: true) { return nil }
         if let bt = BitStateBacktracker(
             program: program, sets: sets, inputCount: input.count, slotCount: groupNames.count * 2, anchored: anchoredAtStart,
-            firstBytes: firstBytes)
+            firstBytes: firstBytes, lookahead: lookahead)
         {
             guard let slots = bt.run(input) else { return nil }
             return Self.groups(slots, count: groupNames.count)
@@ -179,6 +184,64 @@ extension ByteRegex {
         return first
     }
 
+    /// What a match can go on with from an instruction: the bytes the next character can start
+    /// with (every non-ASCII byte when a non-ASCII character can come), and whether it can
+    /// succeed at the end of the input.
+    struct Lookahead {
+        var bytes = ByteSet()
+        var atEnd = false
+    }
+
+    /// Programs longer than this get no lookahead (working it out is quadratic in the worst case).
+    static let lookaheadLimit = 1024
+
+    /// `Lookahead` for every instruction: the consuming instructions reachable without
+    /// consuming (through saves, jumps, splits and assertions, which are assumed to pass).
+    static func lookahead(_ program: [Inst], _ sets: [CharSet]) -> [Lookahead] {
+        guard program.count <= lookaheadLimit else { return [] }
+        var out: [Lookahead] = []
+        out.reserveCapacity(program.count)
+        var mark = [Int](repeating: -1, count: program.count)
+        var pending: [Int] = []
+        for start in program.indices {
+            var l = Lookahead()
+            pending.append(start)
+            while let pc = pending.popLast() {
+                guard pc < program.count, mark[pc] != start else { continue }
+                mark[pc] = start
+                switch program[pc] {
+                case .save, .assertWord, .assertStart: pending.append(pc + 1)
+                case .jump(let t): pending.append(t)
+                case .split(let a, let b): pending += [a, b]
+                case .assertEnd(let multiline):
+                    l.atEnd = true
+                    if multiline { l.bytes.insert(10) }
+                case .match:
+                    // An empty rest matches anywhere.
+                    l.atEnd = true
+                    l.bytes.insertAll()
+                case .scalar(let v):
+                    if v < 0x80 { l.bytes.insert(UInt8(v)) } else { l.bytes.insertNonASCII() }
+                case .scalarFold(let v):
+                    if v < 0x80 {
+                        l.bytes.insert(UInt8(v))
+                        l.bytes.insert(UInt8(v) & ~0x20)
+                    } else {
+                        l.bytes.insertNonASCII()
+                    }
+                case .set(let k):
+                    for b in UInt8(0)..<0x80 where sets[k].matches(UInt32(b)) { l.bytes.insert(b) }
+                    if sets[k].negated || sets[k].ranges.contains(where: { $0.upperBound >= 0x80 }) { l.bytes.insertNonASCII() }
+                case .any(let dotAll):
+                    l.bytes.insertAll()
+                    if !dotAll { l.bytes.remove(10) }
+                }
+            }
+            out.append(l)
+        }
+        return out
+    }
+
     static func isAnchoredAtStart(_ node: RegexNode) -> Bool {
         switch node {
         case .lineStart(let multiline): return !multiline
@@ -216,6 +279,24 @@ struct ByteSet {
         case 1: words.1 |= bit
         case 2: words.2 |= bit
         default: words.3 |= bit
+        }
+    }
+
+    mutating func insertAll() { words = (~0, ~0, ~0, ~0) }
+
+    /// Every byte from 0x80: lead and continuation bytes of non-ASCII characters, and invalid ones.
+    mutating func insertNonASCII() {
+        words.2 = ~0
+        words.3 = ~0
+    }
+
+    mutating func remove(_ b: UInt8) {
+        let bit = ~(UInt64(1) << UInt64(b & 63))
+        switch b >> 6 {
+        case 0: words.0 &= bit
+        case 1: words.1 &= bit
+        case 2: words.2 &= bit
+        default: words.3 &= bit
         }
     }
 
@@ -827,9 +908,14 @@ struct BitStateBacktracker {
     let width: Int
     let words: Int
     let firstBytes: ByteSet?
+    let lookahead: [ByteRegex.Lookahead]
 
-    init?(program: [Inst], sets: [CharSet], inputCount: Int, slotCount: Int, anchored: Bool, firstBytes: ByteSet? = nil) {
+    init?(
+        program: [Inst], sets: [CharSet], inputCount: Int, slotCount: Int, anchored: Bool, firstBytes: ByteSet? = nil,
+        lookahead: [ByteRegex.Lookahead] = []
+    ) {
         self.firstBytes = firstBytes
+        self.lookahead = lookahead
         width = inputCount + 1
         let bits = program.count * width
         guard bits <= Self.maxBits else { return nil }
@@ -851,23 +937,25 @@ struct BitStateBacktracker {
                 return withUnsafeTemporaryAllocation(of: Job.self, capacity: 256) { firstJobs in
                     program.withUnsafeBufferPointer { program in
                         sets.withUnsafeBufferPointer { sets in
-                            var search = Search(
-                                program: program, sets: sets, input: input, visited: visited, slots: slots, slotCount: slotCount,
-                                width: width, jobs: JobStack(firstJobs))
-                            defer { search.jobs.release() }
-                            let last = anchored ? 0 : input.count
-                            var start = 0
-                            while start <= last {
-                                if let firstBytes, !anchored {
-                                    // Skip to the next position where a match can begin (an ASCII
-                                    // byte, so never inside a character).
-                                    while start < input.count, !firstBytes.contains(input[start]) { start += 1 }
-                                    if start >= input.count { return nil }
+                            lookahead.withUnsafeBufferPointer { lookahead in
+                                var search = Search(
+                                    program: program, sets: sets, lookahead: lookahead, input: input, visited: visited, slots: slots,
+                                    slotCount: slotCount, width: width, jobs: JobStack(firstJobs))
+                                defer { search.jobs.release() }
+                                let last = anchored ? 0 : input.count
+                                var start = 0
+                                while start <= last {
+                                    if let firstBytes, !anchored {
+                                        // Skip to the next position where a match can begin (an ASCII
+                                        // byte, so never inside a character).
+                                        while start < input.count, !firstBytes.contains(input[start]) { start += 1 }
+                                        if start >= input.count { return nil }
+                                    }
+                                    if search.tryAt(start) { return Array(slots.prefix(slotCount)) }
+                                    if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
                                 }
-                                if search.tryAt(start) { return Array(slots.prefix(slotCount)) }
-                                if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
+                                return nil
                             }
-                            return nil
                         }
                     }
                 }
@@ -932,6 +1020,8 @@ struct BitStateBacktracker {
     struct Search {
         let program: UnsafeBufferPointer<Inst>
         let sets: UnsafeBufferPointer<CharSet>
+        /// Empty: no lookahead for this program.
+        let lookahead: UnsafeBufferPointer<ByteRegex.Lookahead>
         let input: UnsafeBufferPointer<UInt8>
         let visited: UnsafeMutableBufferPointer<UInt64>
         let slots: UnsafeMutableBufferPointer<Int>
@@ -939,26 +1029,12 @@ struct BitStateBacktracker {
         let width: Int
         var jobs: JobStack
 
-        /// False when instruction `pc` is sure to fail at `at` (a byte test on an ASCII byte it
-        /// rejects, or the end of input); true when it may go on.
+        /// False when a match cannot go on from instruction `pc` at `at`: the next byte (or the
+        /// end of input) is none it can continue with.
         @inline(__always)
         func canEnter(_ pc: Int, _ at: Int) -> Bool {
-            switch program[pc] {
-            case .scalar(let v):
-                guard at < input.count else { return false }
-                let c = input[at]
-                return c >= 0x80 || UInt32(c) == v
-            case .scalarFold(let v):
-                guard at < input.count else { return false }
-                let c = input[at]
-                return c >= 0x80 || (UInt32(c) | 0x20 == v && c >= 65 && c <= 122)
-            case .set(let k):
-                guard at < input.count else { return false }
-                let c = input[at]
-                return c >= 0x80 || sets[k].matches(UInt32(c))
-            default:
-                return true
-            }
+            guard !lookahead.isEmpty else { return true }
+            return at < input.count ? lookahead[pc].bytes.contains(input[at]) : lookahead[pc].atEnd
         }
 
         mutating func tryAt(_ start: Int) -> Bool {

@@ -282,6 +282,12 @@ struct ByteRegexTests {
         ("(?:ab|cd)?e", "zzcde", true), ("(?:ab|cd)?e", "zzcdx", false), ("a*b", "xxaab", true), ("[0-9]+x", "ab12x", true),
         ("(?m)^b", "a\nb", true), ("\\bfoo", "a foo", true), ("(?:x|é)t", "caét", true), ("[^a]b", "aab", false),
         ("\\Sb", "ébb", true), ("x?$", "abc", true),
+        // Branches are skipped when the next byte cannot continue them: non-ASCII inside and
+        // after loops, optional tails, ends of input and of lines, empty alternatives.
+        ("a.*?b$", "aéb", true), ("é+?x", "ééx", true), ("(?i)fo+?X", "FOOx", true), ("a.*?é", "abcé", true),
+        ("x\\S+?(?: p \\d+)?\\s*$", "x1.2.3 p 4", true), ("x\\S+?(?: p \\d+)?$", "x1.2.3 p", false),
+        ("(?m)a$", "a\nb", true), ("a$", "a\nb", false), ("a(?:b|)$", "a", true), ("a(?:\\s*|z)$", "a  ", true),
+        ("a\\b", "a b", true), ("a\\b", "ab", false), ("a(?:\\.|$)", "a", true), ("[^;]*? ;x", "ab ;x", true),
     ]
 
     @Test(arguments: 0..<table.count)
@@ -302,6 +308,23 @@ struct ByteRegexTests {
         let r = try ByteRegex("(.){200,}x", stepBudget: 100_000)
         let input = Array(repeating: UInt8(ascii: "a"), count: 100_000)
         #expect(input.withUnsafeBufferPointer { r.search($0) } == .budgetExceeded)
+    }
+
+    @Test func capturesAcrossLazyLoopsAndOptionalTails() throws {
+        let r = try ByteRegex(
+            "(?:Failed|Accepted) \\S+ for (?:invalid user )?(?<u>.*?) from (?<a>\\S+?)(?: port \\d+)?(?: ssh\\d?)?(?:: .*)?\\s*$")
+        let cases = [
+            ("Failed password for invalid user pi from 53.254.218.199 port 13367 ssh2", "pi", "53.254.218.199"),
+            ("Accepted publickey for ünï from me from ::1 port 22 ssh2: ED25519 SHA256:x", "ünï from me", "::1"),
+            ("Failed none for x from 10.0.0.1", "x", "10.0.0.1"),
+        ]
+        for (line, user, address) in cases {
+            let s = Array(line.utf8)
+            let groups = try #require(s.withUnsafeBufferPointer { r.firstMatch($0) }, "\(line)")
+            #expect(String(decoding: s[groups[1]!], as: UTF8.self) == user, "\(line)")
+            #expect(String(decoding: s[groups[2]!], as: UTF8.self) == address, "\(line)")
+        }
+        #expect(Array("Failed password for pi from 10.0.0.1 port x".utf8).withUnsafeBufferPointer { r.firstMatch($0) } == nil)
     }
 
     @Test func namedCapturesLeftmostFirst() throws {

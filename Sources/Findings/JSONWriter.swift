@@ -2,16 +2,57 @@
 ///
 /// Text from logs is escaped strictly: control characters (including NUL and ESC) become
 /// `\u00XX` escapes and invalid UTF-8 becomes U+FFFD, so a consumer never sees raw control bytes.
-package struct JSONWriter {
-    package private(set) var bytes: [UInt8] = []
+///
+/// The output grows in a buffer the writer owns and fills through a pointer, so a byte costs
+/// a store, not an array append with its uniqueness check; the writer cannot be copied.
+package struct JSONWriter: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var count = 0
+    private var capacity: Int
     /// Per open object or array, innermost in bit 0: whether a member was written (the next one
     /// needs a comma). Nesting is the encoders' own and shallow, far below 64 levels.
     private var written: UInt64 = 0
 
-    package init() { bytes.reserveCapacity(4096) }
+    package init() {
+        capacity = 4096
+        base = .allocate(capacity: capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    /// The JSON written so far.
+    package var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
+
+    private mutating func reserve(_ more: Int) {
+        guard count + more > capacity else { return }
+        let bigger = max(capacity * 2, count + more)
+        let moved = UnsafeMutablePointer<UInt8>.allocate(capacity: bigger)
+        moved.initialize(from: base, count: count)
+        base.deallocate()
+        base = moved
+        capacity = bigger
+    }
+
+    @inline(__always)
+    private mutating func put(_ b: UInt8) {
+        if count == capacity { reserve(1) }
+        base[count] = b
+        count += 1
+    }
+
+    @inline(__always)
+    private mutating func put(_ b: UnsafeBufferPointer<UInt8>) {
+        reserve(b.count)
+        if let from = b.baseAddress { (base + count).initialize(from: from, count: b.count) }
+        count += b.count
+    }
+
+    private mutating func put(_ b: [UInt8]) {
+        b.withUnsafeBufferPointer { put($0) }
+    }
 
     private mutating func separator() {
-        if written & 1 != 0 { bytes.append(UInt8(ascii: ",")) }
+        if written & 1 != 0 { put(UInt8(ascii: ",")) }
         written |= 1
     }
 
@@ -20,34 +61,34 @@ package struct JSONWriter {
         switch k.text {
         case .plain(let text):
             // A key written in the source: plain ASCII, copied without escaping.
-            bytes.append(UInt8(ascii: "\""))
-            bytes.append(contentsOf: UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
-            bytes.append(UInt8(ascii: "\""))
+            put(UInt8(ascii: "\""))
+            put(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+            put(UInt8(ascii: "\""))
         case .dynamic(let text): string(text)
         }
-        bytes.append(UInt8(ascii: ":"))
+        put(UInt8(ascii: ":"))
     }
 
     package mutating func beginObject(_ k: JSONKey? = nil) {
         if let k { key(k) } else { separator() }
-        bytes.append(UInt8(ascii: "{"))
+        put(UInt8(ascii: "{"))
         written <<= 1
     }
 
     package mutating func endObject() {
         written >>= 1
-        bytes.append(UInt8(ascii: "}"))
+        put(UInt8(ascii: "}"))
     }
 
     package mutating func beginArray(_ k: JSONKey? = nil) {
         if let k { key(k) } else { separator() }
-        bytes.append(UInt8(ascii: "["))
+        put(UInt8(ascii: "["))
         written <<= 1
     }
 
     package mutating func endArray() {
         written >>= 1
-        bytes.append(UInt8(ascii: "]"))
+        put(UInt8(ascii: "]"))
     }
 
     package mutating func field(_ k: JSONKey, _ v: String?) {
@@ -75,7 +116,7 @@ package struct JSONWriter {
 
     /// Writes `v` in decimal.
     private mutating func integer(_ v: Int64) {
-        if v < 0 { bytes.append(UInt8(ascii: "-")) }
+        if v < 0 { put(UInt8(ascii: "-")) }
         var rest = v.magnitude
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
             var n = 0
@@ -84,13 +125,14 @@ package struct JSONWriter {
                 rest /= 10
                 n += 1
             } while rest > 0
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[(20 - n)...]))
+            put(UnsafeBufferPointer(rebasing: digits[(20 - n)...]))
         }
     }
 
     package mutating func field(_ k: JSONKey, _ v: Bool) {
         key(k)
-        bytes.append(contentsOf: (v ? "true" : "false").utf8)
+        let text: StaticString = v ? "true" : "false"
+        put(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
     }
 
     package mutating func field(_ k: JSONKey, strings v: [String]) {
@@ -146,13 +188,13 @@ package struct JSONWriter {
     package mutating func escaped(_ v: some Collection<UInt8>) {
         let done = v.withContiguousStorageIfAvailable { buf -> Bool in
             guard Self.isPlain(buf) else { return false }
-            bytes.append(UInt8(ascii: "\""))
-            bytes.append(contentsOf: buf)
-            bytes.append(UInt8(ascii: "\""))
+            put(UInt8(ascii: "\""))
+            put(buf)
+            put(UInt8(ascii: "\""))
             return true
         }
         if done == true { return }
-        bytes.append(UInt8(ascii: "\""))
+        put(UInt8(ascii: "\""))
         var it = v.makeIterator()
         var pending: UInt8? = nil
         func next() -> UInt8? {
@@ -165,14 +207,14 @@ package struct JSONWriter {
         while let c = next() {
             if c < 0x80 {
                 switch c {
-                case UInt8(ascii: "\""): bytes += [92, 34]
-                case UInt8(ascii: "\\"): bytes += [92, 92]
-                case 10: bytes += [92, UInt8(ascii: "n")]
-                case 13: bytes += [92, UInt8(ascii: "r")]
-                case 9: bytes += [92, UInt8(ascii: "t")]
+                case UInt8(ascii: "\""): put([92, 34])
+                case UInt8(ascii: "\\"): put([92, 92])
+                case 10: put([92, UInt8(ascii: "n")])
+                case 13: put([92, UInt8(ascii: "r")])
+                case 9: put([92, UInt8(ascii: "t")])
                 case 0..<0x20, 0x7F:
-                    bytes += [92, UInt8(ascii: "u"), 48, 48, Self.hex[Int(c >> 4)], Self.hex[Int(c & 15)]]
-                default: bytes.append(c)
+                    put([92, UInt8(ascii: "u"), 48, 48, Self.hex[Int(c >> 4)], Self.hex[Int(c & 15)]])
+                default: put(c)
                 }
                 continue
             }
@@ -185,7 +227,7 @@ package struct JSONWriter {
             case 0xE0...0xEF: need = 2; scalar = UInt32(c & 0x0F); minScalar = 0x800
             case 0xF0...0xF4: need = 3; scalar = UInt32(c & 0x07); minScalar = 0x10000
             default:
-                bytes += [0xEF, 0xBF, 0xBD]
+                put([0xEF, 0xBF, 0xBD])
                 continue
             }
             var seq: [UInt8] = [c]
@@ -203,15 +245,15 @@ package struct JSONWriter {
             if ok, scalar >= minScalar, scalar <= 0x10FFFF, !(0xD800...0xDFFF).contains(scalar) {
                 // C1 controls and the line/paragraph separators are escaped too.
                 if (0x80...0x9F).contains(scalar) || scalar == 0x2028 || scalar == 0x2029 {
-                    bytes += Array("\\u\(String(scalar, radix: 16).leftPadded(4))".utf8)
+                    put(Array("\\u\(String(scalar, radix: 16).leftPadded(4))".utf8))
                 } else {
-                    bytes += seq
+                    put(seq)
                 }
             } else {
-                bytes += [0xEF, 0xBF, 0xBD]
+                put([0xEF, 0xBF, 0xBD])
             }
         }
-        bytes.append(UInt8(ascii: "\""))
+        put(UInt8(ascii: "\""))
     }
 }
 

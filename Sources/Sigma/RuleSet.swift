@@ -535,7 +535,8 @@ package struct RuleSet: Sendable {
     /// What each session has shown so far, bounded: when full, the older half is forgotten.
     struct SessionMemory: Sendable {
         struct Session: Sendable {
-            var fields: [String: [UInt8]] = [:]
+            /// What the session showed of each session field (by its index in `session_fields`).
+            var known: [[UInt8]?] = []
             /// A failure has been reported for this session.
             var reported = false
             /// Rules that matched a line naming no address, waiting for a later line that does.
@@ -584,35 +585,46 @@ package struct RuleSet: Sendable {
             if let e = session.provisionalEvent { released.append((session.provisional, e)) }
         }
 
-        /// Marks `key` as seen at `time`. A full memory forgets its older half; a process id seen
-        /// again after a long idle is a new connection. Either way held failures are released.
-        mutating func touch(_ key: UInt64, time: Int64?) {
+        /// Marks `key` as seen at `time` and returns where its session is. A full memory forgets
+        /// its older half; a process id seen again after a long idle is a new connection. Either
+        /// way held failures are released.
+        mutating func touch(_ key: UInt64, time: Int64?) -> [UInt64: Session].Index {
             serial += 1
-            if entries[key] == nil, entries.count >= capacity {
+            var index = entries.index(forKey: key)
+            if index == nil, entries.count >= capacity {
                 let cutoff = serial - capacity / 2
                 for (_, session) in entries where session.serial <= cutoff { retire(session) }
                 entries = entries.filter { $0.value.serial > cutoff }
             }
-            if let time, let old = entries[key], let last = old.lastTime,
+            if let i = index, let time, let last = entries.values[i].lastTime,
                 time - last > Self.idleMicros || time < last - Self.idleMicros
             {
-                retire(old)
+                retire(entries.values[i])
+                entries.values[i] = Session()
+            }
+            if index == nil {
                 entries[key] = Session()
+                index = entries.index(forKey: key)
             }
-            entries[key, default: Session()].serial = serial
-            if let time { entries[key]!.lastTime = time }
+            entries.values[index!].serial = serial
+            if let time { entries.values[index!].lastTime = time }
+            return index!
         }
 
-        mutating func remember(_ key: UInt64, from event: Event, fields: [String]) {
-            for f in fields {
-                if let v = event.fields.first(f) { entries[key]!.fields[f] = Array(v) }
+        /// Keeps what `event` shows of `fields` for the session at `i` (a copy only when it changed).
+        mutating func remember(_ i: [UInt64: Session].Index, from event: Event, fields: [String]) {
+            for (k, f) in fields.enumerated() {
+                guard let v = event.fields.first(f) else { continue }
+                if entries.values[i].known.count != fields.count { entries.values[i].known = Array(repeating: nil, count: fields.count) }
+                if entries.values[i].known[k].map({ $0.elementsEqual(v) }) != true { entries.values[i].known[k] = Array(v) }
             }
         }
 
-        func fill(_ key: UInt64, into event: inout Event, fields: [String]) {
-            guard let known = entries[key] else { return }
-            for f in fields where !event.fields.contains(f) {
-                if let v = known.fields[f] { event.fields.add(f, bytes: v) }
+        /// Adds to `event` the session fields it lacks that the session at `i` showed earlier.
+        func fill(_ i: [UInt64: Session].Index, into event: inout Event, fields: [String]) {
+            let known = entries.values[i].known
+            for (k, f) in fields.enumerated() where k < known.count && !event.fields.contains(f) {
+                if let v = known[k] { event.fields.add(f, bytes: v) }
             }
         }
     }
@@ -732,18 +744,18 @@ package struct RuleSet: Sendable {
             for a in routeAutomata[r] where !c.automatonDone[a] {
                 c.automatonDone[a] = true
                 let rulesFor = patternRules[a]
-                let automaton = automata[a]
                 var stamp = c.stamp
                 c.stamp = []
+                // The automaton is used where it lies (a copy would retain each of its tables).
                 _ = event.fields.anyValue(automatonField[a]) { value in
                     if Fold.hasNonASCII(value) {
                         // Unicode folding can turn non-ASCII letters into ASCII ones; scan the folded text too.
                         let folded = Fold.lowercased(Array(value))
                         folded.withUnsafeBufferPointer { v in
-                            automaton.scan(v) { pid in for rule in rulesFor[Int(pid)] { stamp[Int(rule)] = gen } }
+                            automata[a].scan(v) { pid in for rule in rulesFor[Int(pid)] { stamp[Int(rule)] = gen } }
                         }
                     }
-                    automaton.scan(value) { pid in for rule in rulesFor[Int(pid)] { stamp[Int(rule)] = gen } }
+                    automata[a].scan(value) { pid in for rule in rulesFor[Int(pid)] { stamp[Int(rule)] = gen } }
                     return false
                 }
                 c.stamp = stamp
@@ -773,13 +785,13 @@ package struct RuleSet: Sendable {
             if let list = plan.finding { pipeline.extract(list, into: &event) } else { pipeline.extract(.finding, into: &event) }
         }
         guard plan.sessionEvent ?? pipeline.sessionEvents.matches(event.fields), let key = sessionKey(event) else { return matched }
-        c.sessions.touch(key, time: event.time)
+        let at = c.sessions.touch(key, time: event.time)
         if matched.isEmpty {
             if let list = plan.session { pipeline.extract(list, into: &event) } else { pipeline.extract(.session, into: &event) }
         }
-        c.sessions.remember(key, from: event, fields: pipeline.sessionFields)
-        c.sessions.fill(key, into: &event, fields: pipeline.sessionFields)
-        var session = c.sessions.entries[key]!
+        c.sessions.remember(at, from: event, fields: pipeline.sessionFields)
+        c.sessions.fill(at, into: &event, fields: pipeline.sessionFields)
+        var session = c.sessions.entries.values[at]
         // A provisional failure (PAM's line for an attempt sshd reports itself) is superseded when
         // the next line of the session reports the same attempt or a success; otherwise it stands.
         if let held = session.provisionalEvent {
@@ -818,7 +830,7 @@ package struct RuleSet: Sendable {
             c.statistics.sessionFolded += before - report.count
         }
         if !report.isEmpty { session.reported = true }
-        c.sessions.entries[key] = session
+        c.sessions.entries.values[at] = session
         return report
     }
 

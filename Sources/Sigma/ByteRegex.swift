@@ -92,8 +92,7 @@ package struct ByteRegex: Sendable {
             program: program, sets: sets, inputCount: input.count, slotCount: groupNames.count * 2, anchored: anchoredAtStart,
             firstBytes: firstBytes, lookahead: lookahead)
         {
-            guard let slots = bt.run(input) else { return nil }
-            return Self.groups(slots, count: groupNames.count)
+            return bt.run(input)
         }
         var vm = PikeVM(program: program, sets: sets, slotCount: groupNames.count * 2, budget: stepBudget, anchored: anchoredAtStart)
         let result = vm.run(input, captures: true)
@@ -926,8 +925,9 @@ struct BitStateBacktracker {
         words = (bits + 63) / 64
     }
 
-    /// The capture slots of the leftmost-first match, or nil.
-    func run(_ input: UnsafeBufferPointer<UInt8>) -> [Int]? {
+    /// The groups of the leftmost-first match (each a byte range of `input`, nil when the
+    /// group took no part), or nil.
+    func run(_ input: UnsafeBufferPointer<UInt8>) -> [Range<Int>?]? {
         // The bitmap is at most 32 KiB, the slots and the first jobs a few more: on the stack,
         // not the heap. A search needing more jobs moves its stack to the heap.
         withUnsafeTemporaryAllocation(of: UInt64.self, capacity: words) { visited in
@@ -951,7 +951,7 @@ struct BitStateBacktracker {
                                         while start < input.count, !firstBytes.contains(input[start]) { start += 1 }
                                         if start >= input.count { return nil }
                                     }
-                                    if search.tryAt(start) { return Array(slots.prefix(slotCount)) }
+                                    if search.tryAt(start) { return Self.groups(slots, slotCount) }
                                     if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
                                 }
                                 return nil
@@ -960,6 +960,17 @@ struct BitStateBacktracker {
                     }
                 }
             }
+        }
+    }
+
+    private static func groups(_ slots: UnsafeMutableBufferPointer<Int>, _ slotCount: Int) -> [Range<Int>?] {
+        [Range<Int>?](unsafeUninitializedCapacity: slotCount / 2) { groups, n in
+            for g in 0..<slotCount / 2 {
+                let s = slots[2 * g]
+                let e = slots[2 * g + 1]
+                groups.initializeElement(at: g, to: s >= 0 && e >= s ? s..<e : nil)
+            }
+            n = slotCount / 2
         }
     }
 

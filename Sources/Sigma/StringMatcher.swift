@@ -96,12 +96,34 @@ package struct StringMatcher: Sendable, Hashable {
         return true
     }
 
-    static func find(_ n: [UInt8], in v: UnsafeBufferPointer<UInt8>, fold: Bool) -> Bool {
+    /// Whether `v` contains `n`; with `fold`, ASCII letters of `v` match either case (`n` must
+    /// then be lower case).
+    package static func find(_ n: [UInt8], in v: UnsafeBufferPointer<UInt8>, fold: Bool) -> Bool {
         if n.isEmpty { return true }
         if n.count > v.count { return false }
+        guard let base = v.baseAddress else { return false }
         let first = n[0]
         let last = v.count - n.count
+        // Candidates for the first byte, eight positions at a time. Folding a letter is setting
+        // bit 0x20, and only its two cases give the lower case letter that way, so a folded
+        // first letter is looked for in the haystack with that bit set.
+        let letter = fold && first >= 0x61 && first <= 0x7A
+        let caseBit: UInt64 = letter ? 0x2020_2020_2020_2020 : 0
+        let pattern = UInt64(first) &* 0x0101_0101_0101_0101
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let high: UInt64 = 0x8080_8080_8080_8080
         var i = 0
+        while i + 8 <= last + 1 {
+            let x = (UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self) | caseBit) ^ pattern
+            // A high bit for each zero byte (exact up to the first one, enough to find candidates).
+            var zeros = (x &- ones) & ~x & high
+            while zeros != 0 {
+                let k = i + zeros.trailingZeroBitCount / 8
+                if equal(v, k, n, fold) { return true }
+                zeros &= zeros &- 1
+            }
+            i += 8
+        }
         while i <= last {
             let c = fold ? Fold.table[Int(v[i])] : v[i]
             if c == first, equal(v, i, n, fold) { return true }

@@ -335,3 +335,32 @@ struct ByteRegexTests {
         #expect(String(decoding: s[groups[2]!], as: UTF8.self) == "192.0.2.1")
     }
 }
+
+struct StringMatcherTests {
+    /// `contains` looks for its first byte eight positions at a time: every position of every
+    /// length, either case of letters, and look-alike bytes around them must still be right.
+    @Test func containsAtEveryPosition() {
+        let needles = ["fail", "Fail", " src=", "@x", "é-1"]
+        let fillers: [UInt8] = [UInt8(ascii: "."), UInt8(ascii: "F"), UInt8(ascii: "@"), UInt8(ascii: "`"), 0xC3]
+        for needle in needles {
+            for caseSensitive in [false, true] {
+                let matcher = StringMatcher(SigmaPattern(sigma: "*" + needle + "*"), caseSensitive: caseSensitive)
+                for length in [needle.utf8.count, 7, 8, 9, 15, 16, 17, 31] where length >= needle.utf8.count {
+                    for filler in fillers {
+                        for at in 0...(length - needle.utf8.count) {
+                            for variant in [needle, needle.uppercased()] {
+                                var bytes = [UInt8](repeating: filler, count: length)
+                                bytes.replaceSubrange(at..<(at + variant.utf8.count), with: Array(variant.utf8))
+                                let text = String(decoding: bytes, as: UTF8.self)
+                                let expected = caseSensitive ? text.contains(needle) : text.lowercased().contains(needle.lowercased())
+                                #expect(matcher.matches(text) == expected, "\(needle) in \(text) (case sensitive: \(caseSensitive))")
+                            }
+                        }
+                    }
+                }
+                // Absent needles are not found, whatever the bytes around them.
+                #expect(!matcher.matches(String(repeating: "fai@`.", count: 9)))
+            }
+        }
+    }
+}

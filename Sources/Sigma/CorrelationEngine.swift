@@ -148,8 +148,9 @@ package struct CorrelationEngine {
     private mutating func feed(
         _ c: Int, input: SigmaCorrelation.Input, event: Event, time: Int64, closed: inout [CorrelationIncident]
     ) {
-        let corr = rules.correlations[c]
-        guard let inputIndex = corr.inputs.firstIndex(of: input) else { return }
+        // The correlation is read where it lies: a copy would retain each of its strings and lists.
+        guard let inputIndex = rules.correlations[c].inputs.firstIndex(of: input) else { return }
+        let kind = rules.correlations[c].kind
         let fields = groupFields[c][inputIndex]
         var text = ""
         for (k, f) in fields.enumerated() {
@@ -161,7 +162,7 @@ package struct CorrelationEngine {
         var valueHash: UInt64 = 0
         var number = 0.0
         if let resolved = valueFields[c][inputIndex] {
-            if corr.kind == .valueSum || corr.kind == .valueAvg {
+            if kind == .valueSum || kind == .valueAvg {
                 value = event.fields.first(resolved).map { String(decoding: $0, as: UTF8.self) }
                 number = value.flatMap(Double.init) ?? 0
             }
@@ -184,7 +185,8 @@ package struct CorrelationEngine {
         let entry = Entry(
             time: time, number: number, value: valueHash, input: Int32(inputIndex), weight: Int32(clamping: event.repeatCount))
         let (newest, started) = Self.absorb(
-            entry, event: event, into: &groups[c].values[index!], correlation: c, of: corr, groupFields: fields, evidenceCap: evidenceCap)
+            entry, event: event, into: &groups[c].values[index!], correlation: c, of: rules.correlations[c], groupFields: fields,
+            evidenceCap: evidenceCap)
         if isNew { activity[c].push(key: key, time: newest) }
         if started {
             // A correlation that fires is itself a match for the correlations it feeds.

@@ -1,5 +1,6 @@
 import EventModel
 import Findings
+import Sigma
 
 /// Deterministic triage, the default when no inference worker is configured and the fallback
 /// whenever the worker's answer is not used. It ranks a finding from the evidence and explains it.
@@ -88,46 +89,52 @@ package struct BuiltinTriager: Sendable {
         table[source] = serial
     }
 
+    private static let sudoers = Array("sudoers".utf8)
+    private static let group = Array("group".utf8)
+    private static let privilegedGroups = ["sudo", "wheel", "admin"].map { Array($0.utf8) }
+
     private static func touchesPrivilege(_ f: Finding) -> Bool {
         if f.observables.contains(where: { $0.typeID == 4 && ($0.value == "root" || $0.value == "0" || $0.value == "#0") }) {
             return true
         }
         for e in f.evidences {
             let privileged = e.fields.anyValue(FieldName.message) { m in
-                if containsFolded(m, "sudoers") { return true }
+                if StringMatcher.find(sudoers, in: m, fold: true) { return true }
                 // "to group 'sudo'", "to group wheel", "group 'admin'": one scan for "group" first.
-                guard containsFolded(m, "group") else { return false }
-                return containsFolded(m, "sudo") || containsFolded(m, "wheel") || containsFolded(m, "admin")
+                guard StringMatcher.find(group, in: m, fold: true) else { return false }
+                return privilegedGroups.contains { StringMatcher.find($0, in: m, fold: true) }
             }
             if privileged { return true }
         }
         return false
     }
 
-    /// ASCII case-insensitive substring test; `needle` is lower case.
-    private static func containsFolded(_ hay: UnsafeBufferPointer<UInt8>, _ needle: StaticString) -> Bool {
-        let n = UnsafeBufferPointer(start: needle.utf8Start, count: needle.utf8CodeUnitCount)
-        guard n.count <= hay.count, let first = n.first else { return false }
-        var i = 0
-        while i + n.count <= hay.count {
-            if hay[i] | 0x20 == first {
-                var k = 1
-                while k < n.count, (hay[i + k] >= 0x41 && hay[i + k] <= 0x5A ? hay[i + k] | 0x20 : hay[i + k]) == n[k] { k += 1 }
-                if k == n.count { return true }
-            }
-            i += 1
-        }
-        return false
-    }
-
     private func explain(_ f: Finding, _ e: Evidence) -> String {
         var s = f.rule.title
-        if f.count > 1 { s += ": \(f.count) events" }
-        if let ip = f.observables.first(where: { $0.typeID == 2 }) { s += " from \(ip.value)" }
-        let users = f.observables.filter { $0.typeID == 4 }.map(\.value)
-        if !users.isEmpty { s += ", user \(users.joined(separator: ", "))" }
-        if let host = f.hostname { s += " on \(host)" }
-        if !f.rule.techniques.isEmpty { s += " (ATT&CK \(f.rule.techniques.joined(separator: ", ")))" }
+        if f.count > 1 {
+            s += ": "
+            s += String(f.count)
+            s += " events"
+        }
+        if let ip = f.observables.first(where: { $0.typeID == 2 }) {
+            s += " from "
+            s += ip.value
+        }
+        var users = 0
+        for o in f.observables where o.typeID == 4 {
+            s += users == 0 ? ", user " : ", "
+            s += o.value
+            users += 1
+        }
+        if let host = f.hostname {
+            s += " on "
+            s += host
+        }
+        if !f.rule.techniques.isEmpty {
+            s += " (ATT&CK "
+            s += f.rule.techniques.joined(separator: ", ")
+            s += ")"
+        }
         s += "."
         if e.successAfterFailure { s += " The same source guessed credentials earlier and has now logged on." }
         if e.privileged { s += " A privileged account or group is involved." }

@@ -5,18 +5,11 @@ package struct PackedEvent: Sendable {
 
     package init(bytes: [UInt8]) { self.bytes = bytes }
 
-    package init(_ event: Event) {
-        var out: [UInt8] = []
-        var size = 32 + event.position.source.utf8.count + (event.position.cursor?.utf8.count ?? 0)
-        for i in 0..<event.fields.count { size += 8 + event.fields.name(at: i).utf8.count + event.fields.range(at: i).count }
-        out.reserveCapacity(size)
-        Self.pack(event, into: &out)
-        self.bytes = out
-    }
+    package init(_ event: Event) { bytes = Self.pack(event) }
 
-    /// Appends `event`, packed, to `out`: the room it can need is added at once and written
-    /// through a pointer, then the unused end is cut off (no per-byte append).
-    static func pack(_ event: Event, into out: inout [UInt8]) {
+    /// `event` packed: written through a pointer into room for the most it can need (no
+    /// per-byte append), then cut to its size.
+    static func pack(_ event: Event) -> [UInt8] {
         let source = event.position.source
         let cursor = event.position.cursor
         // At most 10 bytes per varint: eight in the header, a code and two per field.
@@ -25,10 +18,8 @@ package struct PackedEvent: Sendable {
             bound += 1 + 2 * 10 + name.utf8.count + value.count
             return true
         }
-        let start = out.count
-        out.append(contentsOf: repeatElement(0, count: bound))
-        let used = out.withUnsafeMutableBufferPointer { buffer in
-            var w = PackWriter(at: buffer.baseAddress! + start)
+        return [UInt8](unsafeUninitializedCapacity: bound) { buffer, used in
+            var w = PackWriter(at: buffer.baseAddress!)
             w.varint(event.time.map { UInt64(bitPattern: $0) &+ 1 } ?? 0)
             w.bytes(source)
             w.varint(UInt64(max(0, event.position.line)))
@@ -53,9 +44,8 @@ package struct PackedEvent: Sendable {
                 return true
             }
             assert(w.count <= bound, "packed event overran its room")
-            return w.count
+            used = w.count
         }
-        out.removeLast(bound - used)
     }
 
     /// Writes packed fields through a pointer into room the caller has made.
@@ -161,51 +151,41 @@ package struct PackedEvent: Sendable {
 }
 
 /// The last few events of a group in one buffer: each packed event preceded by its length.
-/// Dropped events stay at the front until they are half as many bytes as the live ones, and are
-/// then removed at once (not one move of the whole buffer per event).
 package struct PackedEventList: Sendable {
     private var buffer: [UInt8] = []
     private var count32: Int32 = 0
-    /// Offset of the first live event in `buffer`.
-    private var start32: Int32 = 0
     package var count: Int {
         get { Int(count32) }
         set { count32 = Int32(newValue) }
-    }
-    private var start: Int {
-        get { Int(start32) }
-        set { start32 = Int32(newValue) }
     }
 
     package init() {}
 
     /// The list as stored (for snapshots), and back.
-    package var storage: [UInt8] { Array(buffer[start...]) }
+    package var storage: [UInt8] { buffer }
 
     package init(storage: [UInt8], count: Int) {
         buffer = storage
         self.count = count
     }
 
-    /// Appends `event`, dropping the oldest so that at most `limit` remain.
+    /// Appends `event`, dropping the oldest so that at most `limit` remain (the buffer holds
+    /// only live events: groups are many, and memory counts more than the move).
     package mutating func append(_ event: Event, keeping limit: Int) {
-        let at = buffer.count
-        buffer.append(contentsOf: [0, 0, 0, 0] as [UInt8])
-        PackedEvent.pack(event, into: &buffer)
-        var n = UInt32(buffer.count - at - 4)
-        for k in 0..<4 {
-            buffer[at + k] = UInt8(truncatingIfNeeded: n)
+        let packed = PackedEvent.pack(event)
+        var n = UInt32(packed.count)
+        for _ in 0..<4 {
+            buffer.append(UInt8(truncatingIfNeeded: n))
             n >>= 8
         }
+        buffer.append(contentsOf: packed)
         count += 1
+        var dropped = 0
         while count > limit, limit >= 0 {
-            start += 4 + length(at: start)
+            dropped += 4 + length(at: dropped)
             count -= 1
         }
-        if start > 0, start * 2 > buffer.count - start {
-            buffer.removeFirst(start)
-            start = 0
-        }
+        if dropped > 0 { buffer.removeFirst(dropped) }
     }
 
     private func length(at i: Int) -> Int {
@@ -215,7 +195,7 @@ package struct PackedEventList: Sendable {
     /// The events, oldest first.
     package func events() -> [Event] {
         var out: [Event] = []
-        var i = start
+        var i = 0
         while i + 4 <= buffer.count {
             let n = length(at: i)
             out.append(PackedEvent(bytes: Array(buffer[(i + 4)..<min(buffer.count, i + 4 + n)])).unpacked())

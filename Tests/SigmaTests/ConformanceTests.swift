@@ -364,3 +364,47 @@ struct StringMatcherTests {
         }
     }
 }
+
+struct AhoCorasickTests {
+    /// Every pattern a value contains is reported, in either case of the value's letters, for
+    /// a small automaton and one past 65,536 states.
+    @Test(arguments: [40, 12_000])
+    func findsWhatNaiveSearchFinds(_ count: Int) {
+        var rng = SplitMix(seed: UInt64(count))
+        let alphabet = Array("abcdefgh -=.".utf8)
+        let patterns = (0..<count).map { i in (0..<(i % 3 == 0 ? 3 : 12)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] } }
+        let automaton = AhoCorasick(patterns: patterns)
+        for round in 0..<200 {
+            var text = (0..<60).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+            // Plant a few patterns, some in upper case.
+            for k in 0..<3 {
+                let p = patterns[Int(rng.next() % UInt64(patterns.count))]
+                let at = Int(rng.next() % UInt64(text.count - p.count))
+                text.replaceSubrange(at..<(at + p.count), with: (round + k) % 2 == 0 ? p : p.map { $0 >= 97 && $0 <= 122 ? $0 - 32 : $0 })
+            }
+            var found = Set<Int32>()
+            text.withUnsafeBufferPointer { automaton.scan($0) { found.insert($0) } }
+            let lower = text.map { $0 >= 65 && $0 <= 90 ? $0 + 32 : $0 }
+            // Every substring of the pattern lengths, so that each pattern is one lookup.
+            var pieces = Set<[UInt8]>()
+            for length in [3, 12] {
+                for at in 0...(lower.count - length) { pieces.insert(Array(lower[at..<(at + length)])) }
+            }
+            let expected = Set(patterns.indices.filter { pieces.contains(patterns[$0]) }.map { Int32($0) })
+            #expect(found == expected, "round \(round)")
+        }
+    }
+
+    /// A small deterministic generator, so that a failure can be replayed.
+    struct SplitMix {
+        var state: UInt64
+        init(seed: UInt64) { state = seed }
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE5_E4B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+}

@@ -77,9 +77,9 @@ package struct Pipeline: Sendable {
             if distinct.count >= 2, distinct.count <= 64 { literals = AhoCorasick(patterns: distinct) }
         }
 
-        /// Bit k set: literal k occurs in `value` (all bits set when there is no automaton).
+        /// Bit k set: literal k occurs in `value` (0 when there is no automaton).
         func literalsPresent(in value: ArraySlice<UInt8>) -> UInt64 {
-            guard let literals else { return ~0 }
+            guard let literals else { return 0 }
             var present: UInt64 = 0
             value.withUnsafeBufferPointer { v in literals.scan(v) { present |= 1 << UInt64($0) } }
             return present
@@ -261,8 +261,9 @@ package struct Pipeline: Sendable {
             var input: [UInt8]?
             for p in extractors[x].patterns.indices {
                 let k = extractors[x].literalOfPattern[p]
-                if k >= 0, present & (1 << UInt64(k)) == 0 { continue }
-                if !screened, let lit = extractors[x].patterns[p].requiredLiteral {
+                if screened {
+                    if k >= 0, present & (1 << UInt64(k)) == 0 { continue }
+                } else if let lit = extractors[x].patterns[p].requiredLiteral {
                     let found = value.prefix(limit).withUnsafeBufferPointer { StringMatcher.find(lit, in: $0, fold: true) }
                     if !found { continue }
                 }

@@ -408,3 +408,25 @@ struct AhoCorasickTests {
         }
     }
 }
+
+struct ExtractorTests {
+    /// An extractor screens its patterns by their literals with one automaton (up to 64
+    /// literals) or one search per pattern (more): either way the first pattern that matches
+    /// gives the fields, and a pattern whose literal is absent is not run.
+    @Test(arguments: [3, 70])
+    func firstMatchingPatternWins(_ count: Int) throws {
+        let patterns = (0..<count).map { "      - 'code\($0)=(?<n>\\d+)'" }.joined(separator: "\n")
+        let yaml = "extractors:\n  - name: codes\n    field: MESSAGE\n    patterns:\n" + patterns + "\n"
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("extractors-\(count)-\(UUID().uuidString).yml").path
+        try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        var pipeline = Pipeline()
+        try pipeline.add(file: file)
+        for (message, expected) in [("a code\(count - 1)=42 b", "42"), ("code1=7 code0=9", "9"), ("code\(count)=5", nil)] {
+            var event = Event(position: SourcePosition(source: "t", line: 1, offset: 0))
+            event.fields.add(FieldName.message, message)
+            pipeline.extract(.finding, into: &event)
+            #expect(event.string("n") == expected, "\(message) with \(count) patterns")
+        }
+    }
+}

@@ -1069,8 +1069,8 @@ struct BitStateBacktracker {
                         pc = t
                         continue
                     case .split(let a, let b):
-                        // A branch whose first instruction cannot match here is not queued: in a
-                        // loop such as `.*? from`, most positions fail on the literal at once.
+                        // A branch the next byte rules out (see `lookahead`) is neither taken nor
+                        // queued: in `.*? from`, most positions fail on the literal at once.
                         if !canEnter(a, at) {
                             pc = b
                             continue

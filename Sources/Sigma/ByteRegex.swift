@@ -148,41 +148,6 @@ extension ByteRegex {
         return best
     }
 
-    /// The bytes a match can start with, read off the program: every instruction that can
-    /// consume the first character, following saves, jumps, splits and word boundaries. Nil when
-    /// a match can be empty, start with any character, or start with a non-ASCII one (a search
-    /// then tries every character boundary, as before).
-    static func firstBytes(_ program: [Inst], _ sets: [CharSet]) -> ByteSet? {
-        var first = ByteSet()
-        var seen = Set<Int>()
-        var pending = [0]
-        while let pc = pending.popLast() {
-            guard pc < program.count, seen.insert(pc).inserted else { continue }
-            switch program[pc] {
-            case .save, .assertWord: pending.append(pc + 1)
-            case .jump(let t): pending.append(t)
-            case .split(let a, let b): pending += [a, b]
-            case .assertStart(let multiline):
-                // Only offset 0 (or, multiline, after a newline: any byte may follow).
-                if multiline { return nil }
-                pending.append(pc + 1)
-            case .scalar(let v):
-                guard v < 0x80 else { return nil }
-                first.insert(UInt8(v))
-            case .scalarFold(let v):
-                guard v < 0x80 else { return nil }
-                first.insert(UInt8(v))
-                first.insert(UInt8(v) & ~0x20)
-            case .set(let k):
-                // A set that takes some non-ASCII character lets a match start on a lead byte.
-                if sets[k].negated || sets[k].ranges.contains(where: { $0.upperBound >= 0x80 }) { return nil }
-                for b in UInt8(0)..<0x80 where sets[k].matches(UInt32(b)) { first.insert(b) }
-            case .any, .assertEnd, .match: return nil
-            }
-        }
-        return first
-    }
-
     /// What a match can go on with from an instruction: the bytes the next character can start
     /// with (every non-ASCII byte when a non-ASCII character can come), and whether it can
     /// succeed at the end of the input.
@@ -194,51 +159,64 @@ extension ByteRegex {
     /// Programs longer than this get no lookahead (working it out is quadratic in the worst case).
     static let lookaheadLimit = 1024
 
-    /// `Lookahead` for every instruction: the consuming instructions reachable without
-    /// consuming (through saves, jumps, splits and assertions, which are assumed to pass).
-    static func lookahead(_ program: [Inst], _ sets: [CharSet]) -> [Lookahead] {
-        guard program.count <= lookaheadLimit else { return [] }
-        var out: [Lookahead] = []
-        out.reserveCapacity(program.count)
+    /// The bytes a match can start with: the lookahead of the first instruction. Nil when a
+    /// match can be empty or start with a non-ASCII character (a search steps byte by byte to
+    /// the candidate starts, so it then tries every character boundary instead).
+    static func firstBytes(_ program: [Inst], _ sets: [CharSet]) -> ByteSet? {
         var mark = [Int](repeating: -1, count: program.count)
         var pending: [Int] = []
-        for start in program.indices {
-            var l = Lookahead()
-            pending.append(start)
-            while let pc = pending.popLast() {
-                guard pc < program.count, mark[pc] != start else { continue }
-                mark[pc] = start
-                switch program[pc] {
-                case .save, .assertWord, .assertStart: pending.append(pc + 1)
-                case .jump(let t): pending.append(t)
-                case .split(let a, let b): pending += [a, b]
-                case .assertEnd(let multiline):
-                    l.atEnd = true
-                    if multiline { l.bytes.insert(10) }
-                case .match:
-                    // An empty rest matches anywhere.
-                    l.atEnd = true
-                    l.bytes.insertAll()
-                case .scalar(let v):
-                    if v < 0x80 { l.bytes.insert(UInt8(v)) } else { l.bytes.insertNonASCII() }
-                case .scalarFold(let v):
-                    if v < 0x80 {
-                        l.bytes.insert(UInt8(v))
-                        l.bytes.insert(UInt8(v) & ~0x20)
-                    } else {
-                        l.bytes.insertNonASCII()
-                    }
-                case .set(let k):
-                    for b in UInt8(0)..<0x80 where sets[k].matches(UInt32(b)) { l.bytes.insert(b) }
-                    if sets[k].negated || sets[k].ranges.contains(where: { $0.upperBound >= 0x80 }) { l.bytes.insertNonASCII() }
-                case .any(let dotAll):
-                    l.bytes.insertAll()
-                    if !dotAll { l.bytes.remove(10) }
+        let first = lookahead(from: 0, program, sets, mark: &mark, pending: &pending)
+        return first.atEnd || first.bytes.hasNonASCII ? nil : first.bytes
+    }
+
+    /// `Lookahead` for every instruction.
+    static func lookahead(_ program: [Inst], _ sets: [CharSet]) -> [Lookahead] {
+        guard program.count <= lookaheadLimit else { return [] }
+        var mark = [Int](repeating: -1, count: program.count)
+        var pending: [Int] = []
+        return program.indices.map { lookahead(from: $0, program, sets, mark: &mark, pending: &pending) }
+    }
+
+    /// What a match can go on with from `start`: the consuming instructions reachable without
+    /// consuming (through saves, jumps, splits and assertions, which are assumed to pass).
+    /// `mark` and `pending` are scratch space shared between calls (`mark` must not hold `start`).
+    private static func lookahead(
+        from start: Int, _ program: [Inst], _ sets: [CharSet], mark: inout [Int], pending: inout [Int]
+    ) -> Lookahead {
+        var l = Lookahead()
+        pending.append(start)
+        while let pc = pending.popLast() {
+            guard pc < program.count, mark[pc] != start else { continue }
+            mark[pc] = start
+            switch program[pc] {
+            case .save, .assertWord, .assertStart: pending.append(pc + 1)
+            case .jump(let t): pending.append(t)
+            case .split(let a, let b): pending += [a, b]
+            case .assertEnd(let multiline):
+                l.atEnd = true
+                if multiline { l.bytes.insert(10) }
+            case .match:
+                // An empty rest matches anywhere.
+                l.atEnd = true
+                l.bytes.insertAll()
+            case .scalar(let v):
+                if v < 0x80 { l.bytes.insert(UInt8(v)) } else { l.bytes.insertNonASCII() }
+            case .scalarFold(let v):
+                if v < 0x80 {
+                    l.bytes.insert(UInt8(v))
+                    l.bytes.insert(UInt8(v) & ~0x20)
+                } else {
+                    l.bytes.insertNonASCII()
                 }
+            case .set(let k):
+                for b in UInt8(0)..<0x80 where sets[k].matches(UInt32(b)) { l.bytes.insert(b) }
+                if sets[k].negated || sets[k].ranges.contains(where: { $0.upperBound >= 0x80 }) { l.bytes.insertNonASCII() }
+            case .any(let dotAll):
+                l.bytes.insertAll()
+                if !dotAll { l.bytes.remove(10) }
             }
-            out.append(l)
         }
-        return out
+        return l
     }
 
     static func isAnchoredAtStart(_ node: RegexNode) -> Bool {
@@ -284,6 +262,9 @@ struct ByteSet {
     mutating func insertAll() { words = (~0, ~0, ~0, ~0) }
 
     /// Every byte from 0x80: lead and continuation bytes of non-ASCII characters, and invalid ones.
+    /// Some byte from 0x80 is in the set.
+    var hasNonASCII: Bool { words.2 | words.3 != 0 }
+
     mutating func insertNonASCII() {
         words.2 = ~0
         words.3 = ~0
@@ -677,6 +658,19 @@ enum Inst {
     case assertEnd(multiline: Bool)
     case assertWord(Bool)
     case match
+
+    /// Whether this instruction takes the decoded character `ch` (invalid bytes decode above
+    /// U+10FFFF and are taken by nothing but a dot); false for instructions that take none.
+    @inline(__always)
+    func takes<Sets: RandomAccessCollection<CharSet>>(_ ch: UInt32, _ sets: Sets) -> Bool where Sets.Index == Int {
+        switch self {
+        case .scalar(let v): ch == v
+        case .scalarFold(let v): (ch | 0x20) == v && ch >= 65 && ch <= 122
+        case .any(let dotAll): dotAll || ch != 10
+        case .set(let k): ch < 0x110000 && sets[k].matches(ch)
+        default: false
+        }
+    }
 }
 
 struct RegexCompiler {
@@ -870,11 +864,7 @@ struct PikeVM {
                     matched = slots
                     k = current.pcs.count  // lower-priority threads are cut off
                     continue
-                case .scalar(let v): advance = width > 0 && ch == v
-                case .scalarFold(let v): advance = width > 0 && (ch | 0x20) == v && (ch >= 65 && ch <= 122)
-                case .any(let dotAll): advance = width > 0 && (dotAll || ch != 10)
-                case .set(let k): advance = width > 0 && ch < 0x110000 && sets[k].matches(ch)
-                default: break
+                case let inst: advance = width > 0 && inst.takes(ch, sets)
                 }
                 if advance { addThread(&next, pc + 1, slots, i + width, generation, &budget) }
             }
@@ -1097,31 +1087,11 @@ struct BitStateBacktracker {
                         guard (PikeVM.isWord(input, at - 1) != PikeVM.isWord(input, at)) == want else { break }
                         pc += 1
                         continue
-                    case .scalar(let v):
+                    case let inst:
+                        // A one-character test (the rest were handled above).
                         guard at < input.count else { break }
                         let (ch, w) = PikeVM.decode(input, at)
-                        guard ch == v else { break }
-                        at += w
-                        pc += 1
-                        continue
-                    case .scalarFold(let v):
-                        guard at < input.count else { break }
-                        let (ch, w) = PikeVM.decode(input, at)
-                        guard (ch | 0x20) == v, ch >= 65, ch <= 122 else { break }
-                        at += w
-                        pc += 1
-                        continue
-                    case .any(let dotAll):
-                        guard at < input.count else { break }
-                        let (ch, w) = PikeVM.decode(input, at)
-                        guard dotAll || ch != 10 else { break }
-                        at += w
-                        pc += 1
-                        continue
-                    case .set(let k):
-                        guard at < input.count else { break }
-                        let (ch, w) = PikeVM.decode(input, at)
-                        guard ch < 0x110000, sets[k].matches(ch) else { break }
+                        guard inst.takes(ch, sets) else { break }
                         at += w
                         pc += 1
                         continue

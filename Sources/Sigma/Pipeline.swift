@@ -51,38 +51,46 @@ package struct Pipeline: Sendable {
         package var stage: Stage
         package var events: EventPredicate
         package var field: String
-        package var patterns: [ByteRegex]
+        package let patterns: [ByteRegex]
         /// Only the first `maxInputBytes` of the field are searched.
         package var maxInputBytes: Int
-        /// The patterns' required literals in one automaton, so that one pass over the value
-        /// tells which patterns can match (nil when fewer than two patterns have one, or more
-        /// than 64 do); and each pattern's literal id, -1 for none.
-        var literals: AhoCorasick? = nil
-        var literalOfPattern: [Int] = []
+        /// Which patterns can match a value, judged by their required literals.
+        var screen = LiteralScreen(patterns: [])
+    }
 
-        init(name: String, stage: Stage, events: EventPredicate, field: String, patterns: [ByteRegex], maxInputBytes: Int) {
-            self.name = name
-            self.stage = stage
-            self.events = events
-            self.field = field
-            self.patterns = patterns
-            self.maxInputBytes = maxInputBytes
-            var distinct: [[UInt8]] = []
-            literalOfPattern = patterns.map { p in
+    /// Which of an extractor's patterns can match a value, judged by the literals they require:
+    /// with one automaton over the literals (one pass over the value for all patterns) when
+    /// two to 64 patterns have one, else with a search per pattern.
+    struct LiteralScreen: Sendable {
+        private var literals: [[UInt8]] = []
+        /// Per pattern, the index of its literal in `literals`; -1 for none.
+        private var literalOf: [Int] = []
+        private var automaton: AhoCorasick?
+
+        init(patterns: [ByteRegex]) {
+            literalOf = patterns.map { p in
                 guard let lit = p.requiredLiteral else { return -1 }
-                if let k = distinct.firstIndex(of: lit) { return k }
-                distinct.append(lit)
-                return distinct.count - 1
+                if let k = literals.firstIndex(of: lit) { return k }
+                literals.append(lit)
+                return literals.count - 1
             }
-            if distinct.count >= 2, distinct.count <= 64 { literals = AhoCorasick(patterns: distinct) }
+            if literals.count >= 2, literals.count <= 64 { automaton = AhoCorasick(patterns: literals) }
         }
 
-        /// Bit k set: literal k occurs in `value` (0 when there is no automaton).
-        func literalsPresent(in value: ArraySlice<UInt8>) -> UInt64 {
-            guard let literals else { return 0 }
+        /// The literals that occur in `value`, as a mask for `allows` (0 without the automaton).
+        func present(in value: UnsafeBufferPointer<UInt8>) -> UInt64 {
+            guard let automaton else { return 0 }
             var present: UInt64 = 0
-            value.withUnsafeBufferPointer { v in literals.scan(v) { present |= 1 << UInt64($0) } }
+            automaton.scan(value) { present |= 1 << UInt64($0) }
             return present
+        }
+
+        /// False when pattern `p` requires a literal that `value` lacks.
+        func allows(_ p: Int, in value: UnsafeBufferPointer<UInt8>, present: UInt64) -> Bool {
+            let k = literalOf[p]
+            if k < 0 { return true }
+            if automaton != nil { return present & (1 << UInt64(k)) != 0 }
+            return StringMatcher.find(literals[k], in: value, fold: true)
         }
     }
 
@@ -178,7 +186,9 @@ package struct Pipeline: Sendable {
             let events = try x.value(for: "events").map { n throws(RuleError) in try Self.predicate(n, file) } ?? .all
             let maxBytes = Int(x.value(for: "max_input_bytes")?.scalarText ?? "") ?? 4096
             extractors.append(
-                Extractor(name: name, stage: stage, events: events, field: field, patterns: compiled, maxInputBytes: maxBytes))
+                Extractor(
+                    name: name, stage: stage, events: events, field: field, patterns: compiled, maxInputBytes: maxBytes,
+                    screen: LiteralScreen(patterns: compiled)))
         }
     }
 
@@ -255,28 +265,23 @@ package struct Pipeline: Sendable {
         // Indices, not copies: an extractor holds several arrays, and this runs for every match.
         for x in list {
             guard let value = event.fields.first(extractors[x].field) else { continue }
-            let limit = extractors[x].maxInputBytes
-            let present = extractors[x].literalsPresent(in: value.prefix(limit))
-            let screened = extractors[x].literals != nil
-            var input: [UInt8]?
-            for p in extractors[x].patterns.indices {
-                let k = extractors[x].literalOfPattern[p]
-                if screened {
-                    if k >= 0, present & (1 << UInt64(k)) == 0 { continue }
-                } else if let lit = extractors[x].patterns[p].requiredLiteral {
-                    let found = value.prefix(limit).withUnsafeBufferPointer { StringMatcher.find(lit, in: $0, fold: true) }
-                    if !found { continue }
+            let input = value.prefix(extractors[x].maxInputBytes)
+            let base = input.startIndex
+            let found = input.withUnsafeBufferPointer { v -> (pattern: Int, groups: [Range<Int>?])? in
+                let present = extractors[x].screen.present(in: v)
+                for p in extractors[x].patterns.indices where extractors[x].screen.allows(p, in: v, present: present) {
+                    // The pattern's literal is known to be present by now.
+                    if let groups = extractors[x].patterns[p].firstMatch(v, literalFound: true) { return (p, groups) }
                 }
-                if input == nil { input = Array(value.prefix(limit)) }
-                // The pattern's literal is known to be present by now.
-                let groups = input!.withUnsafeBufferPointer { extractors[x].patterns[p].firstMatch($0, literalFound: true) }
-                guard let groups else { continue }
-                let names = extractors[x].patterns[p].groupNames
-                for (k, range) in groups.enumerated() {
-                    guard let name = names[k], let range, !range.isEmpty, !event.fields.contains(name) else { continue }
-                    input!.withUnsafeBytes { event.fields.add(name, buffer: UnsafeRawBufferPointer(rebasing: $0[range])) }
-                }
-                break
+                return nil
+            }
+            guard let found else { continue }
+            let names = extractors[x].patterns[found.pattern].groupNames
+            for (k, range) in found.groups.enumerated() {
+                guard let name = names[k], let range, !range.isEmpty, !event.fields.contains(name) else { continue }
+                // A captured value is part of the field it came from: the new field points at
+                // those bytes of the event's buffer, with no copy.
+                event.fields.add(name, range: (base + range.lowerBound)..<(base + range.upperBound))
             }
         }
     }

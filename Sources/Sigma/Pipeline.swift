@@ -254,35 +254,40 @@ package struct Pipeline: Sendable {
     }
 
     /// Runs the extractors of `stage` whose events match, adding their named groups as fields.
+    /// Each extractor's events are tested when its turn comes, so an earlier one's fields count.
     package func extract(_ stage: Stage, into event: inout Event) {
-        let list = extractors.indices.filter { extractors[$0].stage == stage && extractors[$0].events.matches(event.fields) }
-        extract(list, into: &event)
+        for x in extractors.indices where extractors[x].stage == stage && extractors[x].events.matches(event.fields) {
+            run(x, on: &event)
+        }
     }
 
     /// Runs the extractors at `list` (indices into `extractors`, already known to apply to the
     /// event), adding their named groups as fields.
     package func extract(_ list: [Int], into event: inout Event) {
+        for x in list { run(x, on: &event) }
+    }
+
+    /// Runs extractor `x`: the first of its patterns that matches adds its named groups.
+    private func run(_ x: Int, on event: inout Event) {
         // Indices, not copies: an extractor holds several arrays, and this runs for every match.
-        for x in list {
-            guard let value = event.fields.first(extractors[x].field) else { continue }
-            let input = value.prefix(extractors[x].maxInputBytes)
-            let base = input.startIndex
-            let found = input.withUnsafeBufferPointer { v -> (pattern: Int, groups: [Range<Int>?])? in
-                let present = extractors[x].screen.present(in: v)
-                for p in extractors[x].patterns.indices where extractors[x].screen.allows(p, in: v, present: present) {
-                    // The pattern's literal is known to be present by now.
-                    if let groups = extractors[x].patterns[p].firstMatch(v, literalFound: true) { return (p, groups) }
-                }
-                return nil
+        guard let value = event.fields.first(extractors[x].field) else { return }
+        let input = value.prefix(extractors[x].maxInputBytes)
+        let base = input.startIndex
+        let found = input.withUnsafeBufferPointer { v -> (pattern: Int, groups: [Range<Int>?])? in
+            let present = extractors[x].screen.present(in: v)
+            for p in extractors[x].patterns.indices where extractors[x].screen.allows(p, in: v, present: present) {
+                // The pattern's literal is known to be present by now.
+                if let groups = extractors[x].patterns[p].firstMatch(v, literalFound: true) { return (p, groups) }
             }
-            guard let found else { continue }
-            let names = extractors[x].patterns[found.pattern].groupNames
-            for (k, range) in found.groups.enumerated() {
-                guard let name = names[k], let range, !range.isEmpty, !event.fields.contains(name) else { continue }
-                // A captured value is part of the field it came from: the new field points at
-                // those bytes of the event's buffer, with no copy.
-                event.fields.add(name, range: (base + range.lowerBound)..<(base + range.upperBound))
-            }
+            return nil
+        }
+        guard let found else { return }
+        let names = extractors[x].patterns[found.pattern].groupNames
+        for (k, range) in found.groups.enumerated() {
+            guard let name = names[k], let range, !range.isEmpty, !event.fields.contains(name) else { continue }
+            // A captured value is part of the field it came from: the new field points at
+            // those bytes of the event's buffer, with no copy.
+            event.fields.add(name, range: (base + range.lowerBound)..<(base + range.upperBound))
         }
     }
 }

@@ -410,6 +410,32 @@ struct AhoCorasickTests {
 }
 
 struct ExtractorTests {
+    /// Extractors of a stage run in order, and each one's events are tested when its turn
+    /// comes: a field an earlier extractor added can select a later one.
+    @Test func laterExtractorsSeeEarlierFields() throws {
+        let yaml = """
+            extractors:
+              - name: kind
+                field: MESSAGE
+                patterns: ['^(?<kind>\\w+):']
+              - name: number
+                events: {kind: [count]}
+                field: MESSAGE
+                patterns: ['n=(?<n>\\d+)']
+            """
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("extractors-\(UUID().uuidString).yml").path
+        try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        var pipeline = Pipeline()
+        try pipeline.add(file: file)
+        for (message, expected) in [("count: n=3", "3"), ("other: n=3", nil)] {
+            var event = Event(position: SourcePosition(source: "t", line: 1, offset: 0))
+            event.fields.add(FieldName.message, message)
+            pipeline.extract(.finding, into: &event)
+            #expect(event.string("n") == expected, "\(message)")
+        }
+    }
+
     /// An extractor screens its patterns by their literals with one automaton (up to 64
     /// literals) or one search per pattern (more): either way the first pattern that matches
     /// gives the fields, and a pattern whose literal is absent is not run.

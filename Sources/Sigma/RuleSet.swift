@@ -26,12 +26,13 @@ package struct RuleSet: Sendable {
     /// Rules that must be evaluated for every routed event (no literal is necessary for them).
     private var alwaysEvaluate: [Bool] = []
     private var routeRules: [[Int]] = []
-    private var automata: [AhoCorasick] = []
-    private var automatonField: [String] = []
-    /// For each automaton, pattern id → rules it makes candidates.
-    private var patternRules: [[[Int32]]] = []
-    /// For each route, the automata its rules need.
-    private var routeAutomata: [[Int]] = []
+    /// Per field with literals: its name, its literals, and for each literal the rules it makes
+    /// candidates. Automata are built from these per set of routes (`RouteScreen`).
+    private var literalFields: [String] = []
+    private var fieldLiterals: [[[UInt8]]] = []
+    private var literalRules: [[[Int32]]] = []
+    /// For each route, the literal fields its rules need (indices into `literalFields`).
+    private var routeLiteralFields: [[Int]] = []
     /// The detections alone, so matching does not copy rule metadata.
     private var detections: [CompiledDetection] = []
     /// Distinct event fields that routes, extractors and session events test, and each of those
@@ -486,15 +487,10 @@ package struct RuleSet: Sendable {
                 }
             }
         }
-        automata = []
-        automatonField = []
-        patternRules = []
-        for field in fieldPatterns.keys.sorted() {
-            automatonField.append(field)
-            automata.append(AhoCorasick(patterns: fieldPatterns[field]!))
-            patternRules.append(fieldPatternRules[field]!)
-        }
-        routeAutomata = routeFields.map { fields in fields.compactMap { automatonField.firstIndex(of: $0) }.sorted() }
+        literalFields = fieldPatterns.keys.sorted()
+        fieldLiterals = literalFields.map { fieldPatterns[$0]! }
+        literalRules = literalFields.map { fieldPatternRules[$0]! }
+        routeLiteralFields = routeFields.map { fields in fields.compactMap { literalFields.firstIndex(of: $0) }.sorted() }
         detections = rules.map(\.detection)
         var names: [String] = []
         func indexed(_ p: Pipeline.EventPredicate) -> IndexedPredicate {
@@ -526,8 +522,10 @@ package struct RuleSet: Sendable {
         /// What applies to the event being worked on (from `match`, for `settle`).
         var plan = Plan()
         var planCache: [UInt64: PlanCacheEntry] = [:]
+        /// Prefilters built so far, one per distinct set of routes, and where each set's lies.
+        var screens: [RouteScreen] = []
+        var screenOf: [[Bool]: Int] = [:]
         var sessions = SessionMemory()
-        var automatonDone: [Bool] = []
         package var statistics = MatchStatistics()
         package init() {}
     }
@@ -662,6 +660,8 @@ package struct RuleSet: Sendable {
     struct Plan: Sendable {
         var routes: [Bool] = []
         var anyRoute = false
+        /// The prefilter for these routes (an index into `Context.screens`).
+        var screen = 0
         /// Extractor indices per stage; nil: test each extractor's events when extracting.
         var detect: [Int]? = nil
         var finding: [Int]? = nil
@@ -700,6 +700,7 @@ package struct RuleSet: Sendable {
         var plan = Plan()
         plan.routes = routePredicates.indices.map { r in !routeRules[r].isEmpty && routePredicates[r].applies(c.ranges, storage) }
         plan.anyRoute = plan.routes.contains(true)
+        if plan.anyRoute { plan.screen = screen(for: plan.routes, context: &c) }
         var stages: [Pipeline.Stage: [Int]] = [:]
         for (x, extractor) in pipeline.extractors.enumerated() where extractorPredicates[x].applies(c.ranges, storage) {
             stages[extractor.stage, default: []].append(x)
@@ -718,7 +719,6 @@ package struct RuleSet: Sendable {
         if c.stamp.count != rules.count {
             c.stamp = Array(repeating: 0, count: rules.count)
             c.ranges = Array(repeating: nil, count: predicateFieldNames.count)
-            c.automatonDone = Array(repeating: false, count: automata.count)
         }
         c.generation &+= 1
         if c.generation == 0 {
@@ -735,27 +735,25 @@ package struct RuleSet: Sendable {
             var plan = Plan()
             plan.routes = routeRules.indices.map { r in !routeRules[r].isEmpty && pipeline.routes[r].events.matches(event.fields) }
             plan.anyRoute = plan.routes.contains(true)
+            if plan.anyRoute { plan.screen = screen(for: plan.routes, context: &c) }
             c.plan = plan
         }
         guard c.plan.anyRoute else { return [] }
-        for a in automata.indices { c.automatonDone[a] = false }
         let gen = c.generation
-        for r in routePredicates.indices where c.plan.routes[r] {
-            for a in routeAutomata[r] where !c.automatonDone[a] {
-                c.automatonDone[a] = true
-                let rulesFor = patternRules[a]
-                var stamp = c.stamp
-                c.stamp = []
+        var stamp = c.stamp
+        c.stamp = []
+        let screen = c.screens[c.plan.screen]
+        screen.automata.withUnsafeBufferPointer { automata in
+            for a in automata.indices {
+                let rules = screen.candidates[a]
                 // The automaton is used where it lies (a copy would retain each of its tables).
-                _ = event.fields.anyValue(automatonField[a]) { value in
+                _ = event.fields.anyValue(screen.fields[a]) { value in
                     if Fold.hasNonASCII(value) {
                         // Unicode folding can turn non-ASCII letters into ASCII ones; scan the folded text too.
                         let folded = Fold.lowercased(Array(value))
-                        folded.withUnsafeBufferPointer { v in
-                            automata[a].scan(v) { pid in for rule in rulesFor[Int(pid)] { stamp[Int(rule)] = gen } }
-                        }
+                        folded.withUnsafeBufferPointer { v in automata[a].scan(v) { rules.mark(pattern: $0, in: &stamp, gen) } }
                     }
-                    automata[a].scan(value) { pid in for rule in rulesFor[Int(pid)] { stamp[Int(rule)] = gen } }
+                    automata[a].scan(value) { rules.mark(pattern: $0, in: &stamp, gen) }
                     return false
                 }
                 c.stamp = stamp
@@ -769,6 +767,64 @@ package struct RuleSet: Sendable {
             }
         }
         return matched
+    }
+
+    /// The prefilter for one set of routes: an automaton per field over the literals of those
+    /// routes' rules alone. A line is scanned only for what its routes' rules need, and an
+    /// automaton for a few services' rules stays small enough to stay in cache.
+    struct RouteScreen: Sendable {
+        var fields: [String] = []
+        var automata: [AhoCorasick] = []
+        var candidates: [Candidates] = []
+    }
+
+    /// Pattern id → the rules it makes candidates, in two flat arrays (a hit reads two, not an
+    /// array per pattern).
+    struct Candidates: Sendable {
+        private var start: [Int32] = [0]
+        private var rules: [Int32] = []
+
+        mutating func append(_ list: [Int32]) {
+            rules += list
+            start.append(Int32(rules.count))
+        }
+
+        @inline(__always)
+        func mark(pattern: Int32, in stamp: inout [UInt32], _ gen: UInt32) {
+            for i in Int(start[Int(pattern)])..<Int(start[Int(pattern) + 1]) { stamp[Int(rules[i])] = gen }
+        }
+    }
+
+    /// The index in `c.screens` of the prefilter for `routes`, built on first use. Distinct sets
+    /// of routes are few (one per kind of line); past 256 the built ones are dropped, and the
+    /// cached plans that point at them with them.
+    private func screen(for routes: [Bool], context c: inout Context) -> Int {
+        if let known = c.screenOf[routes] { return known }
+        if c.screens.count >= 256 {
+            c.screens.removeAll()
+            c.screenOf.removeAll()
+            c.planCache.removeAll(keepingCapacity: true)
+        }
+        var screen = RouteScreen()
+        var fields: Set<Int> = []
+        for r in routes.indices where routes[r] { fields.formUnion(routeLiteralFields[r]) }
+        for f in fields.sorted() {
+            var literals: [[UInt8]] = []
+            var candidates = Candidates()
+            for (p, rules) in literalRules[f].enumerated() {
+                let kept = rules.filter { routes[ruleRoute[Int($0)]] }
+                if kept.isEmpty { continue }
+                literals.append(fieldLiterals[f][p])
+                candidates.append(kept)
+            }
+            guard !literals.isEmpty else { continue }
+            screen.fields.append(literalFields[f])
+            screen.automata.append(AhoCorasick(patterns: literals))
+            screen.candidates.append(candidates)
+        }
+        c.screens.append(screen)
+        c.screenOf[routes] = c.screens.count - 1
+        return c.screens.count - 1
     }
 
     /// Settles which rules an event reports, after `match`.

@@ -918,13 +918,14 @@ struct BitStateBacktracker {
     /// The groups of the leftmost-first match (each a byte range of `input`, nil when the
     /// group took no part), or nil.
     func run(_ input: UnsafeBufferPointer<UInt8>) -> [Range<Int>?]? {
-        // The bitmap is at most 32 KiB, the slots and the first jobs a few more: on the stack,
-        // not the heap. A search needing more jobs moves its stack to the heap.
+        // Swift puts a temporary allocation on the stack only up to 1 KiB; a larger one is a
+        // malloc. The first 64 jobs (1 KiB) fit; a search needing more moves them to the heap.
+        // The bitmap fits for programs and lines of usual size.
         withUnsafeTemporaryAllocation(of: UInt64.self, capacity: words) { visited in
             visited.initialize(repeating: 0)
             return withUnsafeTemporaryAllocation(of: Int.self, capacity: max(1, slotCount)) { slots in
                 slots.initialize(repeating: -1)
-                return withUnsafeTemporaryAllocation(of: Job.self, capacity: 256) { firstJobs in
+                return withUnsafeTemporaryAllocation(of: Job.self, capacity: 64) { firstJobs in
                     program.withUnsafeBufferPointer { program in
                         sets.withUnsafeBufferPointer { sets in
                             lookahead.withUnsafeBufferPointer { lookahead in

@@ -310,6 +310,18 @@ struct ByteRegexTests {
         #expect(input.withUnsafeBufferPointer { r.search($0) } == .budgetExceeded)
     }
 
+    @Test func backtrackingPastItsFirstJobs() throws {
+        // Each "a" leaves a choice open (take "ab" instead, or leave the loop): hundreds of
+        // pending choices, past what the search keeps on the stack.
+        let r = try ByteRegex("^(?:a|ab)*(?<end>c)$")
+        for (count, last, want) in [(300, "c", true), (300, "d", false), (63, "c", true), (65, "c", true)] {
+            let s = Array((String(repeating: "a", count: count) + last).utf8)
+            let groups = s.withUnsafeBufferPointer { r.firstMatch($0) }
+            #expect((groups != nil) == want, "\(count) a's then \(last)")
+            if let end = groups?[1] { #expect(end == count..<(count + 1)) }
+        }
+    }
+
     @Test func capturesAcrossLazyLoopsAndOptionalTails() throws {
         let r = try ByteRegex(
             "(?:Failed|Accepted) \\S+ for (?:invalid user )?(?<u>.*?) from (?<a>\\S+?)(?: port \\d+)?(?: ssh\\d?)?(?:: .*)?\\s*$")

@@ -9,7 +9,7 @@ package struct PackedEvent: Sendable {
 
     /// `event` packed: written through a pointer into room for the most it can need (no
     /// per-byte append), then cut to its size.
-    static func pack(_ event: Event) -> [UInt8] {
+    package static func pack(_ event: Event) -> [UInt8] {
         let source = event.position.source
         let cursor = event.position.cursor
         // At most 10 bytes per varint: eight in the header, a code and two per field.
@@ -172,7 +172,11 @@ package struct PackedEventList: Sendable {
     /// Appends `event`, dropping the oldest so that at most `limit` remain (the buffer holds
     /// only live events: groups are many, and memory counts more than the move).
     package mutating func append(_ event: Event, keeping limit: Int) {
-        let packed = PackedEvent.pack(event)
+        append(packed: PackedEvent.pack(event), keeping: limit)
+    }
+
+    /// Appends an event packed by `PackedEvent.pack` (packed once for several lists).
+    package mutating func append(packed: [UInt8], keeping limit: Int) {
         var n = UInt32(packed.count)
         for _ in 0..<4 {
             buffer.append(UInt8(truncatingIfNeeded: n))

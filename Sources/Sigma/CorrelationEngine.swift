@@ -111,6 +111,19 @@ package struct CorrelationEngine {
     /// Per correlation and input: the event fields that form the group key, and the value field.
     private let groupFields: [[[String]]]
     private let valueFields: [[String?]]
+    /// Per correlation, what counting needs of it.
+    private let shapes: [Shape]
+
+    /// What counting an event needs of a correlation: a copy of the whole `SigmaCorrelation`
+    /// for each event would retain each of its strings and lists.
+    struct Shape {
+        let kind: SigmaCorrelation.Kind
+        let timespanMicros: Int64
+        let inputCount: Int
+        let conditions: [(op: String, value: Double)]
+
+        func holds(_ metric: Double) -> Bool { SigmaCorrelation.holds(conditions, metric) }
+    }
 
     package init(rules: RuleSet, maxGroups: Int = 100_000, evidenceCap: Int = 10) {
         self.rules = rules
@@ -126,6 +139,9 @@ package struct CorrelationEngine {
                 corr.field.map { f in corr.aliases[f].flatMap { a in names(input).lazy.compactMap { a[$0] }.first } ?? f }
             }
         }
+        shapes = rules.correlations.map { corr in
+            Shape(kind: corr.kind, timespanMicros: corr.timespanMicros, inputCount: corr.inputs.count, conditions: corr.conditions)
+        }
         self.maxGroups = maxGroups
         self.evidenceCap = evidenceCap
         groups = Array(repeating: [:], count: rules.correlations.count)
@@ -139,14 +155,16 @@ package struct CorrelationEngine {
     package mutating func observe(rule: Int, event: Event, time: Int64) -> [CorrelationIncident] {
         guard rule < rules.ruleConsumers.count else { return [] }
         var closed = advance(to: time)
+        // Packed once for the evidence of every group the event counts in.
+        var packed: [UInt8]? = nil
         for c in rules.ruleConsumers[rule] {
-            feed(c, input: .rule(rule), event: event, time: time, closed: &closed)
+            feed(c, input: .rule(rule), event: event, packed: &packed, time: time, closed: &closed)
         }
         return closed
     }
 
     private mutating func feed(
-        _ c: Int, input: SigmaCorrelation.Input, event: Event, time: Int64, closed: inout [CorrelationIncident]
+        _ c: Int, input: SigmaCorrelation.Input, event: Event, packed: inout [UInt8]?, time: Int64, closed: inout [CorrelationIncident]
     ) {
         // The correlation is read where it lies: a copy would retain each of its strings and lists.
         guard let inputIndex = rules.correlations[c].inputs.firstIndex(of: input) else { return }
@@ -185,13 +203,13 @@ package struct CorrelationEngine {
         let entry = Entry(
             time: time, number: number, value: valueHash, input: Int32(inputIndex), weight: Int32(clamping: event.repeatCount))
         let (newest, started) = Self.absorb(
-            entry, event: event, into: &groups[c].values[index!], correlation: c, of: rules.correlations[c], groupFields: fields,
+            entry, event: event, packed: &packed, into: &groups[c].values[index!], correlation: c, of: shapes[c], groupFields: fields,
             evidenceCap: evidenceCap)
         if isNew { activity[c].push(key: key, time: newest) }
         if started {
             // A correlation that fires is itself a match for the correlations it feeds.
             for parent in rules.correlationConsumers[c] {
-                feed(parent, input: .correlation(c), event: event, time: time, closed: &closed)
+                feed(parent, input: .correlation(c), event: event, packed: &packed, time: time, closed: &closed)
             }
         }
     }
@@ -199,8 +217,8 @@ package struct CorrelationEngine {
     /// Counts `entry` (from `event`) into group `g` of correlation `c`: slides the window, updates
     /// the counts and the incident. Returns the group's newest time and whether an incident started.
     private static func absorb(
-        _ entry: Entry, event: Event, into g: inout Group, correlation c: Int, of corr: SigmaCorrelation, groupFields fields: [String],
-        evidenceCap: Int
+        _ entry: Entry, event: Event, packed: inout [UInt8]?, into g: inout Group, correlation c: Int, of corr: Shape,
+        groupFields fields: [String], evidenceCap: Int
     ) -> (newest: Int64, started: Bool) {
         let time = entry.time
         let span = corr.timespanMicros
@@ -229,7 +247,8 @@ package struct CorrelationEngine {
             g.sum += entry.number
             g.events += event.repeatCount
             if corr.kind == .temporal { g.values[UInt64(entry.input), default: 0] += 1 }
-            g.recent.append(event, keeping: evidenceCap)
+            if packed == nil { packed = PackedEvent.pack(event) }
+            g.recent.append(packed: packed!, keeping: evidenceCap)
         }
         if g.head > 1024, g.head * 2 > g.window.count {
             g.window.removeFirst(g.head)
@@ -265,7 +284,7 @@ package struct CorrelationEngine {
         g.events -= Int(e.weight)
     }
 
-    private static func metric(_ corr: SigmaCorrelation, _ g: Group) -> Double? {
+    private static func metric(_ corr: Shape, _ g: Group) -> Double? {
         let live = g.window[g.head...]
         switch corr.kind {
         case .eventCount: return Double(g.events)
@@ -278,7 +297,7 @@ package struct CorrelationEngine {
         case .temporalOrdered:
             // The inputs in listed order as a subsequence of the window.
             var next = 0
-            for e in live where next < corr.inputs.count && Int(e.input) == next { next += 1 }
+            for e in live where next < corr.inputCount && Int(e.input) == next { next += 1 }
             return Double(next)
         }
     }

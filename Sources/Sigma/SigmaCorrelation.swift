@@ -49,7 +49,9 @@ package struct SigmaCorrelation: Sendable {
         }
     }
 
-    package func holds(_ metric: Double) -> Bool {
+    package func holds(_ metric: Double) -> Bool { Self.holds(conditions, metric) }
+
+    static func holds(_ conditions: [(op: String, value: Double)], _ metric: Double) -> Bool {
         conditions.allSatisfy { c in
             switch c.op {
             case "gt": metric > c.value

@@ -138,7 +138,7 @@ package struct Pipeline: Sendable {
         }
         let root: Node
         do {
-            guard let node = try Yams.compose(yaml: text) else { throw RuleError(loc0, "empty pipeline file") }
+            guard let node = try Yams.compose(yaml: text, .basic) else { throw RuleError(loc0, "empty pipeline file") }
             root = node
         } catch let e as YamlError {
             throw RuleFileReader.yamlError(e, file: file)

@@ -50,16 +50,23 @@ package struct RuleFileReader {
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { return [path] }
         if !isDir.boolValue { return [path] }
         var out: [String] = []
-        let base = URL(fileURLWithPath: path)
-        guard let e = FileManager.default.enumerator(at: base, includingPropertiesForKeys: [.isDirectoryKey]) else { return [] }
-        for case let url as URL in e {
-            let name = url.lastPathComponent
-            if (try? url.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true {
-                if name == "tests" || name == "pipelines" || name.hasPrefix(".") { e.skipDescendants() }
-                continue
+        // Paths and lstat: a URL and its resource values per file cost more than parsing the file.
+        func walk(_ dir: String) {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { return }
+            for name in names {
+                let full = dir.hasSuffix("/") ? dir + name : dir + "/" + name
+                var st = stat()
+                guard lstat(full, &st) == 0 else { continue }
+                // A link to a folder is not followed (as before: a cycle cannot loop).
+                if st.st_mode & S_IFMT == S_IFDIR {
+                    if name != "tests", name != "pipelines", !name.hasPrefix(".") { walk(full) }
+                    continue
+                }
+                if name.hasSuffix(".yml") || name.hasSuffix(".yaml") { out.append(full) }
             }
-            if name.hasSuffix(".yml") || name.hasSuffix(".yaml") { out.append(url.path) }
         }
+        // Absolute and without `..`, so a rule's place reads the same from any working directory.
+        walk(URL(fileURLWithPath: path).standardizedFileURL.path)
         return out.sorted()
     }
 
@@ -73,7 +80,9 @@ package struct RuleFileReader {
         var docs: [RuleDocument] = []
         var errors: [RuleError] = []
         do {
-            let parser = try Yams.Parser(yaml: text)
+            // Scalars are typed by `SigmaValue` from their text and style, not by YAML tags: the
+            // basic resolver skips the tag patterns Yams would otherwise run on every key it hashes.
+            let parser = try Yams.Parser(yaml: text, resolver: .basic)
             while let node = try parser.nextRoot() {
                 let loc = node.location(file)
                 guard node.pairs != nil else {

@@ -159,6 +159,8 @@ package struct Observable: Sendable, Hashable {
     /// The observables an event names, in `fieldMap` order, without duplicates.
     package static func from(_ event: Event) -> [Observable] {
         var out: [Observable] = []
+        // Most events name an address, a user, a host and a program: one allocation, not three.
+        out.reserveCapacity(4)
         for (field, name, type) in fieldMap {
             guard let raw = event.fields.first(field), !raw.isEmpty, raw.count <= 512 else { continue }
             if type == 9, out.contains(where: { $0.typeID == 9 }) { continue }

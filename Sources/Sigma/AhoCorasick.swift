@@ -30,27 +30,29 @@ package struct AhoCorasick: Sendable {
         classOf = classes
         classCount = k
 
-        var goto: [[Int32]] = [[Int32](repeating: -1, count: k)]
+        // The trie, one row of `k` entries per state (-1: no edge), in one array.
+        var goto = [Int32](repeating: -1, count: k)
         var out: [[Int32]] = [[]]
         for (id, p) in patterns.enumerated() {
             var s = 0
             for c in p {
                 let cls = Int(classes[Int(c)])
-                if goto[s][cls] < 0 {
-                    goto[s][cls] = Int32(goto.count)
-                    goto.append([Int32](repeating: -1, count: k))
+                if goto[s * k + cls] < 0 {
+                    goto[s * k + cls] = Int32(out.count)
+                    goto.append(contentsOf: repeatElement(-1, count: k))
                     out.append([])
                 }
-                s = Int(goto[s][cls])
+                s = Int(goto[s * k + cls])
             }
             out[s].append(Int32(id))
         }
-        precondition(goto.count * k <= Int(Int32.max), "automaton too large")
-        var fail = [Int32](repeating: 0, count: goto.count)
-        var table = [Int32](repeating: 0, count: goto.count * k)
+        let states = out.count
+        precondition(states * k <= Int(Int32.max), "automaton too large")
+        var fail = [Int32](repeating: 0, count: states)
+        var table = [Int32](repeating: 0, count: states * k)
         var queue: [Int] = []
         for cls in 0..<k {
-            let t = goto[0][cls]
+            let t = goto[cls]
             if t > 0 {
                 table[cls] = t
                 queue.append(Int(t))
@@ -62,7 +64,7 @@ package struct AhoCorasick: Sendable {
             head += 1
             out[s] += out[Int(fail[s])]
             for cls in 0..<k {
-                let t = goto[s][cls]
+                let t = goto[s * k + cls]
                 if t > 0 {
                     fail[Int(t)] = table[Int(fail[s]) * k + cls]
                     table[s * k + cls] = t

@@ -520,11 +520,10 @@ package struct RuleSet: Sendable {
         var generation: UInt32 = 0
         var ranges: [Range<Int>?] = []
         /// What applies to the event being worked on (from `match`, for `settle`).
-        var plan = Plan()
+        var plan = Plan.none
         var planCache: [UInt64: PlanCacheEntry] = [:]
-        /// Prefilters built so far, one per distinct set of routes, and where each set's lies.
-        var screens: [RouteScreen] = []
-        var screenOf: [[Bool]: Int] = [:]
+        /// Prefilters built so far, one per distinct set of routes.
+        var screens: [[Bool]: RouteScreen] = [:]
         var sessions = SessionMemory()
         package var statistics = MatchStatistics()
         package init() {}
@@ -657,17 +656,27 @@ package struct RuleSet: Sendable {
     /// What applies to an event: the routes whose rules see it, and the extractors of each stage.
     /// It depends only on the few fields the predicates test (mostly the program name), so it is
     /// worked out once per distinct combination of their values and cached.
-    struct Plan: Sendable {
-        var routes: [Bool] = []
-        var anyRoute = false
-        /// The prefilter for these routes (an index into `Context.screens`).
-        var screen = 0
+    /// What applies to an event: shared by all events whose predicate fields hold the same
+    /// values, by reference (taking it for an event is one retain, not one per list).
+    final class Plan: Sendable {
+        /// The prefilter for these routes; nil when no route applies.
+        let screen: RouteScreen?
         /// Extractor indices per stage; nil: test each extractor's events when extracting.
-        var detect: [Int]? = nil
-        var finding: [Int]? = nil
-        var session: [Int]? = nil
+        let detect: [Int]?
+        let finding: [Int]?
+        let session: [Int]?
         /// The event belongs to sessions; nil: test `session_events` when settling.
-        var sessionEvent: Bool? = nil
+        let sessionEvent: Bool?
+
+        init(screen: RouteScreen?, detect: [Int]?, finding: [Int]?, session: [Int]?, sessionEvent: Bool?) {
+            self.screen = screen
+            self.detect = detect
+            self.finding = finding
+            self.session = session
+            self.sessionEvent = sessionEvent
+        }
+
+        static let none = Plan(screen: nil, detect: nil, finding: nil, session: nil, sessionEvent: nil)
     }
 
     struct PlanCacheEntry: Sendable {
@@ -697,18 +706,14 @@ package struct RuleSet: Sendable {
         }
         let hash = hasher.value
         if let cached = c.planCache[hash], cached.matches(c.ranges, storage) { return cached.plan }
-        var plan = Plan()
-        plan.routes = routePredicates.indices.map { r in !routeRules[r].isEmpty && routePredicates[r].applies(c.ranges, storage) }
-        plan.anyRoute = plan.routes.contains(true)
-        if plan.anyRoute { plan.screen = screen(for: plan.routes, context: &c) }
+        let routes = routePredicates.indices.map { r in !routeRules[r].isEmpty && routePredicates[r].applies(c.ranges, storage) }
         var stages: [Pipeline.Stage: [Int]] = [:]
         for (x, extractor) in pipeline.extractors.enumerated() where extractorPredicates[x].applies(c.ranges, storage) {
             stages[extractor.stage, default: []].append(x)
         }
-        plan.detect = stages[.detect] ?? []
-        plan.finding = stages[.finding] ?? []
-        plan.session = stages[.session] ?? []
-        plan.sessionEvent = sessionPredicate.applies(c.ranges, storage)
+        let plan = Plan(
+            screen: screen(for: routes, context: &c), detect: stages[.detect] ?? [], finding: stages[.finding] ?? [],
+            session: stages[.session] ?? [], sessionEvent: sessionPredicate.applies(c.ranges, storage))
         if c.planCache.count >= 4096 { c.planCache.removeAll(keepingCapacity: true) }
         c.planCache[hash] = PlanCacheEntry(values: c.ranges.map { $0.map { Array(storage[$0]) } }, plan: plan)
         return plan
@@ -732,50 +737,56 @@ package struct RuleSet: Sendable {
             pipeline.extract(c.plan.detect!, into: &event)
         } else {
             pipeline.extract(.detect, into: &event)
-            var plan = Plan()
-            plan.routes = routeRules.indices.map { r in !routeRules[r].isEmpty && pipeline.routes[r].events.matches(event.fields) }
-            plan.anyRoute = plan.routes.contains(true)
-            if plan.anyRoute { plan.screen = screen(for: plan.routes, context: &c) }
-            c.plan = plan
+            let routes = routeRules.indices.map { r in !routeRules[r].isEmpty && pipeline.routes[r].events.matches(event.fields) }
+            c.plan = Plan(screen: screen(for: routes, context: &c), detect: nil, finding: nil, session: nil, sessionEvent: nil)
         }
-        guard c.plan.anyRoute else { return [] }
+        guard let screen = c.plan.screen else { return [] }
         let gen = c.generation
-        var stamp = c.stamp
-        c.stamp = []
-        let screen = c.screens[c.plan.screen]
-        screen.automata.withUnsafeBufferPointer { automata in
-            for a in automata.indices {
-                let rules = screen.candidates[a]
-                // The automaton is used where it lies (a copy would retain each of its tables).
-                _ = event.fields.anyValue(screen.fields[a]) { value in
-                    if Fold.hasNonASCII(value) {
-                        // Unicode folding can turn non-ASCII letters into ASCII ones; scan the folded text too.
-                        let folded = Fold.lowercased(Array(value))
-                        folded.withUnsafeBufferPointer { v in automata[a].scan(v) { rules.mark(pattern: $0, in: &stamp, gen) } }
+        c.stamp.withUnsafeMutableBufferPointer { stamp in
+            // The automata are used where they lie (a copy would retain each of their tables).
+            screen.automata.withUnsafeBufferPointer { automata in
+                for a in automata.indices {
+                    screen.candidates[a].withLists { start, rules in
+                        func hit(_ p: Int32) {
+                            for i in Int(start[Int(p)])..<Int(start[Int(p) + 1]) { stamp[Int(rules[i])] = gen }
+                        }
+                        _ = event.fields.anyValue(screen.fields[a]) { value in
+                            if Fold.hasNonASCII(value) {
+                                // Unicode folding can turn non-ASCII letters into ASCII ones; scan the folded text too.
+                                let folded = Fold.lowercased(Array(value))
+                                folded.withUnsafeBufferPointer { automata[a].scan($0, hit) }
+                            }
+                            automata[a].scan(value, hit)
+                            return false
+                        }
                     }
-                    automata[a].scan(value) { rules.mark(pattern: $0, in: &stamp, gen) }
-                    return false
                 }
-                c.stamp = stamp
             }
         }
         var matched: [Int] = []
-        for r in routePredicates.indices where c.plan.routes[r] {
-            for rule in routeRules[r] where alwaysEvaluate[rule] || c.stamp[rule] == gen {
-                c.statistics.rulesEvaluated += 1
-                if detections[rule].evaluate(event.fields, stats: &c.statistics) { matched.append(rule) }
-            }
+        for rule in screen.rules where alwaysEvaluate[rule] || c.stamp[rule] == gen {
+            c.statistics.rulesEvaluated += 1
+            if detections[rule].evaluate(event.fields, stats: &c.statistics) { matched.append(rule) }
         }
         return matched
     }
 
     /// The prefilter for one set of routes: an automaton per field over the literals of those
-    /// routes' rules alone. A line is scanned only for what its routes' rules need, and an
-    /// automaton for a few services' rules stays small enough to stay in cache.
-    struct RouteScreen: Sendable {
-        var fields: [String] = []
-        var automata: [AhoCorasick] = []
-        var candidates: [Candidates] = []
+    /// routes' rules alone. A line is scanned only for what its routes' rules need, and a host
+    /// that never sees a kind of event never builds the automata its rules would need.
+    final class RouteScreen: Sendable {
+        let fields: [String]
+        let automata: [AhoCorasick]
+        let candidates: [Candidates]
+        /// The routes' rules, in route order: those to evaluate when always due or marked.
+        let rules: [Int]
+
+        init(fields: [String], automata: [AhoCorasick], candidates: [Candidates], rules: [Int]) {
+            self.fields = fields
+            self.automata = automata
+            self.candidates = candidates
+            self.rules = rules
+        }
     }
 
     /// Pattern id → the rules it makes candidates, in two flat arrays (a hit reads two, not an
@@ -789,25 +800,28 @@ package struct RuleSet: Sendable {
             start.append(Int32(rules.count))
         }
 
+        /// Pattern `p`'s rules are `rules[start[p] ..< start[p + 1]]`.
         @inline(__always)
-        func mark(pattern: Int32, in stamp: inout [UInt32], _ gen: UInt32) {
-            for i in Int(start[Int(pattern)])..<Int(start[Int(pattern) + 1]) { stamp[Int(rules[i])] = gen }
+        func withLists(_ body: (UnsafeBufferPointer<Int32>, UnsafeBufferPointer<Int32>) -> Void) {
+            start.withUnsafeBufferPointer { start in rules.withUnsafeBufferPointer { body(start, $0) } }
         }
     }
 
-    /// The index in `c.screens` of the prefilter for `routes`, built on first use. Distinct sets
-    /// of routes are few (one per kind of line); past 256 the built ones are dropped, and the
-    /// cached plans that point at them with them.
-    private func screen(for routes: [Bool], context c: inout Context) -> Int {
-        if let known = c.screenOf[routes] { return known }
-        if c.screens.count >= 256 {
-            c.screens.removeAll()
-            c.screenOf.removeAll()
-            c.planCache.removeAll(keepingCapacity: true)
-        }
-        var screen = RouteScreen()
+    /// The prefilter for `routes` (nil for none), built on first use. Distinct sets of routes
+    /// are few (one per kind of line); past 256 the cache starts over (plans keep theirs).
+    private func screen(for routes: [Bool], context c: inout Context) -> RouteScreen? {
+        guard routes.contains(true) else { return nil }
+        if let known = c.screens[routes] { return known }
+        if c.screens.count >= 256 { c.screens.removeAll() }
+        var names: [String] = []
+        var automata: [AhoCorasick] = []
+        var lists: [Candidates] = []
+        var candidateRules: [Int] = []
         var fields: Set<Int> = []
-        for r in routes.indices where routes[r] { fields.formUnion(routeLiteralFields[r]) }
+        for r in routes.indices where routes[r] {
+            fields.formUnion(routeLiteralFields[r])
+            candidateRules += routeRules[r]
+        }
         for f in fields.sorted() {
             var literals: [[UInt8]] = []
             var candidates = Candidates()
@@ -818,13 +832,13 @@ package struct RuleSet: Sendable {
                 candidates.append(kept)
             }
             guard !literals.isEmpty else { continue }
-            screen.fields.append(literalFields[f])
-            screen.automata.append(AhoCorasick(patterns: literals))
-            screen.candidates.append(candidates)
+            names.append(literalFields[f])
+            automata.append(AhoCorasick(patterns: literals))
+            lists.append(candidates)
         }
-        c.screens.append(screen)
-        c.screenOf[routes] = c.screens.count - 1
-        return c.screens.count - 1
+        let screen = RouteScreen(fields: names, automata: automata, candidates: lists, rules: candidateRules)
+        c.screens[routes] = screen
+        return screen
     }
 
     /// Settles which rules an event reports, after `match`.

@@ -39,6 +39,8 @@ package struct ByteRegex: Sendable {
     /// Per instruction, what the rest of a match from there can start with (empty for large
     /// programs): the backtracker does not take a branch that would fail on the next byte.
     let lookahead: [Lookahead]
+    /// The backtracker's star loops (see `BitStateBacktracker.loops`).
+    let loops: [UInt8]
 
     package init(_ pattern: String, options: Options = [], stepBudget: Int = 20_000_000) throws(SyntaxError) {
         self.pattern = pattern
@@ -53,6 +55,7 @@ package struct ByteRegex: Sendable {
         self.anchoredAtStart = Self.isAnchoredAtStart(node)
         self.firstBytes = Self.firstBytes(compiler.program, compiler.sets)
         self.lookahead = Self.lookahead(compiler.program, compiler.sets)
+        loops = BitStateBacktracker.loops(compiler.program)
         var names: [String?] = [nil]
         names.append(contentsOf: parser.groupNames)
         self.groupNames = names
@@ -71,7 +74,7 @@ package struct ByteRegex: Sendable {
         if let lit = requiredLiteral, !StringMatcher.find(lit, in: input, fold: true) { return .noMatch }
         if let bt = BitStateBacktracker(
             program: program, sets: sets, inputCount: input.count, slotCount: 0, anchored: anchoredAtStart, firstBytes: firstBytes,
-            lookahead: lookahead)
+            lookahead: lookahead, loops: loops)
         {
             return bt.run(input) != nil ? .match : .noMatch
         }
@@ -87,10 +90,16 @@ package struct ByteRegex: Sendable {
     /// Leftmost-first match with capture groups; each range is a byte range of `input`.
     /// `literalFound`: the caller has seen `requiredLiteral` in `input` (no second search).
     package func firstMatch(_ input: UnsafeBufferPointer<UInt8>, literalFound: Bool = false) -> [Range<Int>?]? {
+        firstMatch(input, literalFound: literalFound, backtrack: true)
+    }
+
+    /// `backtrack: false` always takes the Pike VM (tests compare the two engines).
+    package func firstMatch(_ input: UnsafeBufferPointer<UInt8>, literalFound: Bool = false, backtrack: Bool) -> [Range<Int>?]? {
         if !literalFound, let lit = requiredLiteral, !StringMatcher.find(lit, in: input, fold: true) { return nil }
-        if let bt = BitStateBacktracker(
-            program: program, sets: sets, inputCount: input.count, slotCount: groupNames.count * 2, anchored: anchoredAtStart,
-            firstBytes: firstBytes, lookahead: lookahead)
+        if backtrack,
+            let bt = BitStateBacktracker(
+                program: program, sets: sets, inputCount: input.count, slotCount: groupNames.count * 2, anchored: anchoredAtStart,
+                firstBytes: firstBytes, lookahead: lookahead, loops: loops)
         {
             return bt.run(input)
         }
@@ -898,11 +907,17 @@ struct BitStateBacktracker {
     let words: Int
     let firstBytes: ByteSet?
     let lookahead: [ByteRegex.Lookahead]
+    /// Per instruction: `greedyLoop` or `lazyLoop` for the split of a star over one character
+    /// test (`split; test; jump back`) whose body nothing else enters, else 0.
+    let loops: [UInt8]
+    static let greedyLoop: UInt8 = 1
+    static let lazyLoop: UInt8 = 2
 
     init?(
         program: [Inst], sets: [CharSet], inputCount: Int, slotCount: Int, anchored: Bool, firstBytes: ByteSet? = nil,
-        lookahead: [ByteRegex.Lookahead] = []
+        lookahead: [ByteRegex.Lookahead] = [], loops: [UInt8]
     ) {
+        precondition(loops.count == program.count, "loops must come from the same program")
         self.firstBytes = firstBytes
         self.lookahead = lookahead
         width = inputCount + 1
@@ -913,6 +928,35 @@ struct BitStateBacktracker {
         self.slotCount = slotCount
         self.anchored = anchored
         words = (bits + 63) / 64
+        self.loops = loops
+    }
+
+    /// Finds the star loops over one character test that `Search` runs in one place. Such a
+    /// loop's test and jump are reached only through its split, so marking the split's visits
+    /// alone keeps every (instruction, position) explored at most once.
+    static func loops(_ program: [Inst]) -> [UInt8] {
+        var entries = [Int](repeating: 0, count: program.count + 1)
+        for inst in program {
+            switch inst {
+            case .jump(let t): entries[t] += 1
+            case .split(let x, let y):
+                entries[x] += 1
+                entries[y] += 1
+            default: break
+            }
+        }
+        var loops = [UInt8](repeating: 0, count: program.count)
+        for pc in program.indices where pc + 2 < program.count {
+            guard case .split(let x, let y) = program[pc], case .jump(let back) = program[pc + 2], back == pc,
+                entries[pc + 1] == 1, entries[pc + 2] == 0
+            else { continue }
+            switch program[pc + 1] {
+            case .scalar, .scalarFold, .any, .set: break
+            default: continue
+            }
+            if x == pc + 1 { loops[pc] = greedyLoop } else if y == pc + 1 { loops[pc] = lazyLoop }
+        }
+        return loops
     }
 
     /// The groups of the leftmost-first match (each a byte range of `input`, nil when the
@@ -929,23 +973,25 @@ struct BitStateBacktracker {
                     program.withUnsafeBufferPointer { program in
                         sets.withUnsafeBufferPointer { sets in
                             lookahead.withUnsafeBufferPointer { lookahead in
-                                var search = Search(
-                                    program: program, sets: sets, lookahead: lookahead, input: input, visited: visited, slots: slots,
-                                    slotCount: slotCount, width: width, jobs: JobStack(firstJobs))
-                                defer { search.jobs.release() }
-                                let last = anchored ? 0 : input.count
-                                var start = 0
-                                while start <= last {
-                                    if let firstBytes, !anchored {
-                                        // Skip to the next position where a match can begin (an ASCII
-                                        // byte, so never inside a character).
-                                        while start < input.count, !firstBytes.contains(input[start]) { start += 1 }
-                                        if start >= input.count { return nil }
+                                loops.withUnsafeBufferPointer { loops in
+                                    var search = Search(
+                                        program: program, sets: sets, lookahead: lookahead, loops: loops, input: input, visited: visited,
+                                        slots: slots, slotCount: slotCount, width: width, jobs: JobStack(firstJobs))
+                                    defer { search.jobs.release() }
+                                    let last = anchored ? 0 : input.count
+                                    var start = 0
+                                    while start <= last {
+                                        if let firstBytes, !anchored {
+                                            // Skip to the next position where a match can begin (an ASCII
+                                            // byte, so never inside a character).
+                                            while start < input.count, !firstBytes.contains(input[start]) { start += 1 }
+                                            if start >= input.count { return nil }
+                                        }
+                                        if search.tryAt(start) { return Self.groups(slots, slotCount) }
+                                        if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
                                     }
-                                    if search.tryAt(start) { return Self.groups(slots, slotCount) }
-                                    if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
+                                    return nil
                                 }
-                                return nil
                             }
                         }
                     }
@@ -1024,6 +1070,7 @@ struct BitStateBacktracker {
         let sets: UnsafeBufferPointer<CharSet>
         /// Empty: no lookahead for this program.
         let lookahead: UnsafeBufferPointer<ByteRegex.Lookahead>
+        let loops: UnsafeBufferPointer<UInt8>
         let input: UnsafeBufferPointer<UInt8>
         let visited: UnsafeMutableBufferPointer<UInt64>
         let slots: UnsafeMutableBufferPointer<Int>
@@ -1049,7 +1096,7 @@ struct BitStateBacktracker {
                 }
                 var pc = Int(job.pc)
                 var at = Int(job.at)
-                while true {
+                thread: while true {
                     let bit = pc * width + at
                     if visited[bit >> 6] & (1 << UInt64(bit & 63)) != 0 { break }
                     visited[bit >> 6] |= 1 << UInt64(bit & 63)
@@ -1059,6 +1106,33 @@ struct BitStateBacktracker {
                     case .jump(let t):
                         pc = t
                         continue
+                    case .split(let a, let b) where loops[pc] != 0:
+                        // A star over one character test, run here: the same choices as the steps
+                        // below, without a dispatch and a visit mark for its test and its jump.
+                        let greedy = loops[pc] == BitStateBacktracker.greedyLoop
+                        let body = greedy ? a : b
+                        let exit = greedy ? b : a
+                        while true {
+                            if greedy {
+                                if !canEnter(body, at) {
+                                    pc = exit
+                                    continue thread
+                                }
+                                if canEnter(exit, at) { jobs.push(Job(pc: Int32(exit), at: Int32(at), restoreSlot: -1, restoreValue: 0)) }
+                            } else if canEnter(exit, at) {
+                                if canEnter(body, at) { jobs.push(Job(pc: Int32(body), at: Int32(at), restoreSlot: -1, restoreValue: 0)) }
+                                pc = exit
+                                continue thread
+                            }
+                            guard at < input.count else { break thread }
+                            let (ch, w) = PikeVM.decode(input, at)
+                            guard program[body].takes(ch, sets) else { break thread }
+                            at += w
+                            // Back at the split.
+                            let bit = pc * width + at
+                            if visited[bit >> 6] & (1 << UInt64(bit & 63)) != 0 { break thread }
+                            visited[bit >> 6] |= 1 << UInt64(bit & 63)
+                        }
                     case .split(let a, let b):
                         // A branch the next byte rules out (see `lookahead`) is neither taken nor
                         // queued: in `.*? from`, most positions fail on the literal at once.

@@ -310,6 +310,30 @@ struct ByteRegexTests {
         #expect(input.withUnsafeBufferPointer { r.search($0) } == .budgetExceeded)
     }
 
+    @Test func backtrackerAgreesWithPikeVM() throws {
+        // Star loops over one character test run in one place in the backtracker; the Pike VM
+        // steps through them. Same leftmost-first match and groups, on every input.
+        let patterns = [
+            "a(?<x>b*)c", "a(?<x>b*?)c", "(?<x>.*) (?<y>.*?)$", "(?<x>.*?) from (?<y>\\S+?)(?: port \\d+)?\\s*$",
+            "^(?<x>[^:]*):(?<y>.*?)b*$", "(?<x>\\S+)\\s*(?<y>\\d*)", "(?<x>a*)(?<y>a*?)b", "x(?<x>[ab]*?)(?<y>b+)",
+            "(?i)(?<x>A*)B", "(?<x>(?:ab)*)c", "(?s)(?<x>.*?)\\n(?<y>.*)", "^(?<x>(?:a|ab)*)c$",
+        ]
+        let alphabet = Array("ab: 1.\nxcfrompt".utf8)
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> Int {
+            seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Int(seed >> 33)
+        }
+        for p in patterns {
+            let r = try ByteRegex(p)
+            for _ in 0..<300 {
+                let input = (0..<(next() % 24)).map { _ in alphabet[next() % alphabet.count] }
+                let (fast, vm) = input.withUnsafeBufferPointer { (r.firstMatch($0), r.firstMatch($0, backtrack: false)) }
+                #expect(fast == vm, "\(p) on \(String(decoding: input, as: UTF8.self).debugDescription)")
+            }
+        }
+    }
+
     @Test func backtrackingPastItsFirstJobs() throws {
         // Each "a" leaves a choice open (take "ab" instead, or leave the loop): hundreds of
         // pending choices, past what the search keeps on the stack.

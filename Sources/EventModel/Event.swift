@@ -272,22 +272,19 @@ package struct EventFields: Sendable {
         fields.removeAll { $0.name == name }
     }
 
+    /// Lookups compare lengths first: most names differ in length, and that skips the general
+    /// string comparison on the per-event path.
     package func contains(_ name: String) -> Bool {
-        for f in fields where Self.same(f.name, name) { return true }
+        let n = name.utf8.count
+        for f in fields where f.name.utf8.count == n && f.name == name { return true }
         return false
-    }
-
-    /// Name equality with a length check first: most names differ in length, and comparing
-    /// lengths avoids the general string comparison on the per-event hot path.
-    @inline(__always)
-    package static func same(_ a: String, _ b: String) -> Bool {
-        a.utf8.count == b.utf8.count && a == b
     }
 
     /// Index of the first field called `name`.
     @inline(__always)
     package func index(of name: String) -> Int? {
-        for i in fields.indices where Self.same(fields[i].name, name) { return i }
+        let n = name.utf8.count
+        for i in fields.indices where fields[i].name.utf8.count == n && fields[i].name == name { return i }
         return nil
     }
 
@@ -297,7 +294,8 @@ package struct EventFields: Sendable {
 
     /// The first value of `name`.
     package func first(_ name: String) -> ArraySlice<UInt8>? {
-        for f in fields where Self.same(f.name, name) { return storage[f.range] }
+        let n = name.utf8.count
+        for f in fields where f.name.utf8.count == n && f.name == name { return storage[f.range] }
         return nil
     }
 
@@ -306,10 +304,15 @@ package struct EventFields: Sendable {
     package func firstRanges(of names: [String], into ranges: inout [Range<Int>?]) -> Bool {
         for k in names.indices { ranges[k] = nil }
         var single = true
-        for f in fields {
-            for k in names.indices where Self.same(f.name, names[k]) {
-                if ranges[k] == nil { ranges[k] = f.range } else { single = false }
-                break
+        // Lengths once, not once per field: most names differ in length from most fields'.
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: names.count) { lengths in
+            for k in names.indices { lengths[k] = names[k].utf8.count }
+            for f in fields {
+                let n = f.name.utf8.count
+                for k in names.indices where lengths[k] == n && f.name == names[k] {
+                    if ranges[k] == nil { ranges[k] = f.range } else { single = false }
+                    break
+                }
             }
         }
         return single
@@ -332,8 +335,9 @@ package struct EventFields: Sendable {
     /// Calls `body` with each value of `name` as a buffer; stops when `body` returns true.
     @inline(__always)
     package func anyValue(_ name: String, _ body: (UnsafeBufferPointer<UInt8>) -> Bool) -> Bool {
-        storage.withUnsafeBufferPointer { buffer in
-            for f in fields where Self.same(f.name, name) {
+        let n = name.utf8.count
+        return storage.withUnsafeBufferPointer { buffer in
+            for f in fields where f.name.utf8.count == n && f.name == name {
                 if body(UnsafeBufferPointer(rebasing: buffer[f.range])) { return true }
             }
             return false

@@ -653,11 +653,10 @@ package struct RuleSet: Sendable {
         }
     }
 
-    /// What applies to an event: the routes whose rules see it, and the extractors of each stage.
-    /// It depends only on the few fields the predicates test (mostly the program name), so it is
-    /// worked out once per distinct combination of their values and cached.
-    /// What applies to an event: shared by all events whose predicate fields hold the same
-    /// values, by reference (taking it for an event is one retain, not one per list).
+    /// What applies to an event: the prefilter of the routes whose rules see it, and the
+    /// extractors of each stage. It depends only on the few fields the predicates test (mostly
+    /// the program name), so it is worked out once per distinct combination of their values,
+    /// cached, and shared by reference (taking it for an event is one retain, not one per list).
     final class Plan: Sendable {
         /// The prefilter for these routes; nil when no route applies.
         let screen: RouteScreen?

@@ -89,12 +89,8 @@ package struct ByteRegex: Sendable {
 
     /// Leftmost-first match with capture groups; each range is a byte range of `input`.
     /// `literalFound`: the caller has seen `requiredLiteral` in `input` (no second search).
-    package func firstMatch(_ input: UnsafeBufferPointer<UInt8>, literalFound: Bool = false) -> [Range<Int>?]? {
-        firstMatch(input, literalFound: literalFound, backtrack: true)
-    }
-
     /// `backtrack: false` always takes the Pike VM (tests compare the two engines).
-    package func firstMatch(_ input: UnsafeBufferPointer<UInt8>, literalFound: Bool = false, backtrack: Bool) -> [Range<Int>?]? {
+    package func firstMatch(_ input: UnsafeBufferPointer<UInt8>, literalFound: Bool = false, backtrack: Bool = true) -> [Range<Int>?]? {
         if !literalFound, let lit = requiredLiteral, !StringMatcher.find(lit, in: input, fold: true) { return nil }
         if backtrack,
             let bt = BitStateBacktracker(
@@ -109,15 +105,16 @@ package struct ByteRegex: Sendable {
         return Self.groups(slots, count: groupNames.count)
     }
 
-    private static func groups(_ slots: [Int], count: Int) -> [Range<Int>?] {
-        var groups: [Range<Int>?] = []
-        let groupNames = 0..<count
-        for g in groupNames {
-            let s = slots[2 * g]
-            let e = slots[2 * g + 1]
-            groups.append(s >= 0 && e >= s ? s..<e : nil)
+    /// The `count` groups held in capture slots (start and end per group, -1 when unset).
+    static func groups<Slots: RandomAccessCollection<Int>>(_ slots: Slots, count: Int) -> [Range<Int>?] where Slots.Index == Int {
+        [Range<Int>?](unsafeUninitializedCapacity: count) { groups, n in
+            for g in 0..<count {
+                let s = slots[2 * g]
+                let e = slots[2 * g + 1]
+                groups.initializeElement(at: g, to: s >= 0 && e >= s ? s..<e : nil)
+            }
+            n = count
         }
-        return groups
     }
 }
 
@@ -987,7 +984,7 @@ struct BitStateBacktracker {
                                             while start < input.count, !firstBytes.contains(input[start]) { start += 1 }
                                             if start >= input.count { return nil }
                                         }
-                                        if search.tryAt(start) { return Self.groups(slots, slotCount) }
+                                        if search.tryAt(start) { return ByteRegex.groups(slots, count: slotCount / 2) }
                                         if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
                                     }
                                     return nil
@@ -1000,23 +997,15 @@ struct BitStateBacktracker {
         }
     }
 
-    private static func groups(_ slots: UnsafeMutableBufferPointer<Int>, _ slotCount: Int) -> [Range<Int>?] {
-        [Range<Int>?](unsafeUninitializedCapacity: slotCount / 2) { groups, n in
-            for g in 0..<slotCount / 2 {
-                let s = slots[2 * g]
-                let e = slots[2 * g + 1]
-                groups.initializeElement(at: g, to: s >= 0 && e >= s ? s..<e : nil)
-            }
-            n = slotCount / 2
-        }
-    }
-
     /// A backtrack point: resume at `pc` and `at`, or (restoreSlot >= 0) put a capture slot back.
     struct Job {
         var pc: Int32
         var at: Int32
         var restoreSlot: Int32
         var restoreValue: Int32
+
+        /// Resume at `pc` and `at`.
+        static func resume(_ pc: Int, _ at: Int) -> Job { Job(pc: Int32(pc), at: Int32(at), restoreSlot: -1, restoreValue: 0) }
     }
 
     /// The pending jobs: in the caller's stack memory, moved to the heap if they outgrow it.
@@ -1080,6 +1069,16 @@ struct BitStateBacktracker {
 
         /// False when a match cannot go on from instruction `pc` at `at`: the next byte (or the
         /// end of input) is none it can continue with.
+        /// Marks (`pc`, `at`) visited; false when it already was.
+        @inline(__always)
+        func firstVisit(_ pc: Int, _ at: Int) -> Bool {
+            let bit = pc * width + at
+            let mask: UInt64 = 1 << UInt64(bit & 63)
+            if visited[bit >> 6] & mask != 0 { return false }
+            visited[bit >> 6] |= mask
+            return true
+        }
+
         @inline(__always)
         func canEnter(_ pc: Int, _ at: Int) -> Bool {
             guard !lookahead.isEmpty else { return true }
@@ -1088,7 +1087,7 @@ struct BitStateBacktracker {
 
         mutating func tryAt(_ start: Int) -> Bool {
             jobs.removeAll()
-            jobs.push(Job(pc: 0, at: Int32(start), restoreSlot: -1, restoreValue: 0))
+            jobs.push(.resume(0, start))
             while let job = jobs.pop() {
                 if job.restoreSlot >= 0 {
                     slots[Int(job.restoreSlot)] = Int(job.restoreValue)
@@ -1096,10 +1095,7 @@ struct BitStateBacktracker {
                 }
                 var pc = Int(job.pc)
                 var at = Int(job.at)
-                thread: while true {
-                    let bit = pc * width + at
-                    if visited[bit >> 6] & (1 << UInt64(bit & 63)) != 0 { break }
-                    visited[bit >> 6] |= 1 << UInt64(bit & 63)
+                thread: while firstVisit(pc, at) {
                     switch program[pc] {
                     case .match:
                         return true
@@ -1118,9 +1114,9 @@ struct BitStateBacktracker {
                                     pc = exit
                                     continue thread
                                 }
-                                if canEnter(exit, at) { jobs.push(Job(pc: Int32(exit), at: Int32(at), restoreSlot: -1, restoreValue: 0)) }
+                                if canEnter(exit, at) { jobs.push(.resume(exit, at)) }
                             } else if canEnter(exit, at) {
-                                if canEnter(body, at) { jobs.push(Job(pc: Int32(body), at: Int32(at), restoreSlot: -1, restoreValue: 0)) }
+                                if canEnter(body, at) { jobs.push(.resume(body, at)) }
                                 pc = exit
                                 continue thread
                             }
@@ -1129,9 +1125,7 @@ struct BitStateBacktracker {
                             guard program[body].takes(ch, sets) else { break thread }
                             at += w
                             // Back at the split.
-                            let bit = pc * width + at
-                            if visited[bit >> 6] & (1 << UInt64(bit & 63)) != 0 { break thread }
-                            visited[bit >> 6] |= 1 << UInt64(bit & 63)
+                            guard firstVisit(pc, at) else { break thread }
                         }
                     case .split(let a, let b):
                         // A branch the next byte rules out (see `lookahead`) is neither taken nor
@@ -1140,7 +1134,7 @@ struct BitStateBacktracker {
                             pc = b
                             continue
                         }
-                        if canEnter(b, at) { jobs.push(Job(pc: Int32(b), at: Int32(at), restoreSlot: -1, restoreValue: 0)) }
+                        if canEnter(b, at) { jobs.push(.resume(b, at)) }
                         pc = a
                         continue
                     case .save(let k):

@@ -55,7 +55,17 @@ package struct Pipeline: Sendable {
         /// Only the first `maxInputBytes` of the field are searched.
         package var maxInputBytes: Int
         /// Which patterns can match a value, judged by their required literals.
-        var screen = LiteralScreen(patterns: [])
+        let screen: LiteralScreen
+
+        init(name: String, stage: Stage, events: EventPredicate, field: String, patterns: [ByteRegex], maxInputBytes: Int) {
+            self.name = name
+            self.stage = stage
+            self.events = events
+            self.field = field
+            self.patterns = patterns
+            self.maxInputBytes = maxInputBytes
+            screen = LiteralScreen(patterns: patterns)
+        }
     }
 
     /// Which of an extractor's patterns can match a value, judged by the literals they require:
@@ -186,9 +196,7 @@ package struct Pipeline: Sendable {
             let events = try x.value(for: "events").map { n throws(RuleError) in try Self.predicate(n, file) } ?? .all
             let maxBytes = Int(x.value(for: "max_input_bytes")?.scalarText ?? "") ?? 4096
             extractors.append(
-                Extractor(
-                    name: name, stage: stage, events: events, field: field, patterns: compiled, maxInputBytes: maxBytes,
-                    screen: LiteralScreen(patterns: compiled)))
+                Extractor(name: name, stage: stage, events: events, field: field, patterns: compiled, maxInputBytes: maxBytes))
         }
     }
 

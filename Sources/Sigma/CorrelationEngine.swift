@@ -168,7 +168,7 @@ package struct CorrelationEngine {
     ) {
         // The correlation is read where it lies: a copy would retain each of its strings and lists.
         guard let inputIndex = rules.correlations[c].inputs.firstIndex(of: input) else { return }
-        let kind = rules.correlations[c].kind
+        let kind = shapes[c].kind
         let fields = groupFields[c][inputIndex]
         var text = ""
         for (k, f) in fields.enumerated() {

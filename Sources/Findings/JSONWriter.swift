@@ -62,7 +62,8 @@ package struct JSONWriter: ~Copyable {
         case .plain(let text):
             // A key written in the source: plain ASCII, copied without escaping.
             put(UInt8(ascii: "\""))
-            put(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+            // withUTF8Buffer, not utf8Start: a one-character literal may be held as a scalar.
+            text.withUTF8Buffer { put($0) }
             put(UInt8(ascii: "\""))
         case .dynamic(let text): string(text)
         }
@@ -132,7 +133,7 @@ package struct JSONWriter: ~Copyable {
     package mutating func field(_ k: JSONKey, _ v: Bool) {
         key(k)
         let text: StaticString = v ? "true" : "false"
-        put(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        text.withUTF8Buffer { put($0) }
     }
 
     package mutating func field(_ k: JSONKey, strings v: [String]) {

@@ -22,25 +22,48 @@ package struct ByteRegex: Sendable {
     }
 
     package let pattern: String
-    private let program: [Inst]
-    private let sets: [CharSet]
-    /// Capture group names, by group index (index 0 is the whole match).
-    package let groupNames: [String?]
     /// Upper bound on VM steps per search; past it the search gives up and reports no match.
     package var stepBudget: Int
+    /// The compiled pattern, shared by copies (a copy of a regex costs two references).
+    let code: Code
 
     package static let maxProgramSize = 50_000
+
+    /// Capture group names, by group index (index 0 is the whole match).
+    package var groupNames: [String?] { code.groupNames }
     /// A lower-case byte string every match contains; inputs without it are rejected before the VM runs.
-    package let requiredLiteral: [UInt8]?
-    /// The pattern can only match at offset 0.
-    let anchoredAtStart: Bool
-    /// The bytes a match can start with (nil: any, or the empty match); searches start only there.
-    let firstBytes: ByteSet?
-    /// Per instruction, what the rest of a match from there can start with (empty for large
-    /// programs): the backtracker does not take a branch that would fail on the next byte.
-    let lookahead: [Lookahead]
-    /// The backtracker's star loops (see `BitStateBacktracker.loops`).
-    let loops: [UInt8]
+    package var requiredLiteral: [UInt8]? { code.requiredLiterals.first }
+    /// Every run of two or more literal characters that every match contains (lower-cased),
+    /// longest first: a screen can reject an input that lacks any one of them.
+    package var requiredLiterals: [[UInt8]] { code.requiredLiterals }
+
+    /// A compiled pattern and what is known of it before it runs.
+    final class Code: Sendable {
+        let program: [Inst]
+        let sets: [CharSet]
+        let groupNames: [String?]
+        let requiredLiterals: [[UInt8]]
+        /// The pattern can only match at offset 0.
+        let anchoredAtStart: Bool
+        /// The bytes a match can start with (nil: any, or the empty match); searches start only there.
+        let firstBytes: ByteSet?
+        /// Per instruction, what the rest of a match from there can start with (empty for large
+        /// programs): the backtracker does not take a branch that would fail on the next byte.
+        let lookahead: [Lookahead]
+        /// Where the backtracker marks visits and which loops it runs in one place.
+        let shape: BitStateBacktracker.Shape
+
+        init(_ node: RegexNode, program: [Inst], sets: [CharSet], groupNames: [String?]) {
+            self.program = program
+            self.sets = sets
+            self.groupNames = groupNames
+            requiredLiterals = ByteRegex.requiredLiterals(node)
+            anchoredAtStart = ByteRegex.isAnchoredAtStart(node)
+            firstBytes = ByteRegex.firstBytes(program, sets)
+            lookahead = ByteRegex.lookahead(program, sets)
+            shape = BitStateBacktracker.Shape(program)
+        }
+    }
 
     package init(_ pattern: String, options: Options = [], stepBudget: Int = 20_000_000) throws(SyntaxError) {
         self.pattern = pattern
@@ -49,16 +72,7 @@ package struct ByteRegex: Sendable {
         var compiler = RegexCompiler()
         try compiler.emitGroup(node, index: 0)
         compiler.program.append(.match)
-        self.program = compiler.program
-        self.sets = compiler.sets
-        self.requiredLiteral = Self.longestLiteral(node).flatMap { $0.count >= 2 ? $0 : nil }
-        self.anchoredAtStart = Self.isAnchoredAtStart(node)
-        self.firstBytes = Self.firstBytes(compiler.program, compiler.sets)
-        self.lookahead = Self.lookahead(compiler.program, compiler.sets)
-        loops = BitStateBacktracker.loops(compiler.program)
-        var names: [String?] = [nil]
-        names.append(contentsOf: parser.groupNames)
-        self.groupNames = names
+        code = Code(node, program: compiler.program, sets: compiler.sets, groupNames: [nil] + parser.groupNames)
         self.stepBudget = stepBudget
     }
 
@@ -72,13 +86,10 @@ package struct ByteRegex: Sendable {
     /// Unanchored search: does the pattern match anywhere in `input`?
     package func search(_ input: UnsafeBufferPointer<UInt8>) -> Outcome {
         if let lit = requiredLiteral, !StringMatcher.find(lit, in: input, fold: true) { return .noMatch }
-        if let bt = BitStateBacktracker(
-            program: program, sets: sets, inputCount: input.count, slotCount: 0, anchored: anchoredAtStart, firstBytes: firstBytes,
-            lookahead: lookahead, loops: loops)
-        {
+        if let bt = BitStateBacktracker(code, inputCount: input.count, slotCount: 0) {
             return bt.run(input) != nil ? .match : .noMatch
         }
-        var vm = PikeVM(program: program, sets: sets, slotCount: 0, budget: stepBudget, anchored: anchoredAtStart)
+        var vm = PikeVM(program: code.program, sets: code.sets, slotCount: 0, budget: stepBudget, anchored: code.anchoredAtStart)
         return vm.run(input, captures: false).outcome
     }
 
@@ -92,17 +103,14 @@ package struct ByteRegex: Sendable {
     /// `backtrack: false` always takes the Pike VM (tests compare the two engines).
     package func firstMatch(_ input: UnsafeBufferPointer<UInt8>, literalFound: Bool = false, backtrack: Bool = true) -> [Range<Int>?]? {
         if !literalFound, let lit = requiredLiteral, !StringMatcher.find(lit, in: input, fold: true) { return nil }
-        if backtrack,
-            let bt = BitStateBacktracker(
-                program: program, sets: sets, inputCount: input.count, slotCount: groupNames.count * 2, anchored: anchoredAtStart,
-                firstBytes: firstBytes, lookahead: lookahead, loops: loops)
-        {
+        let slotCount = code.groupNames.count * 2
+        if backtrack, let bt = BitStateBacktracker(code, inputCount: input.count, slotCount: slotCount) {
             return bt.run(input)
         }
-        var vm = PikeVM(program: program, sets: sets, slotCount: groupNames.count * 2, budget: stepBudget, anchored: anchoredAtStart)
+        var vm = PikeVM(program: code.program, sets: code.sets, slotCount: slotCount, budget: stepBudget, anchored: code.anchoredAtStart)
         let result = vm.run(input, captures: true)
         guard result.outcome == .match, let slots = result.slots else { return nil }
-        return Self.groups(slots, count: groupNames.count)
+        return Self.groups(slots, count: code.groupNames.count)
     }
 
     /// The `count` groups held in capture slots (start and end per group, -1 when unset).
@@ -119,12 +127,15 @@ package struct ByteRegex: Sendable {
 }
 
 extension ByteRegex {
-    /// The longest run of literal characters that every match must contain (lower-cased), if any.
-    static func longestLiteral(_ node: RegexNode) -> [UInt8]? {
-        var best: [UInt8]? = nil
+    /// The runs of two or more literal characters that every match must contain (lower-cased,
+    /// without repeats), longest first.
+    static func requiredLiterals(_ node: RegexNode) -> [[UInt8]] {
+        var runs: [[UInt8]] = []
         func consider(_ run: [UInt8]) {
-            if run.count > (best?.count ?? 0) { best = run }
+            if run.count >= 2, !runs.contains(run) { runs.append(run) }
         }
+        // Only parts every match passes through are walked: concatenations, groups and
+        // repeats of at least one, never the branches of an alternation.
         func walk(_ n: RegexNode) {
             switch n {
             case .concat(let items):
@@ -151,7 +162,8 @@ extension ByteRegex {
             }
         }
         walk(node)
-        return best
+        // Stable: of runs of equal length, the first in the pattern comes first.
+        return runs.enumerated().sorted { ($0.element.count, $1.offset) > ($1.element.count, $0.offset) }.map(\.element)
     }
 
     /// What a match can go on with from an instruction: the bytes the next character can start
@@ -286,15 +298,11 @@ struct ByteSet {
         }
     }
 
+    /// A choice of words, not a switch: the compiler turns a switch into an indirect jump.
     @inline(__always)
     func contains(_ b: UInt8) -> Bool {
-        let bit = UInt64(1) << UInt64(b & 63)
-        switch b >> 6 {
-        case 0: return words.0 & bit != 0
-        case 1: return words.1 & bit != 0
-        case 2: return words.2 & bit != 0
-        default: return words.3 & bit != 0
-        }
+        let word = b < 128 ? (b < 64 ? words.0 : words.1) : (b < 192 ? words.2 : words.3)
+        return word & (1 << UInt64(b & 63)) != 0
     }
 }
 
@@ -896,64 +904,69 @@ struct PikeVM {
 struct BitStateBacktracker {
     static let maxBits = 1 << 18
 
-    let program: [Inst]
-    let sets: [CharSet]
+    let code: ByteRegex.Code
     let slotCount: Int
-    let anchored: Bool
     let width: Int
     let words: Int
-    let firstBytes: ByteSet?
-    let lookahead: [ByteRegex.Lookahead]
-    /// Per instruction: `greedyLoop` or `lazyLoop` for the split of a star over one character
-    /// test (`split; test; jump back`) whose body nothing else enters, else 0.
-    let loops: [UInt8]
     static let greedyLoop: UInt8 = 1
     static let lazyLoop: UInt8 = 2
 
-    init?(
-        program: [Inst], sets: [CharSet], inputCount: Int, slotCount: Int, anchored: Bool, firstBytes: ByteSet? = nil,
-        lookahead: [ByteRegex.Lookahead] = [], loops: [UInt8]
-    ) {
-        precondition(loops.count == program.count, "loops must come from the same program")
-        self.firstBytes = firstBytes
-        self.lookahead = lookahead
+    /// Nil when the visit bitmap for this program and input would be too large.
+    init?(_ code: ByteRegex.Code, inputCount: Int, slotCount: Int) {
         width = inputCount + 1
-        let bits = program.count * width
+        let bits = code.shape.rowCount * width
         guard bits <= Self.maxBits else { return nil }
-        self.program = program
-        self.sets = sets
+        self.code = code
         self.slotCount = slotCount
-        self.anchored = anchored
         words = (bits + 63) / 64
-        self.loops = loops
     }
 
-    /// Finds the star loops over one character test that `Search` runs in one place. Such a
-    /// loop's test and jump are reached only through its split, so marking the split's visits
-    /// alone keeps every (instruction, position) explored at most once.
-    static func loops(_ program: [Inst]) -> [UInt8] {
-        var entries = [Int](repeating: 0, count: program.count + 1)
-        for inst in program {
-            switch inst {
-            case .jump(let t): entries[t] += 1
-            case .split(let x, let y):
-                entries[x] += 1
-                entries[y] += 1
-            default: break
+    /// What the backtracker knows of a program before it runs.
+    struct Shape: Sendable {
+        /// Per instruction: `greedyLoop` or `lazyLoop` for the split of a star over one character
+        /// test (`split; test; jump back`) whose body nothing else enters, else 0. `Search`
+        /// runs such a loop in one place: its test and jump are reached only through its split,
+        /// so marking the split's visits alone keeps every (instruction, position) explored once.
+        let loops: [UInt8]
+        /// Per instruction, its row in the visit bitmap, or -1. Visits are marked only where a
+        /// jump or split leads, and at the start. Any other instruction is reached only from the
+        /// one before it, so it is explored at most once per position when that one is; every
+        /// cycle passes through a marked instruction.
+        let rows: [Int32]
+        let rowCount: Int
+
+        init(_ program: [Inst]) {
+            var entries = [Int](repeating: 0, count: program.count + 1)
+            for inst in program {
+                switch inst {
+                case .jump(let t): entries[t] += 1
+                case .split(let x, let y):
+                    entries[x] += 1
+                    entries[y] += 1
+                default: break
+                }
             }
-        }
-        var loops = [UInt8](repeating: 0, count: program.count)
-        for pc in program.indices where pc + 2 < program.count {
-            guard case .split(let x, let y) = program[pc], case .jump(let back) = program[pc + 2], back == pc,
-                entries[pc + 1] == 1, entries[pc + 2] == 0
-            else { continue }
-            switch program[pc + 1] {
-            case .scalar, .scalarFold, .any, .set: break
-            default: continue
+            var loops = [UInt8](repeating: 0, count: program.count)
+            for pc in program.indices where pc + 2 < program.count {
+                guard case .split(let x, let y) = program[pc], case .jump(let back) = program[pc + 2], back == pc,
+                    entries[pc + 1] == 1, entries[pc + 2] == 0
+                else { continue }
+                switch program[pc + 1] {
+                case .scalar, .scalarFold, .any, .set: break
+                default: continue
+                }
+                if x == pc + 1 { loops[pc] = greedyLoop } else if y == pc + 1 { loops[pc] = lazyLoop }
             }
-            if x == pc + 1 { loops[pc] = greedyLoop } else if y == pc + 1 { loops[pc] = lazyLoop }
+            var rows = [Int32](repeating: -1, count: program.count)
+            var rowCount = 0
+            for pc in program.indices where pc == 0 || entries[pc] > 0 {
+                rows[pc] = Int32(rowCount)
+                rowCount += 1
+            }
+            self.loops = loops
+            self.rows = rows
+            self.rowCount = rowCount
         }
-        return loops
     }
 
     /// The groups of the leftmost-first match (each a byte range of `input`, nil when the
@@ -967,27 +980,30 @@ struct BitStateBacktracker {
             return withUnsafeTemporaryAllocation(of: Int.self, capacity: max(1, slotCount)) { slots in
                 slots.initialize(repeating: -1)
                 return withUnsafeTemporaryAllocation(of: Job.self, capacity: 64) { firstJobs in
-                    program.withUnsafeBufferPointer { program in
-                        sets.withUnsafeBufferPointer { sets in
-                            lookahead.withUnsafeBufferPointer { lookahead in
-                                loops.withUnsafeBufferPointer { loops in
-                                    var search = Search(
-                                        program: program, sets: sets, lookahead: lookahead, loops: loops, input: input, visited: visited,
-                                        slots: slots, slotCount: slotCount, width: width, jobs: JobStack(firstJobs))
-                                    defer { search.jobs.release() }
-                                    let last = anchored ? 0 : input.count
-                                    var start = 0
-                                    while start <= last {
-                                        if let firstBytes, !anchored {
-                                            // Skip to the next position where a match can begin (an ASCII
-                                            // byte, so never inside a character).
-                                            while start < input.count, !firstBytes.contains(input[start]) { start += 1 }
-                                            if start >= input.count { return nil }
+                    code.program.withUnsafeBufferPointer { program in
+                        code.sets.withUnsafeBufferPointer { sets in
+                            code.lookahead.withUnsafeBufferPointer { lookahead in
+                                code.shape.loops.withUnsafeBufferPointer { loops in
+                                    code.shape.rows.withUnsafeBufferPointer { rows in
+                                        var search = Search(
+                                            program: program, sets: sets, lookahead: lookahead, loops: loops, rows: rows, input: input,
+                                            visited: visited, slots: slots, slotCount: slotCount, width: width, jobs: JobStack(firstJobs))
+                                        defer { search.jobs.release() }
+                                        let anchored = code.anchoredAtStart
+                                        let last = anchored ? 0 : input.count
+                                        var start = 0
+                                        while start <= last {
+                                            if let firstBytes = code.firstBytes, !anchored {
+                                                // Skip to the next position where a match can begin (an ASCII
+                                                // byte, so never inside a character).
+                                                while start < input.count, !firstBytes.contains(input[start]) { start += 1 }
+                                                if start >= input.count { return nil }
+                                            }
+                                            if search.tryAt(start) { return ByteRegex.groups(slots, count: slotCount / 2) }
+                                            if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
                                         }
-                                        if search.tryAt(start) { return ByteRegex.groups(slots, count: slotCount / 2) }
-                                        if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
+                                        return nil
                                     }
-                                    return nil
                                 }
                             }
                         }
@@ -1060,6 +1076,7 @@ struct BitStateBacktracker {
         /// Empty: no lookahead for this program.
         let lookahead: UnsafeBufferPointer<ByteRegex.Lookahead>
         let loops: UnsafeBufferPointer<UInt8>
+        let rows: UnsafeBufferPointer<Int32>
         let input: UnsafeBufferPointer<UInt8>
         let visited: UnsafeMutableBufferPointer<UInt64>
         let slots: UnsafeMutableBufferPointer<Int>
@@ -1069,14 +1086,42 @@ struct BitStateBacktracker {
 
         /// False when a match cannot go on from instruction `pc` at `at`: the next byte (or the
         /// end of input) is none it can continue with.
-        /// Marks (`pc`, `at`) visited; false when it already was.
+        /// Marks (`pc`, `at`) visited; false when it already was (never for an instruction
+        /// without a row: see `Shape.rows`).
         @inline(__always)
         func firstVisit(_ pc: Int, _ at: Int) -> Bool {
-            let bit = pc * width + at
+            let row = Int(rows[pc])
+            return row < 0 || firstVisit(bit: row * width + at)
+        }
+
+        /// Marks bit `bit` of the visit bitmap; false when it already was.
+        @inline(__always)
+        func firstVisit(bit: Int) -> Bool {
             let mask: UInt64 = 1 << UInt64(bit & 63)
             if visited[bit >> 6] & mask != 0 { return false }
             visited[bit >> 6] |= mask
             return true
+        }
+
+        /// The width of the character at `at` if the one-character test at `pc` takes it, else 0.
+        /// An ASCII byte is looked up in the test's lookahead, which holds exactly the ASCII
+        /// bytes it takes; other bytes are decoded.
+        @inline(__always)
+        func taken(_ pc: Int, _ at: Int) -> Int {
+            guard at < input.count else { return 0 }
+            let byte = input[at]
+            if byte < 0x80, !lookahead.isEmpty { return lookahead[pc].bytes.contains(byte) ? 1 : 0 }
+            return Self.decodedWidth(program, sets, input, pc, at)
+        }
+
+        /// `taken` for a byte the lookahead does not settle: decodes the character.
+        @inline(never)
+        static func decodedWidth(
+            _ program: UnsafeBufferPointer<Inst>, _ sets: UnsafeBufferPointer<CharSet>, _ input: UnsafeBufferPointer<UInt8>, _ pc: Int,
+            _ at: Int
+        ) -> Int {
+            let (ch, w) = PikeVM.decode(input, at)
+            return program[pc].takes(ch, sets) ? w : 0
         }
 
         @inline(__always)
@@ -1108,24 +1153,26 @@ struct BitStateBacktracker {
                         let greedy = loops[pc] == BitStateBacktracker.greedyLoop
                         let body = greedy ? a : b
                         let exit = greedy ? b : a
+                        // A loop's split is a jump target, so it has a row.
+                        let rowStart = Int(rows[pc]) * width
                         while true {
+                            let step = taken(body, at)
                             if greedy {
-                                if !canEnter(body, at) {
+                                if step == 0 {
                                     pc = exit
                                     continue thread
                                 }
                                 if canEnter(exit, at) { jobs.push(.resume(exit, at)) }
                             } else if canEnter(exit, at) {
-                                if canEnter(body, at) { jobs.push(.resume(body, at)) }
+                                if step > 0 { jobs.push(.resume(body, at)) }
                                 pc = exit
                                 continue thread
+                            } else if step == 0 {
+                                break thread
                             }
-                            guard at < input.count else { break thread }
-                            let (ch, w) = PikeVM.decode(input, at)
-                            guard program[body].takes(ch, sets) else { break thread }
-                            at += w
+                            at += step
                             // Back at the split.
-                            guard firstVisit(pc, at) else { break thread }
+                            guard firstVisit(bit: rowStart + at) else { break thread }
                         }
                     case .split(let a, let b):
                         // A branch the next byte rules out (see `lookahead`) is neither taken nor
@@ -1156,12 +1203,11 @@ struct BitStateBacktracker {
                         guard (PikeVM.isWord(input, at - 1) != PikeVM.isWord(input, at)) == want else { break }
                         pc += 1
                         continue
-                    case let inst:
+                    default:
                         // A one-character test (the rest were handled above).
-                        guard at < input.count else { break }
-                        let (ch, w) = PikeVM.decode(input, at)
-                        guard inst.takes(ch, sets) else { break }
-                        at += w
+                        let step = taken(pc, at)
+                        guard step > 0 else { break }
+                        at += step
                         pc += 1
                         continue
                     }

@@ -68,40 +68,44 @@ package struct Pipeline: Sendable {
         }
     }
 
-    /// Which of an extractor's patterns can match a value, judged by the literals they require:
-    /// with one automaton over the literals (one pass over the value for all patterns) when
-    /// two to 64 patterns have one, else with a search per pattern.
+    /// Which of an extractor's patterns can match a value, judged by the literals they require
+    /// (every literal run a pattern's matches must contain, not only the longest): with one
+    /// automaton over the literals (one pass over the value for all patterns) when there are
+    /// two or more, else with a search for the one literal.
     struct LiteralScreen: Sendable {
         private var literals: [[UInt8]] = []
-        /// Per pattern, the index of its literal in `literals`; -1 for none.
-        private var literalOf: [Int] = []
+        /// Per pattern, the bits of the literals it requires (bit k: `literals[k]`).
+        private var required: [UInt64] = []
         private var automaton: AhoCorasick?
 
         init(patterns: [ByteRegex]) {
-            literalOf = patterns.map { p in
-                guard let lit = p.requiredLiteral else { return -1 }
-                if let k = literals.firstIndex(of: lit) { return k }
-                literals.append(lit)
-                return literals.count - 1
+            required = patterns.map { p in
+                var mask: UInt64 = 0
+                for lit in p.requiredLiterals {
+                    let k = literals.firstIndex(of: lit) ?? literals.count
+                    // Past 64 literals a pattern is screened by those it has within the first 64
+                    // (fewer literals reject fewer values, never a value that can match).
+                    guard k < 64 else { continue }
+                    if k == literals.count { literals.append(lit) }
+                    mask |= 1 << UInt64(k)
+                }
+                return mask
             }
-            if literals.count >= 2, literals.count <= 64 { automaton = AhoCorasick(patterns: literals) }
+            if literals.count >= 2 { automaton = AhoCorasick(patterns: literals) }
         }
 
-        /// The literals that occur in `value`, as a mask for `allows` (0 without the automaton).
+        /// The literals that occur in `value`, as a mask for `allows`.
         func present(in value: UnsafeBufferPointer<UInt8>) -> UInt64 {
-            guard let automaton else { return 0 }
+            guard let automaton else {
+                return literals.isEmpty || !StringMatcher.find(literals[0], in: value, fold: true) ? 0 : 1
+            }
             var present: UInt64 = 0
             automaton.scan(value) { present |= 1 << UInt64($0) }
             return present
         }
 
-        /// False when pattern `p` requires a literal that `value` lacks.
-        func allows(_ p: Int, in value: UnsafeBufferPointer<UInt8>, present: UInt64) -> Bool {
-            let k = literalOf[p]
-            if k < 0 { return true }
-            if automaton != nil { return present & (1 << UInt64(k)) != 0 }
-            return StringMatcher.find(literals[k], in: value, fold: true)
-        }
+        /// False when pattern `p` requires a literal that `present` lacks.
+        func allows(_ p: Int, present: UInt64) -> Bool { required[p] & ~present == 0 }
     }
 
     /// OR of conditions; a condition is an AND of `field: one of values` (case-insensitive).
@@ -283,8 +287,8 @@ package struct Pipeline: Sendable {
         let base = input.startIndex
         let found = input.withUnsafeBufferPointer { v -> (pattern: Int, groups: [Range<Int>?])? in
             let present = extractors[x].screen.present(in: v)
-            for p in extractors[x].patterns.indices where extractors[x].screen.allows(p, in: v, present: present) {
-                // The pattern's literal is known to be present by now.
+            for p in extractors[x].patterns.indices where extractors[x].screen.allows(p, present: present) {
+                // The pattern's literals are known to be present by now.
                 if let groups = extractors[x].patterns[p].firstMatch(v, literalFound: true) { return (p, groups) }
             }
             return nil

@@ -317,8 +317,10 @@ struct ByteRegexTests {
             "a(?<x>b*)c", "a(?<x>b*?)c", "(?<x>.*) (?<y>.*?)$", "(?<x>.*?) from (?<y>\\S+?)(?: port \\d+)?\\s*$",
             "^(?<x>[^:]*):(?<y>.*?)b*$", "(?<x>\\S+)\\s*(?<y>\\d*)", "(?<x>a*)(?<y>a*?)b", "x(?<x>[ab]*?)(?<y>b+)",
             "(?i)(?<x>A*)B", "(?<x>(?:ab)*)c", "(?s)(?<x>.*?)\\n(?<y>.*)", "^(?<x>(?:a|ab)*)c$",
+            "from (?<x>[^ ]+) port", "(?i)FR(?<x>.)m", "é(?<x>\\S*?)b", "(?<x>[^a]+)é",
         ]
-        let alphabet = Array("ab: 1.\nxcfrompt".utf8)
+        // Non-ASCII and invalid bytes too: the backtracker decodes them, and looks ASCII bytes up.
+        let alphabet = Array("ab: 1.\nxcfrompté".utf8) + [0xFF, 0xC3]
         var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
         func next() -> Int {
             seed = seed &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
@@ -331,6 +333,21 @@ struct ByteRegexTests {
                 let (fast, vm) = input.withUnsafeBufferPointer { (r.firstMatch($0), r.firstMatch($0, backtrack: false)) }
                 #expect(fast == vm, "\(p) on \(String(decoding: input, as: UTF8.self).debugDescription)")
             }
+        }
+    }
+
+    @Test func requiredLiteralsSkipAlternativesAndOptionalParts() throws {
+        let cases: [(String, [String])] = [
+            ("PAM: (?:User not known )?(?<u>.*?) from (?<a>\\S+)", [" from ", "pam: "]),
+            ("(?:Failed|Accepted) \\S+ for (?:invalid user )?(?<u>.*?) from (?<a>\\S+)", [" from ", " for "]),
+            ("^(?:error: )?Did not receive", ["did not receive"]),
+            ("a(?:bc)+d|xyz", []),
+            ("(?:abc)*x", []),
+        ]
+        for (pattern, want) in cases {
+            let r = try ByteRegex(pattern)
+            #expect(r.requiredLiterals == want.map { Array($0.utf8) }, "\(pattern)")
+            #expect(r.requiredLiteral == want.first.map { Array($0.utf8) })
         }
     }
 
@@ -472,9 +489,9 @@ struct ExtractorTests {
         }
     }
 
-    /// An extractor screens its patterns by their literals with one automaton (up to 64
-    /// literals) or one search per pattern (more): either way the first pattern that matches
-    /// gives the fields, and a pattern whose literal is absent is not run.
+    /// An extractor screens its patterns by their literals with one automaton over its first 64
+    /// literals (patterns past those are not screened): either way the first pattern that
+    /// matches gives the fields.
     @Test(arguments: [3, 70])
     func firstMatchingPatternWins(_ count: Int) throws {
         let patterns = (0..<count).map { "      - 'code\($0)=(?<n>\\d+)'" }.joined(separator: "\n")

@@ -205,16 +205,20 @@ package enum FindingID {
         }
         mix(0x7C)
         for c in (position.cursor ?? "").utf8 { mix(c) }
-        let hex = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(36)
-        for (k, word) in [a, b].enumerated() {
-            for nibble in (0..<16).reversed() {
-                let n = k * 16 + (15 - nibble)
-                if n == 8 || n == 12 || n == 16 || n == 20 { out.append(UInt8(ascii: "-")) }
-                out.append(hex[Int((word >> UInt64(nibble * 4)) & 0xF)])
+        // 32 hex digits of a then b, with dashes after the 8th, 12th, 16th and 20th: a UUID's shape.
+        return String(unsafeUninitializedCapacity: 36) { out in
+            var i = 0
+            for n in 0..<32 {
+                if n == 8 || n == 12 || n == 16 || n == 20 {
+                    out[i] = UInt8(ascii: "-")
+                    i += 1
+                }
+                let word = n < 16 ? a : b
+                let digit = UInt8(truncatingIfNeeded: (word >> UInt64((15 - n % 16) * 4)) & 0xF)
+                out[i] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
+                i += 1
             }
+            return i
         }
-        return String(decoding: out, as: UTF8.self)
     }
 }

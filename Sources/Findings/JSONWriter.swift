@@ -148,8 +148,9 @@ package struct JSONWriter: ~Copyable {
     }
 
     private mutating func string(_ s: String) {
-        var s = s
-        s.withUTF8 { escaped($0) }
+        // The bytes in place (native and small strings have them), without the copy that
+        // `withUTF8` on a `var` makes; other strings go byte by byte.
+        if s.utf8.withContiguousStorageIfAvailable({ escaped($0) }) == nil { escaped(s.utf8) }
     }
 
     /// True when `v` needs no escaping: printable ASCII without quote or backslash.

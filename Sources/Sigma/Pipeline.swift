@@ -72,13 +72,16 @@ package struct Pipeline: Sendable {
     /// (every literal run a pattern's matches must contain, not only the longest): with one
     /// automaton over the literals (one pass over the value for all patterns) when there are
     /// two or more, else with a search for the one literal.
-    struct LiteralScreen: Sendable {
-        private var literals: [[UInt8]] = []
+    /// A class: an extractor's screen is read for every event it runs on, and a reference
+    /// costs one count where a struct of arrays costs one per array.
+    final class LiteralScreen: Sendable {
+        private let literals: [[UInt8]]
         /// Per pattern, the bits of the literals it requires (bit k: `literals[k]`).
-        private var required: [UInt64] = []
-        private var automaton: AhoCorasick?
+        private let required: [UInt64]
+        private let automaton: AhoCorasick?
 
         init(patterns: [ByteRegex]) {
+            var literals: [[UInt8]] = []
             required = patterns.map { p in
                 var mask: UInt64 = 0
                 for lit in p.requiredLiterals {
@@ -91,7 +94,8 @@ package struct Pipeline: Sendable {
                 }
                 return mask
             }
-            if literals.count >= 2 { automaton = AhoCorasick(patterns: literals) }
+            self.literals = literals
+            automaton = literals.count >= 2 ? AhoCorasick(patterns: literals) : nil
         }
 
         /// The literals that occur in `value`, as a mask for `allows`.
@@ -285,9 +289,10 @@ package struct Pipeline: Sendable {
         guard let value = event.fields.first(extractors[x].field) else { return }
         let input = value.prefix(extractors[x].maxInputBytes)
         let base = input.startIndex
+        let screen = extractors[x].screen
         let found = input.withUnsafeBufferPointer { v -> (pattern: Int, groups: [Range<Int>?])? in
-            let present = extractors[x].screen.present(in: v)
-            for p in extractors[x].patterns.indices where extractors[x].screen.allows(p, present: present) {
+            let present = screen.present(in: v)
+            for p in extractors[x].patterns.indices where screen.allows(p, present: present) {
                 // The pattern's literals are known to be present by now.
                 if let groups = extractors[x].patterns[p].firstMatch(v, literalFound: true) { return (p, groups) }
             }

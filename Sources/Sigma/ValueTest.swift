@@ -134,7 +134,9 @@ package struct IPAddress: Sendable, Hashable {
     package init?(bytes v: UnsafeBufferPointer<UInt8>) {
         guard !v.isEmpty, v.count <= 64 else { return nil }
         if let v4 = Self.parseV4(bytes: v) {
-            bytes = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF] + v4
+            bytes = [
+                0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, UInt8(v4 >> 24), UInt8(v4 >> 16 & 0xFF), UInt8(v4 >> 8 & 0xFF), UInt8(v4 & 0xFF),
+            ]
             return
         }
         var s = String(decoding: v, as: UTF8.self)
@@ -148,28 +150,29 @@ package struct IPAddress: Sendable, Hashable {
         bytes = v6
     }
 
-    /// Dotted quad straight from bytes: the common case, without building a String.
-    static func parseV4(bytes v: UnsafeBufferPointer<UInt8>) -> [UInt8]? {
-        var out: [UInt8] = []
-        out.reserveCapacity(4)
-        var value = 0
+    /// Dotted quad straight from bytes, as one number (first part in the high byte): the
+    /// common case, without building a String or an array.
+    static func parseV4(bytes v: UnsafeBufferPointer<UInt8>) -> UInt32? {
+        var out: UInt32 = 0
+        var parts = 0
+        var value: UInt32 = 0
         var digits = 0
         for c in v {
             if c &- 48 < 10 {
-                value = value * 10 + Int(c - 48)
+                value = value * 10 + UInt32(c - 48)
                 digits += 1
                 guard digits <= 3, value <= 255 else { return nil }
-            } else if c == UInt8(ascii: "."), digits > 0, out.count < 3 {
-                out.append(UInt8(value))
+            } else if c == UInt8(ascii: "."), digits > 0, parts < 3 {
+                out = out << 8 | value
+                parts += 1
                 value = 0
                 digits = 0
             } else {
                 return nil
             }
         }
-        guard digits > 0, out.count == 3 else { return nil }
-        out.append(UInt8(value))
-        return out
+        guard digits > 0, parts == 3 else { return nil }
+        return out << 8 | value
     }
 
     static func parseV4(_ s: Substring) -> [UInt8]? {

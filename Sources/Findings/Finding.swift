@@ -166,7 +166,7 @@ package struct Observable: Sendable, Hashable {
             if type == 9, out.contains(where: { $0.typeID == 9 }) { continue }
             // Observables are what analysts read in dashboards and terminals: no control characters.
             var value =
-                raw.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 >= 0x80 }) ? SafeText.clean(raw) : String(decoding: raw, as: UTF8.self)
+                raw.withUnsafeBufferPointer(SafeText.isPrintableASCII) ? String(decoding: raw, as: UTF8.self) : SafeText.clean(raw)
             var typeID = type
             if field == "source.address", raw.withUnsafeBufferPointer({ IPAddress(bytes: $0) }) != nil {
                 // A textual address is an IP if it parses as one, else a host name.

@@ -43,6 +43,29 @@ package enum SafeText {
 
     package static func clean(_ text: String, limit: Int = 512) -> String { clean(Array(text.utf8), limit: limit) }
 
+    /// Whether `bytes` is printable ASCII alone (no control byte, DEL or non-ASCII byte), so
+    /// that `clean` would return it unchanged. Tested eight bytes at a time.
+    package static func isPrintableASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let base = bytes.baseAddress else { return true }
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let high: UInt64 = 0x8080_8080_8080_8080
+        var i = 0
+        while i + 8 <= bytes.count {
+            let x = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+            if x & high != 0 { return false }
+            // With no high bit set: a byte below 0x20 borrows in x - 0x20…, and DEL is the zero
+            // byte of x ^ 0x7F….
+            let del = x ^ 0x7F7F_7F7F_7F7F_7F7F
+            if ((x &- 0x2020_2020_2020_2020) | (del &- ones)) & ~x & high != 0 { return false }
+            i += 8
+        }
+        while i < bytes.count {
+            if bytes[i] < 0x20 || bytes[i] >= 0x7F { return false }
+            i += 1
+        }
+        return true
+    }
+
     /// Whether `text` holds a byte that `clean` would remove or replace.
     package static func needsCleaning(_ text: String) -> Bool {
         text.unicodeScalars.contains { s in

@@ -84,7 +84,7 @@ package struct StringMatcher: Sendable, Hashable {
         var k = 0
         if fold {
             while k < n.count {
-                if Fold.table[Int(v[at + k])] != n[k] { return false }
+                if Fold.lower(v[at + k]) != n[k] { return false }
                 k += 1
             }
         } else {
@@ -125,7 +125,7 @@ package struct StringMatcher: Sendable, Hashable {
             i += 8
         }
         while i <= last {
-            let c = fold ? Fold.table[Int(v[i])] : v[i]
+            let c = fold ? Fold.lower(v[i]) : v[i]
             if c == first, equal(v, i, n, fold) { return true }
             i += 1
         }
@@ -177,9 +177,25 @@ package enum Fold {
         (65...90).contains(c) ? UInt8(c + 32) : UInt8(c)
     }
 
+    /// `c` with ASCII upper case letters lowered (as `table` does, without a table lookup).
+    @inline(__always)
+    package static func lower(_ c: UInt8) -> UInt8 { c &- 65 < 26 ? c | 0x20 : c }
+
+    /// Whether any byte of `v` is 0x80 or above; eight bytes at a time.
     @inline(__always)
     package static func hasNonASCII(_ v: UnsafeBufferPointer<UInt8>) -> Bool {
-        for c in v where c >= 0x80 { return true }
+        guard let base = v.baseAddress else { return false }
+        var i = 0
+        var high: UInt64 = 0
+        while i + 8 <= v.count {
+            high |= UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+            i += 8
+        }
+        if high & 0x8080_8080_8080_8080 != 0 { return true }
+        while i < v.count {
+            if v[i] >= 0x80 { return true }
+            i += 1
+        }
         return false
     }
 

@@ -141,7 +141,8 @@ package struct BuiltinTriager: Sendable {
         if e.novelSource { s += " First finding from this source in this run." }
         // Titles come from rules and observables are cleaned when extracted; the host name is the
         // one part read raw from the log, so a full clean runs only when a byte asks for it.
-        return s.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F || $0 >= 0xC2 }) ? SafeText.clean(s, limit: 1024) : s
+        let plain = s.utf8.withContiguousStorageIfAvailable(SafeText.isPrintableASCII) ?? false
+        return plain ? s : SafeText.clean(s, limit: 1024)
     }
 
     private func remediation(_ f: Finding, _ e: Evidence) -> String {

@@ -75,6 +75,26 @@ extension JSONWriterTests {
     }
 }
 
+/// The word-at-a-time byte tests agree with the byte-by-byte rules they replace, for every
+/// byte value at every position of a word and of the tail.
+struct ByteScanTests {
+    @Test func wordTestsAgreeWithBytewiseRules() {
+        for length in [1, 7, 8, 9, 16, 19] {
+            for position in 0..<length {
+                for byte in UInt8.min...UInt8.max {
+                    var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
+                    bytes[position] = byte
+                    bytes.withUnsafeBufferPointer { b in
+                        #expect(SafeText.isPrintableASCII(b) == (byte >= 0x20 && byte < 0x7F), "\(byte) at \(position) of \(length)")
+                        #expect(Fold.hasNonASCII(b) == (byte >= 0x80), "\(byte) at \(position) of \(length)")
+                    }
+                }
+            }
+        }
+        for byte in UInt8.min...UInt8.max { #expect(Fold.lower(byte) == Fold.table[Int(byte)]) }
+    }
+}
+
 struct FindingIDTests {
     @Test func deterministicAndDistinct() {
         let p = SourcePosition(source: "/var/log/auth.log", line: 3, offset: 120)

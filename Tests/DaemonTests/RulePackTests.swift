@@ -168,6 +168,21 @@ struct Fail2banEvaluation {
 
 /// Drives the real binary.
 struct ScanCommandTests {
+    /// Findings own standard output. The YAML library prints a notice there when
+    /// YAMS_DEFAULT_ENCODING is set and a parse takes its default encoding; every parse names
+    /// its encoding, so the notice never comes.
+    @Test func standardOutputHoldsFindingsAloneWhateverTheEnvironment() throws {
+        let (status, out, err) = try Fixtures.run(
+            Fixtures.binary, ["scan", Fixtures.repositoryRoot + "/Deploy/examples/auth.log"], environment: ["YAMS_DEFAULT_ENCODING": "UTF8"]
+        )
+        #expect(status == 0, "\(err)")
+        let lines = out.split(separator: 10)
+        #expect(lines.count >= 8)
+        for l in lines {
+            #expect((try? JSONSerialization.jsonObject(with: Data(l))) != nil, "not JSON: \(String(decoding: l, as: UTF8.self))")
+        }
+    }
+
     @Test func scanOfBundledExampleWritesOCSFFindings() throws {
         let (status, out, err) = try Fixtures.run(Fixtures.binary, ["scan", Fixtures.repositoryRoot + "/Deploy/examples/auth.log"])
         #expect(status == 0, "\(err)")

@@ -163,19 +163,21 @@ package struct JSONWriter: ~Copyable {
         let high: UInt64 = 0x8080_8080_8080_8080
         /// A high bit set in each byte of `x` that is zero (exact once no byte has its high bit set).
         func zeroBytes(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & high }
-        var i = 0
-        while i + 8 <= v.count {
+        @inline(__always) func plain(at i: Int) -> Bool {
             let x = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
             if x & high != 0 { return false }
             // Below 0x20 (0x20 - 0x20 = 0 ... ), 0x7F, `"` (0x22) and `\` (0x5C).
             let control = (x &- 0x2020_2020_2020_2020) & ~x & high
-            if control | zeroBytes(x ^ 0x7F7F_7F7F_7F7F_7F7F) | zeroBytes(x ^ 0x2222_2222_2222_2222) | zeroBytes(x ^ 0x5C5C_5C5C_5C5C_5C5C)
-                != 0
-            {
-                return false
-            }
+            return control | zeroBytes(x ^ 0x7F7F_7F7F_7F7F_7F7F) | zeroBytes(x ^ 0x2222_2222_2222_2222)
+                | zeroBytes(x ^ 0x5C5C_5C5C_5C5C_5C5C) == 0
+        }
+        var i = 0
+        while i + 8 <= v.count {
+            if !plain(at: i) { return false }
             i += 8
         }
+        // The last bytes of a value of eight or more: its last eight, some tested twice.
+        if i < v.count, v.count >= 8 { return plain(at: v.count - 8) }
         while i < v.count {
             let c = v[i]
             if c < 0x20 || c >= 0x7F || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return false }

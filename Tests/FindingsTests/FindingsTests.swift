@@ -93,29 +93,6 @@ struct ByteScanTests {
         }
         for byte in UInt8.min...UInt8.max { #expect(Fold.lower(byte) == Fold.table[Int(byte)]) }
     }
-
-    /// A byte that needs escaping is escaped wherever it sits: in a tested word, in the last
-    /// word (tested overlapping the one before) or in a short value.
-    @Test func writerEscapesAtEveryPosition() throws {
-        let cases: [(UInt8, String)] = [
-            (0x22, "\""), (0x5C, "\\"), (0x00, "\u{0}"), (0x1F, "\u{1F}"), (0x7F, "\u{7F}"), (0x80, "\u{FFFD}"),
-        ]
-        for length in [1, 7, 8, 9, 15, 16, 17] {
-            for position in 0..<length {
-                for (byte, text) in cases {
-                    var bytes = [UInt8](repeating: UInt8(ascii: "a"), count: length)
-                    bytes[position] = byte
-                    var w = JSONWriter()
-                    w.beginObject()
-                    w.field("m", bytes: bytes)
-                    w.endObject()
-                    let object = try JSONSerialization.jsonObject(with: Data(w.bytes)) as? [String: String]
-                    let want = String(repeating: "a", count: position) + text + String(repeating: "a", count: length - position - 1)
-                    #expect(object?["m"] == want, "\(byte) at \(position) of \(length)")
-                }
-            }
-        }
-    }
 }
 
 struct FindingIDTests {

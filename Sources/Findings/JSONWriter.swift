@@ -153,10 +153,9 @@ package struct JSONWriter: ~Copyable {
         if s.utf8.withContiguousStorageIfAvailable({ escaped($0) }) == nil { escaped(s.utf8) }
     }
 
-    /// True when `v` needs no escaping: printable ASCII without quote or backslash.
-    @inline(__always)
     /// True when `v` can be written as is: printable ASCII without `"` and `\`. Tested eight
     /// bytes at a time (most values are plain, and this runs for every string of every finding).
+    @inline(__always)
     private static func isPlain(_ v: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let base = v.baseAddress else { return true }
         let ones: UInt64 = 0x0101_0101_0101_0101

@@ -1084,8 +1084,6 @@ struct BitStateBacktracker {
         let width: Int
         var jobs: JobStack
 
-        /// False when a match cannot go on from instruction `pc` at `at`: the next byte (or the
-        /// end of input) is none it can continue with.
         /// Marks (`pc`, `at`) visited; false when it already was (never for an instruction
         /// without a row: see `Shape.rows`).
         @inline(__always)
@@ -1114,7 +1112,8 @@ struct BitStateBacktracker {
             return Self.decodedWidth(program, sets, input, pc, at)
         }
 
-        /// `taken` for a byte the lookahead does not settle: decodes the character.
+        /// `taken` for a byte the lookahead does not settle: decodes the character. Kept out of
+        /// line, so that `taken` stays small enough to be inlined where the search steps.
         @inline(never)
         static func decodedWidth(
             _ program: UnsafeBufferPointer<Inst>, _ sets: UnsafeBufferPointer<CharSet>, _ input: UnsafeBufferPointer<UInt8>, _ pc: Int,
@@ -1124,6 +1123,8 @@ struct BitStateBacktracker {
             return program[pc].takes(ch, sets) ? w : 0
         }
 
+        /// False when a match cannot go on from instruction `pc` at `at`: the next byte (or the
+        /// end of input) is none it can continue with.
         @inline(__always)
         func canEnter(_ pc: Int, _ at: Int) -> Bool {
             guard !lookahead.isEmpty else { return true }

@@ -133,7 +133,7 @@ package struct DaemonConfiguration: Sendable, Equatable {
         var reader = Reader(file: file)
         let root: Node?
         do {
-            root = try Yams.compose(yaml: text, .default, .default, .utf8)
+            root = try YAMLText.compose(text)
         } catch let error as YamlError {
             let e = RuleFileReader.yamlError(error, file: file)
             return (nil, [Problem(file: file, line: e.location.line, message: e.message)])

@@ -38,7 +38,7 @@ package struct RuleTestRunner {
             }
             let root: Node
             do {
-                guard let n = try Yams.compose(yaml: text, .default, .default, .utf8) else { continue }
+                guard let n = try YAMLText.compose(text) else { continue }
                 root = n
             } catch {
                 outcome.failures.append("\(file): YAML error: \(error)")

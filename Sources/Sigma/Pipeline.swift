@@ -156,7 +156,7 @@ package struct Pipeline: Sendable {
         }
         let root: Node
         do {
-            guard let node = try Yams.compose(yaml: text, .basic, .default, .utf8) else { throw RuleError(loc0, "empty pipeline file") }
+            guard let node = try YAMLText.compose(text, resolver: .basic) else { throw RuleError(loc0, "empty pipeline file") }
             root = node
         } catch let e as YamlError {
             throw RuleFileReader.yamlError(e, file: file)

@@ -82,10 +82,7 @@ package struct RuleFileReader {
         do {
             // Scalars are typed by `SigmaValue` from their text and style, not by YAML tags: the
             // basic resolver skips the tag patterns Yams would otherwise run on every key it hashes.
-            // The encoding is given: Yams's default reads the whole process environment on every
-            // parse (a third of a millisecond per rule file here), and prints to standard output
-            // when YAMS_DEFAULT_ENCODING is set, where findings go.
-            let parser = try Yams.Parser(yaml: text, resolver: .basic, encoding: .utf8)
+            let parser = try YAMLText.parser(text, resolver: .basic)
             while let node = try parser.nextRoot() {
                 let loc = node.location(file)
                 guard node.pairs != nil else {
@@ -119,5 +116,20 @@ package struct RuleFileReader {
         default:
             return RuleError(SourceLocation(file: file, line: 0), "YAML error: \(error)")
         }
+    }
+}
+
+/// Every YAML file logtriage reads is parsed through here, with its encoding named. Yams's
+/// default encoding reads the whole process environment on every parse (a third of a
+/// millisecond per rule file on a test machine), and prints a notice to standard output, where
+/// findings go, when YAMS_DEFAULT_ENCODING is set.
+package enum YAMLText {
+    package static func parser(_ text: String, resolver: Resolver = .default) throws -> Yams.Parser {
+        try Yams.Parser(yaml: text, resolver: resolver, encoding: .utf8)
+    }
+
+    /// The text's single document (nil when empty).
+    package static func compose(_ text: String, resolver: Resolver = .default) throws -> Node? {
+        try parser(text, resolver: resolver).singleRoot()
     }
 }

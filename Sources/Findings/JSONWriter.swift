@@ -62,7 +62,9 @@ package struct JSONWriter: ~Copyable {
         case .plain(let text):
             // A key written in the source: plain ASCII, copied without escaping.
             put(UInt8(ascii: "\""))
-            // withUTF8Buffer, not utf8Start: a one-character literal may be held as a scalar.
+            // withUTF8Buffer reads either form of StaticString; utf8Start traps on the scalar form
+            // (this compiler keeps one-character literals of JSONKey in pointer form, but the
+            // language does not promise it).
             text.withUTF8Buffer { put($0) }
             put(UInt8(ascii: "\""))
         case .dynamic(let text): string(text)

@@ -989,11 +989,11 @@ struct BitStateBacktracker {
                                             program: program, sets: sets, lookahead: lookahead, loops: loops, rows: rows, input: input,
                                             visited: visited, slots: slots, slotCount: slotCount, width: width, jobs: JobStack(firstJobs))
                                         defer { search.jobs.release() }
-                                        let anchored = code.anchoredAtStart
-                                        let last = anchored ? 0 : input.count
+                                        let last = code.anchoredAtStart ? 0 : input.count
+                                        let firstBytes = code.anchoredAtStart ? nil : code.firstBytes
                                         var start = 0
                                         while start <= last {
-                                            if let firstBytes = code.firstBytes, !anchored {
+                                            if let firstBytes {
                                                 // Skip to the next position where a match can begin (an ASCII
                                                 // byte, so never inside a character).
                                                 while start < input.count, !firstBytes.contains(input[start]) { start += 1 }

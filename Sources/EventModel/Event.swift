@@ -272,15 +272,10 @@ package struct EventFields: Sendable {
         fields.removeAll { $0.name == name }
     }
 
-    /// Lookups compare lengths first: most names differ in length, and that skips the general
-    /// string comparison on the per-event path.
-    package func contains(_ name: String) -> Bool {
-        let n = name.utf8.count
-        for f in fields where f.name.utf8.count == n && f.name == name { return true }
-        return false
-    }
+    package func contains(_ name: String) -> Bool { index(of: name) != nil }
 
-    /// Index of the first field called `name`.
+    /// Index of the first field called `name`. Lookups compare lengths first: most names differ
+    /// in length, and that skips the general string comparison on the per-event path.
     @inline(__always)
     package func index(of name: String) -> Int? {
         let n = name.utf8.count
@@ -293,11 +288,7 @@ package struct EventFields: Sendable {
     package func value(at index: Int) -> ArraySlice<UInt8> { storage[fields[index].range] }
 
     /// The first value of `name`.
-    package func first(_ name: String) -> ArraySlice<UInt8>? {
-        let n = name.utf8.count
-        for f in fields where f.name.utf8.count == n && f.name == name { return storage[f.range] }
-        return nil
-    }
+    package func first(_ name: String) -> ArraySlice<UInt8>? { index(of: name).map { storage[fields[$0].range] } }
 
     /// Sets `ranges[k]` to the first value of `names[k]`, nil where absent. False when one of
     /// `names` occurs twice (a caller that keys on first values must then look at each value).

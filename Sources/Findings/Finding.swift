@@ -50,18 +50,20 @@ package struct Finding: Sendable {
 
 /// The rule facts a finding carries (the Sigma licence requires the author).
 package struct RuleSummary: Sendable {
-    package var id: String
-    package var title: String
-    package var description: String?
-    package var author: String?
-    package var level: Severity
-    package var status: String?
-    package var tags: [String]
-    package var techniques: [String]
-    package var tactics: [String]
-    package var references: [String]
-    package var falsePositives: [String]
-    package var file: String
+    package let id: String
+    package let title: String
+    package let description: String?
+    package let author: String?
+    package let level: Severity
+    package let status: String?
+    package let tags: [String]
+    package let techniques: [String]
+    package let tactics: [String]
+    package let references: [String]
+    package let falsePositives: [String]
+    package let file: String
+    /// The parts of a finding that come from the rule alone, encoded once (see `RuleFragments`).
+    package private(set) var fragments = RuleFragments.none
 
     package init(_ rule: SigmaRule) {
         self.init(
@@ -99,6 +101,7 @@ package struct RuleSummary: Sendable {
         self.references = references
         self.falsePositives = falsePositives
         self.file = file
+        fragments = RuleFragments(self)
     }
 }
 

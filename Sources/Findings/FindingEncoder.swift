@@ -8,15 +8,28 @@ package enum FindingFormat: String, Sendable, CaseIterable {
 
 /// Encodes findings as one JSON object per line.
 package struct FindingEncoder: Sendable {
-    package var format: FindingFormat
-    package var productVersion: String
+    package let format: FindingFormat
+    package let productVersion: String
     /// Fields of each evidence event written out; others are left out to keep lines small.
     package var evidenceFieldLimit = 32
     package var evidenceValueLimit = 4096
+    /// The OCSF `metadata` member, the same in every finding.
+    private let metadata: [UInt8]
 
     package init(format: FindingFormat, productVersion: String) {
         self.format = format
         self.productVersion = productVersion
+        var w = JSONWriter()
+        w.beginObject("metadata")
+        w.field("version", "1.3.0")
+        w.beginObject("product")
+        w.field("name", "logtriage")
+        w.field("vendor_name", "logtriage")
+        w.field("version", productVersion)
+        w.endObject()
+        w.field("log_name", "findings")
+        w.endObject()
+        metadata = w.bytes
     }
 
     package func encode(_ f: Finding) -> [UInt8] {
@@ -56,31 +69,10 @@ package struct FindingEncoder: Sendable {
         w.field("uid", f.uid)
         w.field("title", f.rule.title)
         w.field("desc", f.triage.explanation ?? f.rule.description)
-        w.beginObject("analytic")
-        w.field("uid", f.rule.id)
-        w.field("name", f.rule.title)
-        w.field("type_id", 1)
-        w.field("type", "Rule")
-        w.field("desc", f.rule.description)
-        w.endObject()
-        w.beginArray("attacks")
-        for t in f.rule.techniques {
-            w.beginObject()
-            w.beginObject("technique")
-            w.field("uid", t)
-            w.endObject()
-            if let tactic = f.rule.tactics.first {
-                w.beginObject("tactic")
-                w.field("name", tactic)
-                w.endObject()
-            }
-            w.field("version", "19")
-            w.endObject()
-        }
-        w.endArray()
+        w.members(f.rule.fragments.ocsfAnalytic)
         w.field("first_seen_time", Self.ms(f.firstSeen))
         w.field("last_seen_time", Self.ms(f.lastSeen))
-        w.field("types", strings: f.rule.tags)
+        w.members(f.rule.fragments.ocsfTypes)
         w.endObject()
         if let remediation = f.triage.remediation {
             w.beginObject("remediation")
@@ -95,15 +87,7 @@ package struct FindingEncoder: Sendable {
         w.field("hostname", f.hostname ?? "unknown")
         w.field("type_id", 0)
         w.endObject()
-        w.beginObject("metadata")
-        w.field("version", "1.3.0")
-        w.beginObject("product")
-        w.field("name", "logtriage")
-        w.field("vendor_name", "logtriage")
-        w.field("version", productVersion)
-        w.endObject()
-        w.field("log_name", "findings")
-        w.endObject()
+        w.members(metadata)
         if let model = f.triage.model {
             w.beginObject("ai_model")
             w.field("name", model)
@@ -111,14 +95,7 @@ package struct FindingEncoder: Sendable {
             w.endObject()
         }
         w.beginObject("unmapped")
-        w.beginObject("sigma")
-        w.field("author", f.rule.author ?? "unknown")
-        w.field("level", f.rule.level.name)
-        w.field("status", f.rule.status)
-        w.field("references", strings: f.rule.references)
-        w.field("falsepositives", strings: f.rule.falsePositives)
-        w.field("file", f.rule.file)
-        w.endObject()
+        w.members(f.rule.fragments.ocsfSigma)
         w.beginObject("triage")
         w.field("source", f.triage.source)
         w.field("note", f.triage.note)
@@ -178,11 +155,13 @@ package struct FindingEncoder: Sendable {
         var written = 0
         e.fields.forEach { name, value in
             guard written < evidenceFieldLimit else { return false }
-            // Fields starting with two underscores are journald's own, except the cursor.
-            let utf8 = name.utf8
-            if utf8.first == 95, utf8.dropFirst().first == 95, name != FieldName.cursor { return true }
-            w.field(JSONKey(name), bytes: UnsafeBufferPointer(rebasing: value.prefix(evidenceValueLimit)))
-            written += 1
+            var name = name
+            name.withUTF8 { key in
+                // Fields starting with two underscores are journald's own, except the cursor.
+                if key.count > 1, key[0] == 95, key[1] == 95, !key.elementsEqual(FieldName.cursor.utf8) { return }
+                w.field(key: key, bytes: UnsafeBufferPointer(rebasing: value.prefix(evidenceValueLimit)))
+                written += 1
+            }
             return true
         }
         w.endObject()
@@ -217,15 +196,7 @@ package struct FindingEncoder: Sendable {
         w.field("provider", "logtriage")
         w.field("reason", f.triage.explanation)
         w.endObject()
-        w.beginObject("rule")
-        w.field("id", f.rule.id)
-        w.field("uuid", f.rule.id)
-        w.field("name", f.rule.title)
-        w.field("description", f.rule.description)
-        w.field("author", strings: [f.rule.author ?? "unknown"])
-        w.field("ruleset", "sigma")
-        w.field("reference", f.rule.references.first)
-        w.endObject()
+        w.members(f.rule.fragments.ecsRule)
         if let ip = f.observables.first(where: { $0.typeID == 2 }) {
             w.beginObject("source")
             w.field("ip", ip.value)
@@ -244,18 +215,7 @@ package struct FindingEncoder: Sendable {
             w.field("name", p.value)
             w.endObject()
         }
-        if !f.rule.techniques.isEmpty {
-            w.beginObject("threat")
-            w.field("framework", "MITRE ATT&CK")
-            w.beginArray("technique")
-            for t in f.rule.techniques {
-                w.beginObject()
-                w.field("id", t)
-                w.endObject()
-            }
-            w.endArray()
-            w.endObject()
-        }
+        w.members(f.rule.fragments.ecsThreat)
         w.beginObject("logtriage")
         w.field("count", f.count)
         w.field("level", f.rule.level.name)
@@ -272,5 +232,95 @@ package struct FindingEncoder: Sendable {
         w.endArray()
         w.endObject()
         w.endObject()
+    }
+}
+
+/// The members of a finding that depend on its rule alone, encoded once per rule instead of once
+/// per finding: each holds `"key":value` members, comma-separated, to go inside an object.
+package final class RuleFragments: Sendable {
+    /// OCSF `finding_info.analytic` and `finding_info.attacks`.
+    let ocsfAnalytic: [UInt8]
+    /// OCSF `finding_info.types`.
+    let ocsfTypes: [UInt8]
+    /// OCSF `unmapped.sigma`.
+    let ocsfSigma: [UInt8]
+    /// ECS `rule`.
+    let ecsRule: [UInt8]
+    /// ECS `threat`; empty when the rule names no ATT&CK technique.
+    let ecsThreat: [UInt8]
+
+    static let none = RuleFragments()
+
+    private init() {
+        ocsfAnalytic = []
+        ocsfTypes = []
+        ocsfSigma = []
+        ecsRule = []
+        ecsThreat = []
+    }
+
+    init(_ rule: RuleSummary) {
+        var w = JSONWriter()
+        w.beginObject("analytic")
+        w.field("uid", rule.id)
+        w.field("name", rule.title)
+        w.field("type_id", 1)
+        w.field("type", "Rule")
+        w.field("desc", rule.description)
+        w.endObject()
+        w.beginArray("attacks")
+        for t in rule.techniques {
+            w.beginObject()
+            w.beginObject("technique")
+            w.field("uid", t)
+            w.endObject()
+            if let tactic = rule.tactics.first {
+                w.beginObject("tactic")
+                w.field("name", tactic)
+                w.endObject()
+            }
+            w.field("version", "19")
+            w.endObject()
+        }
+        w.endArray()
+        ocsfAnalytic = w.take()
+
+        w.field("types", strings: rule.tags)
+        ocsfTypes = w.take()
+
+        w.beginObject("sigma")
+        w.field("author", rule.author ?? "unknown")
+        w.field("level", rule.level.name)
+        w.field("status", rule.status)
+        w.field("references", strings: rule.references)
+        w.field("falsepositives", strings: rule.falsePositives)
+        w.field("file", rule.file)
+        w.endObject()
+        ocsfSigma = w.take()
+
+        w.beginObject("rule")
+        w.field("id", rule.id)
+        w.field("uuid", rule.id)
+        w.field("name", rule.title)
+        w.field("description", rule.description)
+        w.field("author", strings: [rule.author ?? "unknown"])
+        w.field("ruleset", "sigma")
+        w.field("reference", rule.references.first)
+        w.endObject()
+        ecsRule = w.take()
+
+        if !rule.techniques.isEmpty {
+            w.beginObject("threat")
+            w.field("framework", "MITRE ATT&CK")
+            w.beginArray("technique")
+            for t in rule.techniques {
+                w.beginObject()
+                w.field("id", t)
+                w.endObject()
+            }
+            w.endArray()
+            w.endObject()
+        }
+        ecsThreat = w.take()
     }
 }

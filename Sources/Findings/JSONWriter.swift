@@ -23,6 +23,15 @@ package struct JSONWriter: ~Copyable {
     /// The JSON written so far.
     package var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
 
+    /// The JSON written so far; the writer starts over, empty and at the top level.
+    package mutating func take() -> [UInt8] {
+        defer {
+            count = 0
+            written = 0
+        }
+        return bytes
+    }
+
     private mutating func reserve(_ more: Int) {
         guard count + more > capacity else { return }
         let bigger = max(capacity * 2, count + more)
@@ -72,6 +81,14 @@ package struct JSONWriter: ~Copyable {
         put(UInt8(ascii: ":"))
     }
 
+    /// Writes object members encoded beforehand by `take()`: `"key":value`, comma-separated.
+    /// Nothing when `encoded` is empty.
+    package mutating func members(_ encoded: [UInt8]) {
+        guard !encoded.isEmpty else { return }
+        separator()
+        encoded.withUnsafeBufferPointer { put($0) }
+    }
+
     package mutating func beginObject(_ k: JSONKey? = nil) {
         if let k { key(k) } else { separator() }
         put(UInt8(ascii: "{"))
@@ -102,6 +119,14 @@ package struct JSONWriter: ~Copyable {
 
     package mutating func field(_ k: JSONKey, bytes v: some Collection<UInt8>) {
         key(k)
+        escaped(v)
+    }
+
+    /// A member whose key is text from elsewhere (a log's field name), escaped like its value.
+    package mutating func field(key k: UnsafeBufferPointer<UInt8>, bytes v: UnsafeBufferPointer<UInt8>) {
+        separator()
+        escaped(k)
+        put(UInt8(ascii: ":"))
         escaped(v)
     }
 

@@ -518,6 +518,8 @@ package struct RuleSet: Sendable {
     package struct Context: Sendable {
         var stamp: [UInt32] = []
         var generation: UInt32 = 0
+        /// Scratch for `match`: the candidates of the event, by index in its screen's rules.
+        var due: [Int32] = []
         var ranges: [Range<Int>?] = []
         /// What applies to the event being worked on (from `match`, for `settle`).
         var plan = Plan.none
@@ -570,7 +572,10 @@ package struct RuleSet: Sendable {
         /// A process id seen again after this long is a new connection (pids are reused).
         static let idleMicros: Int64 = 600 * 1_000_000
 
-        var entries: [UInt64: Session] = [:]
+        /// Session key → the session's slot in `sessions`.
+        var slots: [UInt64: Int] = [:]
+        /// The live sessions, in the order they were first seen.
+        var sessions: [Session] = []
         var serial = 0
         let capacity = 16_384
         /// Failures whose wait is over, each with the event it matched on, for the caller to report.
@@ -582,47 +587,68 @@ package struct RuleSet: Sendable {
             if let e = session.provisionalEvent { released.append((session.provisional, e)) }
         }
 
-        /// Marks `key` as seen at `time` and returns where its session is. A full memory forgets
-        /// its older half; a process id seen again after a long idle is a new connection. Either
-        /// way held failures are released.
-        mutating func touch(_ key: UInt64, time: Int64?) -> [UInt64: Session].Index {
+        /// Marks `key` as seen at `time` and returns its session's slot. A full memory forgets its
+        /// older half; a process id seen again after a long idle is a new connection. Either way
+        /// held failures are released.
+        mutating func touch(_ key: UInt64, time: Int64?) -> Int {
             serial += 1
-            var index = entries.index(forKey: key)
-            if index == nil, entries.count >= capacity {
-                let cutoff = serial - capacity / 2
-                for (_, session) in entries where session.serial <= cutoff { retire(session) }
-                entries = entries.filter { $0.value.serial > cutoff }
+            let slot: Int
+            if let known = slots[key] {
+                slot = known
+                if let time, let last = sessions[slot].lastTime, time - last > Self.idleMicros || time < last - Self.idleMicros {
+                    retire(sessions[slot])
+                    sessions[slot] = Session()
+                }
+            } else {
+                if sessions.count >= capacity { forgetOlderHalf() }
+                slot = sessions.count
+                sessions.append(Session())
+                slots[key] = slot
             }
-            if let i = index, let time, let last = entries.values[i].lastTime,
-                time - last > Self.idleMicros || time < last - Self.idleMicros
-            {
-                retire(entries.values[i])
-                entries.values[i] = Session()
-            }
-            if index == nil {
-                entries[key] = Session()
-                index = entries.index(forKey: key)
-            }
-            entries.values[index!].serial = serial
-            if let time { entries.values[index!].lastTime = time }
-            return index!
+            sessions[slot].serial = serial
+            if let time { sessions[slot].lastTime = time }
+            return slot
         }
 
-        /// Keeps what `event` shows of `fields` for the session at `i` (a copy only when it changed).
-        mutating func remember(_ i: [UInt64: Session].Index, from event: Event, fields: [String]) {
+        /// Retires the sessions not seen in the last `capacity / 2` touches, oldest slot first.
+        private mutating func forgetOlderHalf() {
+            let cutoff = serial - capacity / 2
+            var kept: [Session] = []
+            kept.reserveCapacity(capacity)
+            var renumbered: [Int] = Array(repeating: -1, count: sessions.count)
+            for (slot, session) in sessions.enumerated() {
+                if session.serial > cutoff {
+                    renumbered[slot] = kept.count
+                    kept.append(session)
+                } else {
+                    retire(session)
+                }
+            }
+            var keptSlots: [UInt64: Int] = [:]
+            keptSlots.reserveCapacity(capacity)
+            for (key, slot) in slots where renumbered[slot] >= 0 { keptSlots[key] = renumbered[slot] }
+            sessions = kept
+            slots = keptSlots
+        }
+
+        /// Keeps what `event` shows of `fields` for the session at `slot` (a copy only when it
+        /// changed), and adds to `event` those it lacks that the session showed earlier.
+        mutating func share(_ slot: Int, with event: inout Event, fields: [String]) {
             for (k, f) in fields.enumerated() {
-                guard let v = event.fields.first(f) else { continue }
-                if entries.values[i].known.count != fields.count { entries.values[i].known = Array(repeating: nil, count: fields.count) }
-                if entries.values[i].known[k].map({ $0.elementsEqual(v) }) != true { entries.values[i].known[k] = Array(v) }
+                if let v = event.fields.first(f) {
+                    if sessions[slot].known.count != fields.count { sessions[slot].known = Array(repeating: nil, count: fields.count) }
+                    if sessions[slot].known[k].map({ $0.elementsEqual(v) }) != true { sessions[slot].known[k] = Array(v) }
+                } else if k < sessions[slot].known.count, let v = sessions[slot].known[k] {
+                    event.fields.add(f, bytes: v)
+                }
             }
         }
 
-        /// Adds to `event` the session fields it lacks that the session at `i` showed earlier.
-        func fill(_ i: [UInt64: Session].Index, into event: inout Event, fields: [String]) {
-            let known = entries.values[i].known
-            for (k, f) in fields.enumerated() where k < known.count && !event.fields.contains(f) {
-                if let v = known[k] { event.fields.add(f, bytes: v) }
-            }
+        /// Forgets every session, retiring what each holds.
+        mutating func retireAll() {
+            for session in sessions { retire(session) }
+            sessions.removeAll()
+            slots.removeAll()
         }
     }
 
@@ -741,29 +767,52 @@ package struct RuleSet: Sendable {
         }
         guard let screen = c.plan.screen else { return [] }
         let gen = c.generation
+        // Where in `screen.rules` the candidates stand, each once: `due[0]` counts them, and they
+        // follow in the order hits find them (room for every rule, as each comes once).
+        if c.due.count <= rules.count { c.due = Array(repeating: 0, count: rules.count + 1) }
+        c.due[0] = 0
         c.stamp.withUnsafeMutableBufferPointer { stamp in
-            // The automata are used where they lie (a copy would retain each of their tables).
-            screen.automata.withUnsafeBufferPointer { automata in
-                for a in automata.indices {
-                    screen.candidates[a].withLists { start, rules in
-                        func hit(_ p: Int32) {
-                            for i in Int(start[Int(p)])..<Int(start[Int(p) + 1]) { stamp[Int(rules[i])] = gen }
-                        }
-                        _ = event.fields.anyValue(screen.fields[a]) { value in
-                            if Fold.hasNonASCII(value) {
-                                // Unicode folding can turn non-ASCII letters into ASCII ones; scan the folded text too.
-                                let folded = Fold.lowercased(Array(value))
-                                folded.withUnsafeBufferPointer { automata[a].scan($0, hit) }
+            c.due.withUnsafeMutableBufferPointer { due in
+                screen.position.withUnsafeBufferPointer { position in
+                    // The automata are used where they lie (a copy would retain each of their tables).
+                    screen.automata.withUnsafeBufferPointer { automata in
+                        for a in automata.indices {
+                            screen.candidates[a].withLists { start, rules in
+                                func hit(_ p: Int32) {
+                                    for i in Int(start[Int(p)])..<Int(start[Int(p) + 1]) {
+                                        let rule = Int(rules[i])
+                                        if stamp[rule] != gen {
+                                            stamp[rule] = gen
+                                            due[0] += 1
+                                            due[Int(due[0])] = position[rule]
+                                        }
+                                    }
+                                }
+                                _ = event.fields.anyValue(screen.fields[a]) { value in
+                                    if Fold.hasNonASCII(value) {
+                                        // Unicode folding can turn non-ASCII letters into ASCII ones; scan the folded text too.
+                                        let folded = Fold.lowercased(Array(value))
+                                        folded.withUnsafeBufferPointer { automata[a].scan($0, hit) }
+                                    }
+                                    automata[a].scan(value, hit)
+                                    return false
+                                }
                             }
-                            automata[a].scan(value, hit)
-                            return false
                         }
                     }
                 }
             }
         }
+        // In route order, as the routes list their rules: the rules always due and those marked.
+        for p in screen.always where c.stamp[screen.rules[Int(p)]] != gen {
+            c.due[0] += 1
+            c.due[Int(c.due[0])] = p
+        }
+        let due = 1..<(Int(c.due[0]) + 1)
+        c.due[due].sort()
         var matched: [Int] = []
-        for rule in screen.rules where alwaysEvaluate[rule] || c.stamp[rule] == gen {
+        for k in due {
+            let rule = screen.rules[Int(c.due[k])]
             c.statistics.rulesEvaluated += 1
             if detections[rule].evaluate(event.fields, stats: &c.statistics) { matched.append(rule) }
         }
@@ -779,12 +828,20 @@ package struct RuleSet: Sendable {
         let candidates: [Candidates]
         /// The routes' rules, in route order: those to evaluate when always due or marked.
         let rules: [Int]
+        /// Per rule of the set, its index in `rules` (-1 for rules of other routes).
+        let position: [Int32]
+        /// Indices in `rules` of the rules evaluated on every event (no literal to screen them by).
+        let always: [Int32]
 
-        init(fields: [String], automata: [AhoCorasick], candidates: [Candidates], rules: [Int]) {
+        init(fields: [String], automata: [AhoCorasick], candidates: [Candidates], rules: [Int], ruleCount: Int, always: [Bool]) {
             self.fields = fields
             self.automata = automata
             self.candidates = candidates
             self.rules = rules
+            var position = [Int32](repeating: -1, count: ruleCount)
+            for (p, rule) in rules.enumerated() { position[rule] = Int32(p) }
+            self.position = position
+            self.always = rules.indices.filter { always[rules[$0]] }.map { Int32($0) }
         }
     }
 
@@ -835,7 +892,8 @@ package struct RuleSet: Sendable {
             automata.append(AhoCorasick(patterns: literals))
             lists.append(candidates)
         }
-        let screen = RouteScreen(fields: names, automata: automata, candidates: lists, rules: candidateRules)
+        let screen = RouteScreen(
+            fields: names, automata: automata, candidates: lists, rules: candidateRules, ruleCount: rules.count, always: alwaysEvaluate)
         c.screens[routes] = screen
         return screen
     }
@@ -858,9 +916,8 @@ package struct RuleSet: Sendable {
         if matched.isEmpty {
             if let list = plan.session { pipeline.extract(list, into: &event) } else { pipeline.extract(.session, into: &event) }
         }
-        c.sessions.remember(at, from: event, fields: pipeline.sessionFields)
-        c.sessions.fill(at, into: &event, fields: pipeline.sessionFields)
-        var session = c.sessions.entries.values[at]
+        c.sessions.share(at, with: &event, fields: pipeline.sessionFields)
+        var session = c.sessions.sessions[at]
         // A provisional failure (PAM's line for an attempt sshd reports itself) is superseded when
         // the next line of the session reports the same attempt or a success; otherwise it stands.
         if let held = session.provisionalEvent {
@@ -899,7 +956,7 @@ package struct RuleSet: Sendable {
             c.statistics.sessionFolded += before - report.count
         }
         if !report.isEmpty { session.reported = true }
-        c.sessions.entries.values[at] = session
+        c.sessions.sessions[at] = session
         return report
     }
 
@@ -922,8 +979,7 @@ package struct RuleSet: Sendable {
 
     /// Failures still waiting for an address or a next line (end of input): each with its event.
     package func drainPending(context c: inout Context) -> [(rules: [Int], event: Event)] {
-        for (_, session) in c.sessions.entries { c.sessions.retire(session) }
-        c.sessions.entries.removeAll()
+        c.sessions.retireAll()
         defer { c.sessions.released.removeAll() }
         return c.sessions.released.sorted {
             ($0.event.position.offset, $0.event.position.line) < ($1.event.position.offset, $1.event.position.line)
@@ -935,7 +991,7 @@ package struct RuleSet: Sendable {
     /// would lose the failure.
     package func heldPositions(context c: Context) -> [String: SourcePosition] {
         var out: [String: SourcePosition] = [:]
-        for session in c.sessions.entries.values {
+        for session in c.sessions.sessions {
             for e in [session.pendingEvent, session.provisionalEvent].compactMap({ $0 }) { out.keepEarliest(e.position) }
         }
         return out

@@ -108,11 +108,18 @@ package struct PackedEvent: Sendable {
 
     /// The event again.
     package func unpacked() -> Event {
-        var i = 0
+        var source: String? = nil
+        return Self.unpack(bytes[...], source: &source)
+    }
+
+    /// The event packed in `bytes`. `source` is the source path of the event unpacked before it,
+    /// if any: reused when it is the same (a list's events mostly share one), else replaced.
+    static func unpack(_ bytes: ArraySlice<UInt8>, source known: inout String?) -> Event {
+        var i = bytes.startIndex
         func varint() -> UInt64 {
             var v: UInt64 = 0
             var shift: UInt64 = 0
-            while i < bytes.count {
+            while i < bytes.endIndex {
                 let b = bytes[i]
                 i += 1
                 v |= UInt64(b & 0x7F) << shift
@@ -123,20 +130,22 @@ package struct PackedEvent: Sendable {
         }
         func slice() -> ArraySlice<UInt8> {
             let n = Int(varint())
-            let s = bytes[i..<min(bytes.count, i + n)]
+            let s = bytes[i..<min(bytes.endIndex, i + n)]
             i += n
             return s
         }
         let rawTime = varint()
-        let source = String(decoding: slice(), as: UTF8.self)
+        let sourceBytes = slice()
+        if known == nil || !known!.utf8.elementsEqual(sourceBytes) { known = String(decoding: sourceBytes, as: UTF8.self) }
+        let source = known!
         let line = Int(varint())
         let offset = varint()
         let cursor = varint() == 1 ? String(decoding: slice(), as: UTF8.self) : nil
         let repeats = Int(varint())
         let count = Int(varint())
-        var fields = EventFields(capacity: bytes.count)
+        var fields = EventFields(capacity: bytes.count, fields: min(count, 64))
         for _ in 0..<count {
-            guard i < bytes.count else { break }
+            guard i < bytes.endIndex else { break }
             let code = Int(bytes[i])
             i += 1
             let name =
@@ -199,10 +208,12 @@ package struct PackedEventList: Sendable {
     /// The events, oldest first.
     package func events() -> [Event] {
         var out: [Event] = []
+        out.reserveCapacity(count)
+        var source: String? = nil
         var i = 0
         while i + 4 <= buffer.count {
             let n = length(at: i)
-            out.append(PackedEvent(bytes: Array(buffer[(i + 4)..<min(buffer.count, i + 4 + n)])).unpacked())
+            out.append(PackedEvent.unpack(buffer[(i + 4)..<min(buffer.count, i + 4 + n)], source: &source))
             i += 4 + n
         }
         return out

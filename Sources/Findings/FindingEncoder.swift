@@ -120,21 +120,22 @@ package struct FindingEncoder: Sendable {
     /// `title (name=value, …) ×count`: the rule's title, the source address and users, and
     /// the number of events when more than one.
     private func message(_ f: Finding) -> String {
-        var s = f.rule.title
+        var s = TextBuilder(capacity: 128)
+        s.append(f.rule.title)
         var first = true
         for o in f.observables where o.typeID == 2 || o.typeID == 4 {
-            s += first ? " (" : ", "
+            s.append(first ? " (" : ", ")
             first = false
-            s += o.name
-            s += "="
-            s += o.value
+            s.append(o.name)
+            s.append("=")
+            s.append(o.value)
         }
-        if !first { s += ")" }
+        if !first { s.append(")") }
         if f.count > 1 {
-            s += " ×"
-            s += String(f.count)
+            s.append(" ×")
+            s.append(f.count)
         }
-        return s
+        return s.string
     }
 
     private func observables(_ f: Finding, _ w: inout JSONWriter) {

@@ -181,35 +181,39 @@ package struct JSONWriter: ~Copyable {
     }
 
     /// True when `v` can be written as is: printable ASCII without `"` and `\`. Tested eight
-    /// bytes at a time (most values are plain, and this runs for every string of every finding).
+    /// bytes at a time, sixteen per step (most values are plain, and this runs for every string
+    /// of every finding); the bytes after the last whole word as one overlapping word.
     @inline(__always)
     private static func isPlain(_ v: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let base = v.baseAddress else { return true }
+        let n = v.count
+        @inline(__always) func word(_ i: Int) -> UInt64 { UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self) }
+        if n >= 8 {
+            var i = 0
+            var plain = plainBits(word(n - 8))
+            while i + 16 <= n {
+                plain &= plainBits(word(i)) & plainBits(word(i + 8))
+                i += 16
+            }
+            if i + 8 <= n { plain &= plainBits(word(i)) }
+            return plain == 0x8080_8080_8080_8080
+        }
+        for c in v where c < 0x20 || c >= 0x7F || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return false }
+        return true
+    }
+
+    /// The high bit of each byte of `x` that is printable ASCII other than `"` and `\`. For a
+    /// byte below 0x80: + 0x60 reaches 0x80 from 0x20 up, + 0x01 only at 0x7F, and + 0x7F after
+    /// an XOR only when the XOR left it non-zero; no sum carries into the next byte. A byte
+    /// from 0x80 up is cleared by `~x` (sums beside it may carry, but it already fails).
+    @inline(__always)
+    private static func plainBits(_ x: UInt64) -> UInt64 {
         let ones: UInt64 = 0x0101_0101_0101_0101
         let high: UInt64 = 0x8080_8080_8080_8080
-        /// A high bit set in each byte of `x` that is zero (exact once no byte has its high bit set).
-        func zeroBytes(_ x: UInt64) -> UInt64 { (x &- ones) & ~x & high }
-        @inline(__always) func plain(at i: Int) -> Bool {
-            let x = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
-            if x & high != 0 { return false }
-            // Below 0x20 (0x20 - 0x20 = 0 ... ), 0x7F, `"` (0x22) and `\` (0x5C).
-            let control = (x &- 0x2020_2020_2020_2020) & ~x & high
-            return control | zeroBytes(x ^ 0x7F7F_7F7F_7F7F_7F7F) | zeroBytes(x ^ 0x2222_2222_2222_2222)
-                | zeroBytes(x ^ 0x5C5C_5C5C_5C5C_5C5C) == 0
-        }
-        var i = 0
-        while i + 8 <= v.count {
-            if !plain(at: i) { return false }
-            i += 8
-        }
-        // The last bytes of a value of eight or more: its last eight, some tested twice.
-        if i < v.count, v.count >= 8 { return plain(at: v.count - 8) }
-        while i < v.count {
-            let c = v[i]
-            if c < 0x20 || c >= 0x7F || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return false }
-            i += 1
-        }
-        return true
+        let printable = (x &+ 0x6060_6060_6060_6060) & ~(x &+ ones)
+        let notQuote = (x ^ 0x2222_2222_2222_2222) &+ 0x7F7F_7F7F_7F7F_7F7F
+        let notBackslash = (x ^ 0x5C5C_5C5C_5C5C_5C5C) &+ 0x7F7F_7F7F_7F7F_7F7F
+        return printable & notQuote & notBackslash & ~x & high
     }
 
     private static let hex = Array("0123456789abcdef".utf8)

@@ -110,43 +110,45 @@ package struct BuiltinTriager: Sendable {
     }
 
     private func explain(_ f: Finding, _ e: Evidence) -> String {
-        var s = f.rule.title
+        var s = TextBuilder(capacity: 256)
+        s.append(f.rule.title)
         if f.count > 1 {
-            s += ": "
-            s += String(f.count)
-            s += " events"
+            s.append(": ")
+            s.append(f.count)
+            s.append(" events")
         }
         if let ip = f.observables.first(where: { $0.typeID == 2 }) {
-            s += " from "
-            s += ip.value
+            s.append(" from ")
+            s.append(ip.value)
         }
         var users = 0
         for o in f.observables where o.typeID == 4 {
-            s += users == 0 ? ", user " : ", "
-            s += o.value
+            s.append(users == 0 ? ", user " : ", ")
+            s.append(o.value)
             users += 1
         }
         if let host = f.hostname {
-            s += " on "
-            s += host
+            s.append(" on ")
+            s.append(host)
         }
-        if !f.rule.techniques.isEmpty {
-            s += " (ATT&CK "
-            s += f.rule.techniques.joined(separator: ", ")
-            s += ")"
+        for (k, technique) in f.rule.techniques.enumerated() {
+            s.append(k == 0 ? " (ATT&CK " : ", ")
+            s.append(technique)
         }
-        s += "."
-        if e.successAfterFailure { s += " The same source guessed credentials earlier and has now logged on." }
-        if e.privileged { s += " A privileged account or group is involved." }
-        if e.novelSource { s += " First finding from this source in this run." }
+        if !f.rule.techniques.isEmpty { s.append(")") }
+        s.append(".")
+        if e.successAfterFailure { s.append(" The same source guessed credentials earlier and has now logged on.") }
+        if e.privileged { s.append(" A privileged account or group is involved.") }
+        if e.novelSource { s.append(" First finding from this source in this run.") }
         // Titles come from rules and observables are cleaned when extracted; the host name is the
         // one part read raw from the log, so a full clean runs only when a byte asks for it.
-        let plain = s.utf8.withContiguousStorageIfAvailable(SafeText.isPrintableASCII) ?? false
-        return plain ? s : SafeText.clean(s, limit: 1024)
+        let plain = s.bytes.withUnsafeBufferPointer(SafeText.isPrintableASCII)
+        return plain ? s.string : SafeText.clean(s.bytes, limit: 1024)
     }
 
     private func remediation(_ f: Finding, _ e: Evidence) -> String {
-        let tactics = Set(f.rule.tactics)
+        // A rule names a tactic or two: the list is searched as it is.
+        let tactics = f.rule.tactics
         let ip = f.observables.first { $0.typeID == 2 }?.value
         if e.successAfterFailure {
             return

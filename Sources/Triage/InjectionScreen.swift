@@ -66,6 +66,7 @@ package struct InjectionScreen: Sendable {
                 return false
             }
         }
-        finding.injection = Reason.allCases.filter(found.contains).map(\.rawValue)
+        // Most findings have none: no lists to build for them.
+        finding.injection = found.isEmpty ? [] : Reason.allCases.filter(found.contains).map(\.rawValue)
     }
 }

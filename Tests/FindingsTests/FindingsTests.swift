@@ -20,9 +20,10 @@ struct JSONWriterTests {
 
     @Test("every byte that needs escaping is caught at every position of a long value")
     func escapingAtEveryPosition() throws {
-        let specials: [UInt8] = [0x00, 0x1F, 0x22, 0x5C, 0x7F, 0x80, 0xC3, 0xFF]
+        // Escaped, invalid, and the plain bytes either side of each escaped range.
+        let specials: [UInt8] = [0x00, 0x01, 0x1F, 0x20, 0x21, 0x22, 0x23, 0x5B, 0x5C, 0x5D, 0x7E, 0x7F, 0x80, 0xC3, 0xFF]
         for special in specials {
-            for length in [1, 7, 8, 9, 16, 23] {
+            for length in [1, 7, 8, 9, 15, 16, 17, 23, 32, 33] {
                 for at in 0..<length {
                     var value = Array(repeating: UInt8(ascii: "a"), count: length)
                     value[at] = special

@@ -279,6 +279,9 @@ struct ByteSet {
 
     mutating func insertAll() { words = (~0, ~0, ~0, ~0) }
 
+    /// The ASCII bytes in the set: bytes 0 to 63, then 64 to 127, one bit each.
+    var ascii: (low: UInt64, high: UInt64) { (words.0, words.1) }
+
     /// Every byte from 0x80: lead and continuation bytes of non-ASCII characters, and invalid ones.
     /// Some byte from 0x80 is in the set.
     var hasNonASCII: Bool { words.2 | words.3 != 0 }
@@ -1156,6 +1159,22 @@ struct BitStateBacktracker {
                         let exit = greedy ? b : a
                         // A loop's split is a jump target, so it has a row.
                         let rowStart = Int(rows[pc]) * width
+                        if !lookahead.isEmpty {
+                            // A run of ASCII bytes that the body takes and the exit cannot begin
+                            // with: for each, the steps below queue nothing and move on one byte.
+                            // Taken here with one test per byte.
+                            let (bodyLow, bodyHigh) = lookahead[body].bytes.ascii
+                            let (exitLow, exitHigh) = lookahead[exit].bytes.ascii
+                            let runLow = bodyLow & ~exitLow
+                            let runHigh = bodyHigh & ~exitHigh
+                            while at < input.count {
+                                let b = input[at]
+                                let word = b < 64 ? runLow : b < 128 ? runHigh : 0
+                                guard word >> UInt64(b & 63) & 1 != 0 else { break }
+                                at += 1
+                                guard firstVisit(bit: rowStart + at) else { break thread }
+                            }
+                        }
                         while true {
                             let step = taken(body, at)
                             if greedy {

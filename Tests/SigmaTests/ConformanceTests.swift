@@ -318,6 +318,8 @@ struct ByteRegexTests {
             "^(?<x>[^:]*):(?<y>.*?)b*$", "(?<x>\\S+)\\s*(?<y>\\d*)", "(?<x>a*)(?<y>a*?)b", "x(?<x>[ab]*?)(?<y>b+)",
             "(?i)(?<x>A*)B", "(?<x>(?:ab)*)c", "(?s)(?<x>.*?)\\n(?<y>.*)", "^(?<x>(?:a|ab)*)c$",
             "from (?<x>[^ ]+) port", "(?i)FR(?<x>.)m", "é(?<x>\\S*?)b", "(?<x>[^a]+)é",
+            // Loop bodies that overlap what follows them, and loops that start at a line's end.
+            "(?<x>[a-f]*)(?<y>[c-z]+)", "(?<x>[a-f]*?)(?<y>[c-z]+)$", "(?<x>\\S*?)(?<y>\\.\\d*)?$",
         ]
         // Non-ASCII and invalid bytes too: the backtracker decodes them, and looks ASCII bytes up.
         let alphabet = Array("ab: 1.\nxcfrompté".utf8) + [0xFF, 0xC3]

@@ -136,7 +136,11 @@ package struct PackedEvent: Sendable {
         }
         let rawTime = varint()
         let sourceBytes = slice()
-        if known == nil || !known!.utf8.elementsEqual(sourceBytes) { known = String(decoding: sourceBytes, as: UTF8.self) }
+        let same =
+            known?.utf8.withContiguousStorageIfAvailable { k in
+                sourceBytes.withUnsafeBufferPointer { k.count == $0.count && k.elementsEqual($0) }
+            } ?? false
+        if !same { known = String(decoding: sourceBytes, as: UTF8.self) }
         let source = known!
         let line = Int(varint())
         let offset = varint()

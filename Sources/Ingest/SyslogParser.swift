@@ -7,11 +7,20 @@ import EventModel
 /// `MESSAGE` is the whole line, and `headerFound` says so.
 package struct SyslogParser: Sendable {
     /// Year for stamps that carry none; nil infers it from `referenceTime`.
-    package var year: Int?
+    package var year: Int? {
+        didSet { lastStamp = nil }
+    }
     /// Microseconds since the epoch near which undated stamps are placed (file mtime, or now).
     package var referenceTime: Int64 {
-        didSet { reference = Self.civilDate(referenceTime) }
+        didSet {
+            reference = Self.civilDate(referenceTime)
+            lastStamp = nil
+        }
     }
+    /// The last BSD stamp read without a fraction: its first 15 bytes as two overlapping words,
+    /// its time and its length. Most lines repeat the stamp of the line before (several lines
+    /// per second), and then it is not read again.
+    private var lastStamp: (head: UInt64, tail: UInt64, micros: Int64, length: Int)?
     /// `referenceTime` as a calendar date, computed once rather than per line.
     private var reference: (year: Int, month: Int, day: Int)
     private var zone: LocalTimeZone
@@ -119,7 +128,16 @@ package struct SyslogParser: Sendable {
 
     /// `Mmm dd hh:mm:ss` (day space-padded), optionally with fractional seconds.
     private mutating func bsdTimestamp(_ b: UnsafeBufferPointer<UInt8>, _ i: Int) -> (Int64, Int)? {
-        guard i + 15 <= b.count, let month = Self.month(b[i], b[i + 1], b[i + 2]), b[i + 3] == 32 else { return nil }
+        guard i + 15 <= b.count, let base = b.baseAddress else { return nil }
+        let head = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
+        let tail = UnsafeRawPointer(base + i + 7).loadUnaligned(as: UInt64.self)
+        // The same 15 bytes give the same stamp, unless the 15th ended it and a fraction follows.
+        if let last = lastStamp, last.head == head, last.tail == tail,
+            last.length < 15 || i + 15 == b.count || b[i + 15] != UInt8(ascii: ".")
+        {
+            return (last.micros, i + last.length)
+        }
+        guard let month = Self.month(b[i], b[i + 1], b[i + 2]), b[i + 3] == 32 else { return nil }
         var j = i + 4
         if b[j] == 32 { j += 1 }
         var day = 0
@@ -134,12 +152,16 @@ package struct SyslogParser: Sendable {
         guard let (h, m, s) = Self.clock(b, j) else { return nil }
         j += 8
         var micro = 0
+        var fraction = false
         if j < b.count, b[j] == UInt8(ascii: ".") {
             (micro, j) = Self.fraction(b, j + 1)
+            fraction = true
         }
         let local = CivilTime.micros(
             year: inferYear(month: month, day: day), month: month, day: day, hour: h, minute: m, second: s, micro: micro)
-        return (zone.utcMicros(localMicros: local), j)
+        let micros = zone.utcMicros(localMicros: local)
+        lastStamp = !fraction && j - i <= 15 ? (head, tail, micros, j - i) : nil
+        return (micros, j)
     }
 
     private func inferYear(month: Int, day: Int) -> Int {

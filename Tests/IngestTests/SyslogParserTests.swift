@@ -97,6 +97,28 @@ struct SyslogParserTests {
         }
         #expect(e.time.map(CivilTime.rfc3339) == "2024-12-31T23:59:59.000Z")
     }
+
+    @Test func aRepeatedStampIsReadAsItStands() {
+        // The parser keeps the last stamp it read: a line that repeats its bytes but goes on
+        // with a fraction, or that comes after the year changed, must not take the kept time.
+        let jan = CivilTime.micros(year: 2025, month: 1, day: 3, hour: 0, minute: 0, second: 0)
+        var parser = SyslogParser(referenceTime: jan, zone: .utc)
+        func time(_ line: String) -> String? {
+            var bytes = Array(line.utf8)
+            return bytes.withUnsafeMutableBufferPointer {
+                parser.parse(UnsafeBufferPointer($0), position: .init(source: "t", line: 1, offset: 0)).event.time
+            }.map(CivilTime.rfc3339)
+        }
+        #expect(time("Jan  2 10:00:00 h x: y") == "2025-01-02T10:00:00.000Z")
+        #expect(time("Jan  2 10:00:00 h x: z") == "2025-01-02T10:00:00.000Z")
+        #expect(time("Jan  2 10:00:00.250 h x: y") == "2025-01-02T10:00:00.250Z")
+        #expect(time("Jan  2 10:00:00 h x: y") == "2025-01-02T10:00:00.000Z")
+        #expect(time("Jan  2 10:00:01 h x: y") == "2025-01-02T10:00:01.000Z")
+        #expect(time("Jan 2 10:00:01 h x: y") == "2025-01-02T10:00:01.000Z")
+        #expect(time("Jan 2 10:00:01 h2 x: y") == "2025-01-02T10:00:01.000Z")
+        parser.year = 2020
+        #expect(time("Jan 2 10:00:01 h2 x: y") == "2020-01-02T10:00:01.000Z")
+    }
 }
 
 struct EventReaderTests {

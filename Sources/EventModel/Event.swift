@@ -290,18 +290,16 @@ package struct EventFields: Sendable {
     /// The first value of `name`.
     package func first(_ name: String) -> ArraySlice<UInt8>? { index(of: name).map { storage[fields[$0].range] } }
 
-    /// Sets `ranges[k]` to the first value of `names[k]`, nil where absent. False when one of
-    /// `names` occurs twice (a caller that keys on first values must then look at each value).
-    package func firstRanges(of names: [String], into ranges: inout [Range<Int>?]) -> Bool {
-        for k in names.indices { ranges[k] = nil }
+    /// Sets `ranges[k]` to the first value of `names.names[k]`, nil where absent. False when one
+    /// of the names occurs twice (a caller that keys on first values must then look at each value).
+    package func firstRanges(of names: FieldNameSet, into ranges: inout [Range<Int>?]) -> Bool {
+        for k in ranges.indices { ranges[k] = nil }
         var single = true
-        // Lengths once, not once per field: most names differ in length from most fields'.
-        withUnsafeTemporaryAllocation(of: Int.self, capacity: names.count) { lengths in
-            for k in names.indices { lengths[k] = names[k].utf8.count }
-            for f in fields {
-                let n = f.name.utf8.count
-                for k in names.indices where lengths[k] == n && f.name == names[k] {
-                    if ranges[k] == nil { ranges[k] = f.range } else { single = false }
+        fields.withUnsafeBufferPointer { fields in
+            for f in fields.indices {
+                // Only the names of this field's length (for most fields, none).
+                for k in names.candidates(length: fields[f].name.utf8.count) where fields[f].name == names.names[k] {
+                    if ranges[k] == nil { ranges[k] = fields[f].range } else { single = false }
                     break
                 }
             }
@@ -333,5 +331,36 @@ package struct EventFields: Sendable {
             }
             return false
         }
+    }
+}
+
+/// Field names looked up together, indexed by their length: a field is compared only with the
+/// names of its length (most fields of an event match none, and most lengths have one name).
+package struct FieldNameSet: Sendable {
+    package let names: [String]
+    /// The indices in `names` of the names of length `n` are `order[start[n] ..< start[n + 1]]`.
+    private let start: [Int32]
+    private let order: [Int32]
+
+    package init(_ names: [String]) {
+        self.names = names
+        let lengths = names.map(\.utf8.count)
+        let longest = lengths.max() ?? 0
+        var start = [Int32](repeating: 0, count: longest + 2)
+        var order: [Int32] = []
+        for n in 0...longest {
+            start[n] = Int32(order.count)
+            for k in names.indices where lengths[k] == n { order.append(Int32(k)) }
+        }
+        start[longest + 1] = Int32(order.count)
+        self.start = start
+        self.order = order
+    }
+
+    /// The indices of the names `length` bytes long.
+    @inline(__always)
+    package func candidates(length n: Int) -> some Sequence<Int> {
+        let range = n + 1 < start.count ? Int(start[n])..<Int(start[n + 1]) : 0..<0
+        return range.lazy.map { Int(order[$0]) }
     }
 }

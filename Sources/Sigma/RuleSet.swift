@@ -37,7 +37,7 @@ package struct RuleSet: Sendable {
     private var detections: [CompiledDetection] = []
     /// Distinct event fields that routes, extractors and session events test, and each of those
     /// predicates over their indices.
-    private var predicateFieldNames: [String] = []
+    private var predicateFieldNames = FieldNameSet([])
     private var routePredicates: [IndexedPredicate] = []
     private var extractorPredicates: [IndexedPredicate] = []
     private var sessionPredicate = IndexedPredicate(anyEvent: false, conditions: [])
@@ -506,7 +506,7 @@ package struct RuleSet: Sendable {
         routePredicates = pipeline.routes.map { indexed($0.events) }
         extractorPredicates = pipeline.extractors.map { indexed($0.events) }
         sessionPredicate = indexed(pipeline.sessionEvents)
-        predicateFieldNames = names
+        predicateFieldNames = FieldNameSet(names)
         extractorsFeedPredicates = pipeline.extractors.contains { x in
             x.patterns.contains { p in p.groupNames.contains { $0.map(names.contains) ?? false } }
         }
@@ -748,7 +748,7 @@ package struct RuleSet: Sendable {
     package func match(_ event: inout Event, context c: inout Context) -> [Int] {
         if c.stamp.count != rules.count {
             c.stamp = Array(repeating: 0, count: rules.count)
-            c.ranges = Array(repeating: nil, count: predicateFieldNames.count)
+            c.ranges = Array(repeating: nil, count: predicateFieldNames.names.count)
         }
         c.generation &+= 1
         if c.generation == 0 {

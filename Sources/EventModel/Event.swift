@@ -295,12 +295,18 @@ package struct EventFields: Sendable {
     package func firstRanges(of names: FieldNameSet, into ranges: inout [Range<Int>?]) -> Bool {
         for k in ranges.indices { ranges[k] = nil }
         var single = true
-        fields.withUnsafeBufferPointer { fields in
-            for f in fields.indices {
-                // Only the names of this field's length (for most fields, none).
-                for k in names.candidates(length: fields[f].name.utf8.count) where fields[f].name == names.names[k] {
-                    if ranges[k] == nil { ranges[k] = fields[f].range } else { single = false }
-                    break
+        names.withTables { wanted, start, order in
+            fields.withUnsafeBufferPointer { fields in
+                for f in fields.indices {
+                    // Only the names of this field's length (for most fields, none).
+                    let n = fields[f].name.utf8.count
+                    guard n + 1 < start.count else { continue }
+                    for j in Int(start[n])..<Int(start[n + 1]) {
+                        let k = Int(order[j])
+                        guard fields[f].name == wanted[k] else { continue }
+                        if ranges[k] == nil { ranges[k] = fields[f].range } else { single = false }
+                        break
+                    }
                 }
             }
         }
@@ -357,10 +363,11 @@ package struct FieldNameSet: Sendable {
         self.order = order
     }
 
-    /// The indices of the names `length` bytes long.
+    /// Calls `body` with the names, `start` and `order` where they lie.
     @inline(__always)
-    package func candidates(length n: Int) -> some Sequence<Int> {
-        let range = n + 1 < start.count ? Int(start[n])..<Int(start[n + 1]) : 0..<0
-        return range.lazy.map { Int(order[$0]) }
+    func withTables<R>(_ body: (UnsafeBufferPointer<String>, UnsafeBufferPointer<Int32>, UnsafeBufferPointer<Int32>) -> R) -> R {
+        names.withUnsafeBufferPointer { names in
+            start.withUnsafeBufferPointer { start in order.withUnsafeBufferPointer { body(names, start, $0) } }
+        }
     }
 }

@@ -38,6 +38,8 @@ package struct RuleSet: Sendable {
     /// Distinct event fields that routes, extractors and session events test, and each of those
     /// predicates over their indices.
     private var predicateFieldNames = FieldNameSet([])
+    /// `session_key`'s fields, process id last.
+    private var sessionKeyNames = FieldNameSet([])
     private var routePredicates: [IndexedPredicate] = []
     private var extractorPredicates: [IndexedPredicate] = []
     private var sessionPredicate = IndexedPredicate(anyEvent: false, conditions: [])
@@ -507,6 +509,7 @@ package struct RuleSet: Sendable {
         extractorPredicates = pipeline.extractors.map { indexed($0.events) }
         sessionPredicate = indexed(pipeline.sessionEvents)
         predicateFieldNames = FieldNameSet(names)
+        sessionKeyNames = FieldNameSet(pipeline.sessionKey)
         extractorsFeedPredicates = pipeline.extractors.contains { x in
             x.patterns.contains { p in p.groupNames.contains { $0.map(names.contains) ?? false } }
         }
@@ -520,6 +523,8 @@ package struct RuleSet: Sendable {
         var generation: UInt32 = 0
         /// Scratch for `match`: the candidates of the event, by index in its screen's rules.
         var due: [Int32] = []
+        /// Scratch for `sessionKey`: where the key fields' values lie.
+        var sessionRanges: [Range<Int>?] = []
         var ranges: [Range<Int>?] = []
         /// What applies to the event being worked on (from `match`, for `settle`).
         var plan = Plan.none
@@ -911,7 +916,8 @@ package struct RuleSet: Sendable {
         if !matched.isEmpty {
             if let list = plan.finding { pipeline.extract(list, into: &event) } else { pipeline.extract(.finding, into: &event) }
         }
-        guard plan.sessionEvent ?? pipeline.sessionEvents.matches(event.fields), let key = sessionKey(event) else { return matched }
+        guard plan.sessionEvent ?? pipeline.sessionEvents.matches(event.fields), let key = sessionKey(event, ranges: &c.sessionRanges)
+        else { return matched }
         let at = c.sessions.touch(key, time: event.time)
         if matched.isEmpty {
             if let list = plan.session { pipeline.extract(list, into: &event) } else { pipeline.extract(.session, into: &event) }
@@ -999,16 +1005,18 @@ package struct RuleSet: Sendable {
 
     /// A 64-bit hash of the session key fields (no allocation per event; a collision between two
     /// live sessions is a 2^-64 event).
-    private func sessionKey(_ event: Event) -> UInt64? {
+    /// The key fields' first values are found in one pass over the event (`ranges` is scratch).
+    private func sessionKey(_ event: Event, ranges: inout [Range<Int>?]) -> UInt64? {
+        if ranges.count != sessionKeyNames.names.count { ranges = Array(repeating: nil, count: sessionKeyNames.names.count) }
+        _ = event.fields.firstRanges(of: sessionKeyNames, into: &ranges)
         // A session needs its process id; a missing host name (a single-host log) hashes as empty.
-        guard let pid = pipeline.sessionKey.last, event.fields.contains(pid) else { return nil }
+        guard let pid = ranges.last, pid != nil else { return nil }
         var hasher = FNV1a()
-        for name in pipeline.sessionKey {
-            _ = event.fields.anyValue(name) { v in
-                hasher.combine(v)
-                return true
+        event.fields.storage.withUnsafeBufferPointer { storage in
+            for range in ranges {
+                if let range { hasher.combine(UnsafeBufferPointer(rebasing: storage[range])) }
+                hasher.separate()
             }
-            hasher.separate()
         }
         return hasher.value
     }

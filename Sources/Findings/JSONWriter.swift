@@ -182,7 +182,8 @@ package struct JSONWriter: ~Copyable {
 
     /// True when `v` can be written as is: printable ASCII without `"` and `\`. Tested eight
     /// bytes at a time, sixteen per step (most values are plain, and this runs for every string
-    /// of every finding); the bytes after the last whole word as one overlapping word.
+    /// of every finding); a value of eight bytes or more has its last eight tested as one word,
+    /// which may overlap the others.
     @inline(__always)
     private static func isPlain(_ v: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let base = v.baseAddress else { return true }

@@ -1003,9 +1003,9 @@ package struct RuleSet: Sendable {
         return out
     }
 
-    /// A 64-bit hash of the session key fields (no allocation per event; a collision between two
-    /// live sessions is a 2^-64 event).
-    /// The key fields' first values are found in one pass over the event (`ranges` is scratch).
+    /// A 64-bit hash of the session key fields' first values, found in one pass over the event
+    /// (no allocation per event: `ranges` is scratch; a collision between two live sessions is
+    /// a 2^-64 event).
     private func sessionKey(_ event: Event, ranges: inout [Range<Int>?]) -> UInt64? {
         if ranges.count != sessionKeyNames.names.count { ranges = Array(repeating: nil, count: sessionKeyNames.names.count) }
         _ = event.fields.firstRanges(of: sessionKeyNames, into: &ranges)

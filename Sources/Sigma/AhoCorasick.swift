@@ -31,7 +31,8 @@ package struct AhoCorasick: Sendable {
         classCount = k
 
         // The trie, one row of `k` entries per state (-1: no edge), in one array.
-        var goto = [Int32](repeating: -1, count: k)
+        let noEdges = [Int32](repeating: -1, count: k)
+        var goto = noEdges
         var out: [[Int32]] = [[]]
         for (id, p) in patterns.enumerated() {
             var s = 0
@@ -39,8 +40,8 @@ package struct AhoCorasick: Sendable {
                 let cls = Int(classes[Int(c)])
                 if goto[s * k + cls] < 0 {
                     goto[s * k + cls] = Int32(out.count)
-                    goto.append(contentsOf: repeatElement(-1, count: k))
                     out.append([])
+                    goto += noEdges
                 }
                 s = Int(goto[s * k + cls])
             }
@@ -50,35 +51,52 @@ package struct AhoCorasick: Sendable {
         precondition(states * k <= Int(Int32.max), "automaton too large")
         var fail = [Int32](repeating: 0, count: states)
         var table = [Int32](repeating: 0, count: states * k)
-        var queue: [Int] = []
-        for cls in 0..<k {
-            let t = goto[cls]
-            if t > 0 {
-                table[cls] = t
-                queue.append(Int(t))
-            }
-        }
-        var head = 0
-        while head < queue.count {
-            let s = queue[head]
-            head += 1
-            out[s] += out[Int(fail[s])]
-            for cls in 0..<k {
-                let t = goto[s * k + cls]
-                if t > 0 {
-                    fail[Int(t)] = table[Int(fail[s]) * k + cls]
-                    table[s * k + cls] = t
-                    queue.append(Int(t))
-                } else {
-                    table[s * k + cls] = table[Int(fail[s]) * k + cls]
+        // Breadth first, so that a state's failure state is complete before the state is.
+        var queue = [Int](repeating: 0, count: states)
+        var tail = 0
+        goto.withUnsafeBufferPointer { goto in
+            table.withUnsafeMutableBufferPointer { table in
+                fail.withUnsafeMutableBufferPointer { fail in
+                    for cls in 0..<k where goto[cls] > 0 {
+                        table[cls] = goto[cls]
+                        queue[tail] = Int(goto[cls])
+                        tail += 1
+                    }
+                    var head = 0
+                    while head < tail {
+                        let s = queue[head]
+                        head += 1
+                        let row = s * k
+                        let failRow = Int(fail[s]) * k
+                        for cls in 0..<k {
+                            let t = goto[row + cls]
+                            if t > 0 {
+                                fail[Int(t)] = table[failRow + cls]
+                                table[row + cls] = t
+                                queue[tail] = Int(t)
+                                tail += 1
+                            } else {
+                                table[row + cls] = table[failRow + cls]
+                            }
+                        }
+                    }
                 }
             }
         }
+        // A state's outputs include its failure state's (failure states come earlier in the queue).
+        for s in queue[0..<tail] where !out[Int(fail[s])].isEmpty { out[s] += out[Int(fail[s])] }
         let hasOutput = out.map { !$0.isEmpty }
-        delta = table.map { t in
-            let offset = t &* Int32(k)
-            return hasOutput[Int(t)] ? ~offset : offset
+        // The table becomes `delta` in place: state numbers to offsets, complemented where
+        // patterns end.
+        hasOutput.withUnsafeBufferPointer { hasOutput in
+            table.withUnsafeMutableBufferPointer { table in
+                for i in table.indices {
+                    let offset = table[i] &* Int32(k)
+                    table[i] = hasOutput[Int(table[i])] ? ~offset : offset
+                }
+            }
         }
+        delta = table
         var starts: [Int32] = [0]
         var ids: [Int32] = []
         for o in out {

@@ -92,7 +92,12 @@ extension Node {
 
     package func value(for key: String) -> Node? {
         guard case .mapping(let m) = self else { return nil }
-        return m.first { $0.key.string == key }?.value
+        // By index: iterating a Yams mapping copies all its pairs into a new array first, and
+        // `Node.string` goes through the tag's constructor. Keys here are plain scalars.
+        for i in m.indices {
+            if case .scalar(let k) = m[i].key, k.string == key { return m[i].value }
+        }
+        return nil
     }
 
     package var scalarText: String? {

@@ -29,6 +29,7 @@ struct LogTriage: AsyncParsableCommand {
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "run",
         abstract: "Run the daemon: follow log sources, detect, and write findings until SIGTERM.",
         discussion: """
             With --config FILE the daemon reads that file (see Deploy/logtriage.yaml and \
@@ -75,6 +76,7 @@ struct Run: ParsableCommand {
 
 struct Scan: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "scan",
         abstract: "Replay log files through the rules and print findings.",
         discussion: """
             Each input is read in the given or detected format: syslog (RFC 3164 and 5424, with or without \
@@ -188,10 +190,12 @@ struct Scan: AsyncParsableCommand {
 
 struct Rules: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "rules",
         abstract: "Check and test Sigma rules.", subcommands: [Lint.self, Test.self, Literals.self])
 
     struct Lint: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "lint",
             abstract: "Load rules and report every problem as file:line: message.",
             discussion: "Prints 'N loaded, M rejected' last; exits 1 if any rule is rejected.")
 
@@ -211,6 +215,7 @@ struct Rules: ParsableCommand {
 
     struct Test: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "test",
             abstract: "Run rule tests: fixture lines and the matches each rule must give.",
             discussion: "PATH is a rules directory holding a tests/ folder; default: the bundled rules.")
 
@@ -234,6 +239,7 @@ struct Rules: ParsableCommand {
 extension Rules {
     struct Literals: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "literals",
             abstract: "Print the literal patterns the prefilter searches for, one per line (for comparisons with grep tools).")
 
         @OptionGroup var rules: RuleSetOptions
@@ -269,6 +275,7 @@ func loadPipeline(_ dir: String?) throws -> Pipeline {
 
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "bench",
         abstract: "Measure parts of the pipeline in isolation.",
         subcommands: [Correlation.self, TriageBench.self, JournalBench.self, AuditBench.self])
 
@@ -354,6 +361,7 @@ struct Bench: ParsableCommand {
 
     struct Correlation: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "correlation",
             abstract: "Feed synthetic failed logins through a value_count correlation and print events/s and memory.")
 
         @Option(help: "Events to feed.")
@@ -533,11 +541,13 @@ extension Bench {
 
 struct Config: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "config",
         abstract: "Check a daemon configuration file, or print the embedded defaults.",
         subcommands: [Check.self, Defaults.self])
 
     struct Check: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "check",
             abstract: "Validate a configuration file; every problem is printed as file:line: message.",
             discussion: "Exit status 0 when the file is valid, 1 otherwise.")
 
@@ -560,7 +570,8 @@ struct Config: ParsableCommand {
     }
 
     struct Defaults: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Print the configuration logtriage run uses without a file.")
+        static let configuration = CommandConfiguration(
+            commandName: "defaults", abstract: "Print the configuration logtriage run uses without a file.")
 
         func run() {
             print(DaemonConfiguration.defaultsYAML, terminator: "")

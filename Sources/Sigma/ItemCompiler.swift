@@ -106,7 +106,7 @@ struct ItemCompiler {
             return [.fieldRef(mapField(other).first ?? other, kind, caseSensitive: cased)]
         }
         guard let text = v.text else { throw fail(node, "unsupported value") }
-        if has.contains("expand") || text.contains("%") {
+        if has.contains("expand") || text.utf8.contains(UInt8(ascii: "%")) {
             if has.contains("expand"), let placeholder = Self.placeholder(in: text) {
                 throw fail(node, "placeholder '%\(placeholder)%' has no value (logtriage defines no placeholders)")
             }

@@ -243,9 +243,11 @@ package struct Pipeline: Sendable {
     package func route(for logsource: [String: String]) -> Int? {
         var best: Int?
         var bestKeys = -1
+        // Lowered once, not once per route.
+        let logsource = logsource.mapValues { $0.lowercased() }
         for (i, r) in routes.enumerated() {
-            let exact = ["category", "service"].allSatisfy { r.logsource[$0] == logsource[$0]?.lowercased() }
-            let fits = exact && r.logsource.allSatisfy { k, v in logsource[k]?.lowercased() == v }
+            let exact = r.logsource["category"] == logsource["category"] && r.logsource["service"] == logsource["service"]
+            let fits = exact && r.logsource.allSatisfy { k, v in logsource[k] == v }
             if fits, r.logsource.count > bestKeys {
                 best = i
                 bestKeys = r.logsource.count

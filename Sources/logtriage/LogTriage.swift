@@ -7,6 +7,9 @@ import Logging
 import Sigma
 import Triage
 
+/// Every command sets `commandName`. Without it ArgumentParser derives the name from the type
+/// on each start, through `String(describing:)`, which searches the binary's protocol
+/// conformances (about 18 M instructions per start).
 @main
 struct LogTriage: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -60,6 +60,7 @@ package struct JSONWriter: ~Copyable {
         b.withUnsafeBufferPointer { put($0) }
     }
 
+    @inline(__always)
     private mutating func separator() {
         if written & 1 != 0 { put(UInt8(ascii: ",")) }
         written |= 1
@@ -142,19 +143,28 @@ package struct JSONWriter: ~Copyable {
         integer(v)
     }
 
-    /// Writes `v` in decimal.
+    /// Writes `v` in decimal, straight into the buffer: its digits are counted first, then
+    /// written from the last (at most 20 bytes with the sign).
     private mutating func integer(_ v: Int64) {
-        if v < 0 { put(UInt8(ascii: "-")) }
-        var rest = v.magnitude
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
-            var n = 0
-            repeat {
-                digits[19 - n] = UInt8(ascii: "0") + UInt8(rest % 10)
-                rest /= 10
-                n += 1
-            } while rest > 0
-            put(UnsafeBufferPointer(rebasing: digits[(20 - n)...]))
+        reserve(20)
+        if v < 0 {
+            base[count] = UInt8(ascii: "-")
+            count += 1
         }
+        var rest = v.magnitude
+        var digits = 1
+        var probe = rest
+        while probe >= 10 {
+            probe /= 10
+            digits += 1
+        }
+        count += digits
+        var at = count
+        repeat {
+            at -= 1
+            base[at] = UInt8(ascii: "0") + UInt8(rest % 10)
+            rest /= 10
+        } while rest > 0
     }
 
     package mutating func field(_ k: JSONKey, _ v: Bool) {

@@ -159,38 +159,30 @@ package struct Observable: Sendable, Hashable {
         (FieldName.identifier, "process.name", 9),
     ]
 
-    /// The UTF-8 lengths of `fieldMap`'s fields.
-    private static let fieldLengths = fieldMap.map(\.field.utf8.count)
+    /// `fieldMap`'s fields, for finding their first values in one pass over an event.
+    private static let fieldNames = FieldNameSet(fieldMap.map(\.field))
 
     /// The observables an event names, in `fieldMap` order, without duplicates.
     package static func from(_ event: Event) -> [Observable] {
-        // Where each mapped field first occurs, found in one pass over the event's fields (names
-        // compared only where the lengths agree).
-        withUnsafeTemporaryAllocation(of: Int.self, capacity: fieldMap.count) { first in
-            first.initialize(repeating: -1)
-            for i in 0..<event.fields.count {
-                let name = event.fields.name(at: i)
-                let n = name.utf8.count
-                for m in fieldMap.indices where fieldLengths[m] == n && first[m] < 0 && fieldMap[m].field == name { first[m] = i }
-            }
+        var ranges = [Range<Int>?](repeating: nil, count: fieldMap.count)
+        _ = event.fields.firstRanges(of: fieldNames, into: &ranges)
+        return event.fields.storage.withUnsafeBufferPointer { storage in
             var out: [Observable] = []
             // Most events name an address, a user, a host and a program: one allocation, not three.
             out.reserveCapacity(4)
-            for (m, (field, name, type)) in fieldMap.enumerated() where first[m] >= 0 {
-                let raw = event.fields.value(at: first[m])
+            for (m, (field, name, type)) in fieldMap.enumerated() {
+                guard let range = ranges[m] else { continue }
+                let raw = UnsafeBufferPointer(rebasing: storage[range])
                 guard !raw.isEmpty, raw.count <= 512 else { continue }
                 if type == 9, out.contains(where: { $0.typeID == 9 }) { continue }
                 // Observables are what analysts read in dashboards and terminals: no control characters.
-                var value =
-                    raw.withUnsafeBufferPointer(SafeText.isPrintableASCII) ? String(decoding: raw, as: UTF8.self) : SafeText.clean(raw)
+                var value = SafeText.isPrintableASCII(raw) ? String(decoding: raw, as: UTF8.self) : SafeText.clean(raw)
                 var typeID = type
-                if field == "source.address", raw.withUnsafeBufferPointer({ IPAddress(bytes: $0) }) != nil {
+                if field == "source.address", IPAddress(bytes: raw) != nil {
                     // A textual address is an IP if it parses as one, else a host name.
                     typeID = 2
                 }
-                if typeID == 2, raw.starts(with: "::ffff:".utf8),
-                    raw.dropFirst(7).withUnsafeBufferPointer({ IPAddress(bytes: $0) }) != nil
-                {
+                if typeID == 2, raw.starts(with: "::ffff:".utf8), IPAddress(bytes: UnsafeBufferPointer(rebasing: raw.dropFirst(7))) != nil {
                     value = String(value.dropFirst(7))
                 }
                 let obs = Observable(name: typeID == 2 ? "src_endpoint.ip" : name, typeID: typeID, value: value)

@@ -213,18 +213,14 @@ package struct JSONWriter: ~Copyable {
         return true
     }
 
-    /// The high bit of each byte of `x` that is printable ASCII other than `"` and `\`. For a
-    /// byte below 0x80: + 0x60 reaches 0x80 from 0x20 up, + 0x01 only at 0x7F, and + 0x7F after
-    /// an XOR only when the XOR left it non-zero; no sum carries into the next byte. A byte
-    /// from 0x80 up is cleared by `~x` (sums beside it may carry, but it already fails).
+    /// The high bit of each byte of `x` that is printable ASCII other than `"` and `\` (see
+    /// `SafeText.printableBits`). For a byte below 0x80, + 0x7F after an XOR reaches 0x80 only
+    /// when the XOR left it non-zero, and carries into no other byte.
     @inline(__always)
     private static func plainBits(_ x: UInt64) -> UInt64 {
-        let ones: UInt64 = 0x0101_0101_0101_0101
-        let high: UInt64 = 0x8080_8080_8080_8080
-        let printable = (x &+ 0x6060_6060_6060_6060) & ~(x &+ ones)
         let notQuote = (x ^ 0x2222_2222_2222_2222) &+ 0x7F7F_7F7F_7F7F_7F7F
         let notBackslash = (x ^ 0x5C5C_5C5C_5C5C_5C5C) &+ 0x7F7F_7F7F_7F7F_7F7F
-        return printable & notQuote & notBackslash & ~x & high
+        return SafeText.printableBits(x) & notQuote & notBackslash
     }
 
     private static let hex = Array("0123456789abcdef".utf8)

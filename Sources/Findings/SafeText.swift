@@ -47,16 +47,10 @@ package enum SafeText {
     /// that `clean` would return it unchanged. Tested eight bytes at a time.
     package static func isPrintableASCII(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let base = bytes.baseAddress else { return true }
-        let ones: UInt64 = 0x0101_0101_0101_0101
         let high: UInt64 = 0x8080_8080_8080_8080
         var i = 0
         while i + 8 <= bytes.count {
-            let x = UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)
-            if x & high != 0 { return false }
-            // With no high bit set: a byte below 0x20 borrows in x - 0x20…, and DEL is the zero
-            // byte of x ^ 0x7F….
-            let del = x ^ 0x7F7F_7F7F_7F7F_7F7F
-            if ((x &- 0x2020_2020_2020_2020) | (del &- ones)) & ~x & high != 0 { return false }
+            if printableBits(UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self)) != high { return false }
             i += 8
         }
         while i < bytes.count {
@@ -64,6 +58,15 @@ package enum SafeText {
             i += 1
         }
         return true
+    }
+
+    /// The high bit of each byte of `x` that is printable ASCII (0x20 to 0x7E). For a byte below
+    /// 0x80: + 0x60 reaches 0x80 from 0x20 up, + 0x01 only at 0x7F, and neither sum carries into
+    /// the next byte. A byte from 0x80 up is cleared by `~x` (sums beside it may carry, but the
+    /// word already fails).
+    @inline(__always)
+    package static func printableBits(_ x: UInt64) -> UInt64 {
+        (x &+ 0x6060_6060_6060_6060) & ~(x &+ 0x0101_0101_0101_0101) & ~x & 0x8080_8080_8080_8080
     }
 
     /// Whether `text` holds a byte that `clean` would remove or replace.

@@ -8,7 +8,7 @@ package struct PackedEvent: Sendable {
     package init(_ event: Event) { bytes = Self.pack(event) }
 
     /// `event` packed: written through a pointer into room for the most it can need (no
-    /// per-byte append), then cut to its size.
+    /// per-byte append), then copied at its size.
     package static func pack(_ event: Event) -> [UInt8] {
         let source = event.position.source
         let cursor = event.position.cursor
@@ -18,8 +18,8 @@ package struct PackedEvent: Sendable {
             bound += 1 + 2 * 10 + name.utf8.count + value.count
             return true
         }
-        return [UInt8](unsafeUninitializedCapacity: bound) { buffer, used in
-            var w = PackWriter(at: buffer.baseAddress!)
+        return [UInt8](writingAtMost: bound) { base in
+            var w = PackWriter(at: base)
             w.varint(event.time.map { UInt64(bitPattern: $0) &+ 1 } ?? 0)
             w.bytes(source)
             w.varint(UInt64(max(0, event.position.line)))
@@ -43,8 +43,7 @@ package struct PackedEvent: Sendable {
                 w.bytes(value)
                 return true
             }
-            assert(w.count <= bound, "packed event overran its room")
-            used = w.count
+            return w.count
         }
     }
 

@@ -164,7 +164,7 @@ package struct Observable: Sendable, Hashable {
 
     /// The observables an event names, in `fieldMap` order, without duplicates.
     package static func from(_ event: Event) -> [Observable] {
-        var ranges = [Range<Int>?](repeating: nil, count: fieldMap.count)
+        var ranges = [Range<Int>?](filling: nil, count: fieldMap.count)
         _ = event.fields.firstRanges(of: fieldNames, into: &ranges)
         return event.fields.storage.withUnsafeBufferPointer { storage in
             var out: [Observable] = []

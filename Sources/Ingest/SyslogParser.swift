@@ -45,10 +45,9 @@ package struct SyslogParser: Sendable {
     package mutating func parse(_ line: UnsafeBufferPointer<UInt8>, position: SourcePosition) -> Result {
         var fields = EventFields(backing: Array(line))
         var event = Event(position: position)
-        let found = line.withMemoryRebound(to: UInt8.self) { bytes in
-            parseHeader(bytes, into: &fields, event: &event)
-        }
-        event.fields = fields
+        let found = parseHeader(line, into: &fields, event: &event)
+        // Moved in, not copied.
+        swap(&fields, &event.fields)
         return Result(event: event, headerFound: found)
     }
 

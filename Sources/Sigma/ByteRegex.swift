@@ -115,14 +115,14 @@ package struct ByteRegex: Sendable {
 
     /// The `count` groups held in capture slots (start and end per group, -1 when unset).
     static func groups<Slots: RandomAccessCollection<Int>>(_ slots: Slots, count: Int) -> [Range<Int>?] where Slots.Index == Int {
-        [Range<Int>?](unsafeUninitializedCapacity: count) { groups, n in
-            for g in 0..<count {
-                let s = slots[2 * g]
-                let e = slots[2 * g + 1]
-                groups.initializeElement(at: g, to: s >= 0 && e >= s ? s..<e : nil)
-            }
-            n = count
+        var groups: [Range<Int>?] = []
+        groups.reserveCapacity(count)
+        for g in 0..<count {
+            let s = slots[2 * g]
+            let e = slots[2 * g + 1]
+            groups.append(s >= 0 && e >= s ? s..<e : nil)
         }
+        return groups
     }
 }
 

@@ -641,7 +641,7 @@ package struct RuleSet: Sendable {
         mutating func share(_ slot: Int, with event: inout Event, fields: [String]) {
             for (k, f) in fields.enumerated() {
                 if let v = event.fields.first(f) {
-                    if sessions[slot].known.count != fields.count { sessions[slot].known = Array(repeating: nil, count: fields.count) }
+                    if sessions[slot].known.count != fields.count { sessions[slot].known = Array(filling: nil, count: fields.count) }
                     if sessions[slot].known[k].map({ $0.elementsEqual(v) }) != true { sessions[slot].known[k] = Array(v) }
                 } else if k < sessions[slot].known.count, let v = sessions[slot].known[k] {
                     event.fields.add(f, bytes: v)
@@ -923,7 +923,9 @@ package struct RuleSet: Sendable {
             if let list = plan.session { pipeline.extract(list, into: &event) } else { pipeline.extract(.session, into: &event) }
         }
         c.sessions.share(at, with: &event, fields: pipeline.sessionFields)
-        var session = c.sessions.sessions[at]
+        // Moved out and back (an empty session stands in), not copied: no field is retained.
+        var session = SessionMemory.Session()
+        swap(&session, &c.sessions.sessions[at])
         // A provisional failure (PAM's line for an attempt sshd reports itself) is superseded when
         // the next line of the session reports the same attempt or a success; otherwise it stands.
         if let held = session.provisionalEvent {

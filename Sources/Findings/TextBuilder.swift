@@ -20,7 +20,11 @@ package struct TextBuilder {
             bytes.append(UInt8(ascii: "0") + UInt8(rest % 10))
             rest /= 10
         } while rest > 0
-        bytes[start...].reverse()
+        // Reversed where it lies (reversing the slice `bytes[start...]` would copy the array).
+        bytes.withUnsafeMutableBufferPointer { all in
+            var digits = UnsafeMutableBufferPointer(rebasing: all[start...])
+            digits.reverse()
+        }
     }
 
     /// The text (invalid UTF-8, which the parts should not hold, is repaired).

@@ -814,7 +814,11 @@ package struct RuleSet: Sendable {
             c.due[Int(c.due[0])] = p
         }
         let due = 1..<(Int(c.due[0]) + 1)
-        c.due[due].sort()
+        // Sorted where it lies: sorting `c.due[due]` would copy the array (the slice shares it).
+        c.due.withUnsafeMutableBufferPointer { all in
+            var part = UnsafeMutableBufferPointer(rebasing: all[due])
+            part.sort()
+        }
         var matched: [Int] = []
         for k in due {
             let rule = screen.rules[Int(c.due[k])]

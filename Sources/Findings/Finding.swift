@@ -197,37 +197,54 @@ package struct Observable: Sendable, Hashable {
 /// replay after a crash repeats it and consumers can deduplicate.
 package enum FindingID {
     package static func make(ruleID: String, position: SourcePosition) -> String {
+        var h = Hash()
+        h.mix(ruleID)
+        h.mix(0x7C)
+        h.mix(position.source)
+        h.mix(0x7C)
+        var offset = position.offset
+        for _ in 0..<8 {
+            h.mix(UInt8(truncatingIfNeeded: offset))
+            offset >>= 8
+        }
+        h.mix(0x7C)
+        if let cursor = position.cursor { h.mix(cursor) }
+        return h.text
+    }
+
+    /// Two FNV-style lanes, the second fed from the first.
+    private struct Hash {
         var a: UInt64 = 0xcbf2_9ce4_8422_2325
         var b: UInt64 = 0x8422_2325_cbf2_9ce4
-        func mix(_ byte: UInt8) {
+
+        @inline(__always)
+        mutating func mix(_ byte: UInt8) {
             a = (a ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
             b = (b ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 ^ (a >> 29)
         }
-        for c in ruleID.utf8 { mix(c) }
-        mix(0x7C)
-        for c in position.source.utf8 { mix(c) }
-        mix(0x7C)
-        var offset = position.offset
-        for _ in 0..<8 {
-            mix(UInt8(truncatingIfNeeded: offset))
-            offset >>= 8
+
+        /// The string's UTF-8 bytes, read where they lie.
+        mutating func mix(_ s: String) {
+            var s = s
+            s.withUTF8 { for c in $0 { mix(c) } }
         }
-        mix(0x7C)
-        for c in (position.cursor ?? "").utf8 { mix(c) }
-        // 32 hex digits of a then b, with dashes after the 8th, 12th, 16th and 20th: a UUID's shape.
-        return String(unsafeUninitializedCapacity: 36) { out in
-            var i = 0
-            for n in 0..<32 {
-                if n == 8 || n == 12 || n == 16 || n == 20 {
-                    out[i] = UInt8(ascii: "-")
+
+        /// 32 hex digits of a then b, with dashes after the 8th, 12th, 16th and 20th: a UUID's shape.
+        var text: String {
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 36) { out in
+                var i = 0
+                for n in 0..<32 {
+                    if n == 8 || n == 12 || n == 16 || n == 20 {
+                        out[i] = UInt8(ascii: "-")
+                        i += 1
+                    }
+                    let word = n < 16 ? a : b
+                    let digit = UInt8(truncatingIfNeeded: (word >> UInt64((15 - n % 16) * 4)) & 0xF)
+                    out[i] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
                     i += 1
                 }
-                let word = n < 16 ? a : b
-                let digit = UInt8(truncatingIfNeeded: (word >> UInt64((15 - n % 16) * 4)) & 0xF)
-                out[i] = digit < 10 ? UInt8(ascii: "0") + digit : UInt8(ascii: "a") + digit - 10
-                i += 1
+                return String(decoding: UnsafeBufferPointer(out), as: UTF8.self)
             }
-            return i
         }
     }
 }

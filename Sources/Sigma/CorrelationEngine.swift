@@ -290,7 +290,13 @@ package struct CorrelationEngine {
         case .eventCount: return Double(g.events)
         case .valueCount:
             if !g.values.isEmpty { return Double(g.values.count) }
-            return Double(Set(live.lazy.map(\.value).filter { $0 != 0 }).count)
+            // A small window (see `smallWindow`): distinct values counted pairwise, with no set built.
+            var distinct = 0
+            for i in live.indices where live[i].value != 0 {
+                let v = live[i].value
+                if !live[live.startIndex..<i].contains(where: { $0.value == v }) { distinct += 1 }
+            }
+            return Double(distinct)
         case .valueSum: return g.sum
         case .valueAvg: return live.isEmpty ? nil : g.sum / Double(live.count)
         case .temporal: return Double(g.values.count)

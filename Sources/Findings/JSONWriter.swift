@@ -160,12 +160,30 @@ package struct JSONWriter: ~Copyable {
         }
         count += digits
         var at = count
-        repeat {
-            at -= 1
-            base[at] = UInt8(ascii: "0") + UInt8(rest % 10)
-            rest /= 10
-        } while rest > 0
+        // Two digits per division, from the last.
+        Self.digitPairs.withUTF8Buffer { pairs in
+            while rest >= 100 {
+                let pair = Int(rest % 100) * 2
+                rest /= 100
+                at -= 2
+                base[at] = pairs[pair]
+                base[at + 1] = pairs[pair + 1]
+            }
+            if rest >= 10 {
+                let pair = Int(rest) * 2
+                base[at - 2] = pairs[pair]
+                base[at - 1] = pairs[pair + 1]
+            } else {
+                base[at - 1] = UInt8(ascii: "0") + UInt8(rest)
+            }
+        }
     }
+
+    /// "00" to "99", one after the other.
+    private static let digitPairs: StaticString = """
+        0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849\
+        5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899
+        """
 
     package mutating func field(_ k: JSONKey, _ v: Bool) {
         key(k)

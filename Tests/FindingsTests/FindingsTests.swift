@@ -74,6 +74,23 @@ extension JSONWriterTests {
         )
         #expect(try JSONSerialization.jsonObject(with: Data(w.bytes)) is [String: Any])
     }
+
+    @Test("integers of every length, either side of each power of ten, as Swift prints them")
+    func integersOfEveryLength() {
+        var values: [Int64] = [0, Int64.max, Int64.min, Int64.min + 1]
+        var power: Int64 = 1
+        for _ in 0..<19 {
+            values += [power, power - 1, power + 1, -power, -(power - 1), power * 5 - 3]
+            if power <= Int64.max / 10 { power *= 10 }
+        }
+        for v in values {
+            var w = JSONWriter()
+            w.beginObject()
+            w.field("n", v)
+            w.endObject()
+            #expect(String(decoding: w.bytes, as: UTF8.self) == "{\"n\":\(v)}")
+        }
+    }
 }
 
 /// The word-at-a-time byte tests agree with the byte-by-byte rules they replace, for every

@@ -937,6 +937,11 @@ struct BitStateBacktracker {
         /// cycle passes through a marked instruction.
         let rows: [Int32]
         let rowCount: Int
+        /// Per instruction, the length of the run of one-byte tests (an ASCII scalar, or a
+        /// letter either case) that starts there, when no jump or split leads into the run past
+        /// its start, else 0. `Search` compares such a run with the input in one loop: each of
+        /// its tests takes exactly one ASCII byte, and only the first needs a visit mark.
+        let runs: [UInt8]
 
         init(_ program: [Inst]) {
             var entries = [Int](repeating: 0, count: program.count + 1)
@@ -969,6 +974,24 @@ struct BitStateBacktracker {
             self.loops = loops
             self.rows = rows
             self.rowCount = rowCount
+            func isByteTest(_ inst: Inst) -> Bool {
+                switch inst {
+                case .scalar(let v): v < 0x80
+                case .scalarFold: true
+                default: false
+                }
+            }
+            var runs = [UInt8](repeating: 0, count: program.count)
+            var pc = program.count - 1
+            while pc >= 0 {
+                if isByteTest(program[pc]) {
+                    // The next instruction continues the run unless something jumps to it.
+                    let next = pc + 1 < program.count && entries[pc + 1] == 0 ? Int(runs[pc + 1]) : 0
+                    runs[pc] = UInt8(min(255, next + 1))
+                }
+                pc -= 1
+            }
+            self.runs = runs
         }
     }
 
@@ -988,24 +1011,28 @@ struct BitStateBacktracker {
                             code.lookahead.withUnsafeBufferPointer { lookahead in
                                 code.shape.loops.withUnsafeBufferPointer { loops in
                                     code.shape.rows.withUnsafeBufferPointer { rows in
-                                        var search = Search(
-                                            program: program, sets: sets, lookahead: lookahead, loops: loops, rows: rows, input: input,
-                                            visited: visited, slots: slots, slotCount: slotCount, width: width, jobs: JobStack(firstJobs))
-                                        defer { search.jobs.release() }
-                                        let last = code.anchoredAtStart ? 0 : input.count
-                                        let firstBytes = code.anchoredAtStart ? nil : code.firstBytes
-                                        var start = 0
-                                        while start <= last {
-                                            if let firstBytes {
-                                                // Skip to the next position where a match can begin (an ASCII
-                                                // byte, so never inside a character).
-                                                while start < input.count, !firstBytes.contains(input[start]) { start += 1 }
-                                                if start >= input.count { return nil }
+                                        code.shape.runs.withUnsafeBufferPointer { runs in
+                                            var search = Search(
+                                                program: program, sets: sets, lookahead: lookahead, loops: loops, rows: rows, runs: runs,
+                                                input: input,
+                                                visited: visited, slots: slots, slotCount: slotCount, width: width,
+                                                jobs: JobStack(firstJobs))
+                                            defer { search.jobs.release() }
+                                            let last = code.anchoredAtStart ? 0 : input.count
+                                            let firstBytes = code.anchoredAtStart ? nil : code.firstBytes
+                                            var start = 0
+                                            while start <= last {
+                                                if let firstBytes {
+                                                    // Skip to the next position where a match can begin (an ASCII
+                                                    // byte, so never inside a character).
+                                                    while start < input.count, !firstBytes.contains(input[start]) { start += 1 }
+                                                    if start >= input.count { return nil }
+                                                }
+                                                if search.tryAt(start) { return ByteRegex.groups(slots, count: slotCount / 2) }
+                                                if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
                                             }
-                                            if search.tryAt(start) { return ByteRegex.groups(slots, count: slotCount / 2) }
-                                            if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
+                                            return nil
                                         }
-                                        return nil
                                     }
                                 }
                             }
@@ -1080,6 +1107,7 @@ struct BitStateBacktracker {
         let lookahead: UnsafeBufferPointer<ByteRegex.Lookahead>
         let loops: UnsafeBufferPointer<UInt8>
         let rows: UnsafeBufferPointer<Int32>
+        let runs: UnsafeBufferPointer<UInt8>
         let input: UnsafeBufferPointer<UInt8>
         let visited: UnsafeMutableBufferPointer<UInt64>
         let slots: UnsafeMutableBufferPointer<Int>
@@ -1224,6 +1252,18 @@ struct BitStateBacktracker {
                         pc += 1
                         continue
                     default:
+                        // A run of one-byte tests (a literal), compared in one loop. A scalar
+                        // test's lookahead holds exactly its byte, a folded letter's both cases.
+                        let run = Int(runs[pc])
+                        if run > 1, !lookahead.isEmpty {
+                            guard at + run <= input.count else { break }
+                            var k = 0
+                            while k < run, lookahead[pc + k].bytes.contains(input[at + k]) { k += 1 }
+                            guard k == run else { break }
+                            at += run
+                            pc += run
+                            continue
+                        }
                         // A one-character test (the rest were handled above).
                         let step = taken(pc, at)
                         guard step > 0 else { break }

@@ -136,7 +136,6 @@ package struct ScanPipeline {
             do {
                 while var event = try reader.next() {
                     detector.process(&event, now: wallClock, deliver: deliver)
-                    reader.recycle(&event.fields)
                     if progress.enabled, reader.statistics.lines & 0x3FFF == 0 {
                         var s = summary.read
                         s += reader.statistics

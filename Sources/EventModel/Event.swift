@@ -196,19 +196,6 @@ package struct EventFields: Sendable {
 
     package var count: Int { fields.count }
 
-    /// Whether the buffers are small enough to keep for the next line (a reader does not hold
-    /// on to the room of a megabyte line).
-    package var isWorthReusing: Bool { storage.capacity <= 1 << 16 && fields.capacity <= 256 }
-
-    /// Empties the fields and makes `bytes` the backing buffer, in the buffers already allocated
-    /// when nothing else shares them (a reader recycles one set per line).
-    package mutating func reuse(backing bytes: UnsafeBufferPointer<UInt8>) {
-        storage.removeAll(keepingCapacity: true)
-        storage.append(contentsOf: bytes)
-        fields.removeAll(keepingCapacity: true)
-        if fields.capacity < 12 { fields.reserveCapacity(12) }
-    }
-
     /// The names in order (repeats included).
     package var names: [String] { fields.map(\.name) }
 

@@ -51,8 +51,6 @@ package struct EventReader: ~Copyable {
     package private(set) var format: InputFormat
     package private(set) var statistics = ReadStatistics()
     private var decoder: LineDecoder
-    /// Buffers of a line the caller is done with, for the next line (see `recycle`).
-    private var spare = EventFields()
 
     /// Opens `path` (`-` is standard input).
     package init(path: String, options: ReaderOptions) throws(IngestError) {
@@ -96,14 +94,6 @@ package struct EventReader: ~Copyable {
         }
     }
 
-    /// Takes back the fields of an event the caller is done with: the next line is parsed into
-    /// their buffers instead of new ones. Buffers that a kept copy of the event shares are
-    /// copied on reuse, as any shared array is; large ones are not kept.
-    package mutating func recycle(_ fields: inout EventFields) {
-        guard fields.isWorthReusing else { return }
-        swap(&fields, &spare)
-    }
-
     private mutating func detect() throws -> InputFormat {
         let head = try reader.peek(4096)
         var i = 0
@@ -130,16 +120,11 @@ package struct EventReader: ~Copyable {
             let lineNumber = statistics.lines + 1
             let src = source
             var decoder = decoder
-            // Moved out and back, so that the spare buffers stay unshared while the line is parsed.
-            var spare = EventFields()
-            swap(&spare, &self.spare)
             let outcome: (Event?, Bool, Bool)? = try reader.nextLine { line, offset, truncated in
-                let (event, parsed) = decoder.decode(
-                    line, position: SourcePosition(source: src, line: lineNumber, offset: offset), reusing: &spare)
+                let (event, parsed) = decoder.decode(line, position: SourcePosition(source: src, line: lineNumber, offset: offset))
                 return (event, parsed, truncated)
             }
             self.decoder = decoder
-            swap(&spare, &self.spare)
             guard let (event, parsed, truncated) = outcome else { return nil }
             statistics.lines += 1
             statistics.bytes = reader.offset

@@ -25,15 +25,6 @@ package struct LineDecoder: Sendable {
 
     /// The event for `line`, and whether it had the structure its format promises.
     package mutating func decode(_ line: UnsafeBufferPointer<UInt8>, position: SourcePosition) -> (event: Event?, parsed: Bool) {
-        var spare = EventFields()
-        return decode(line, position: position, reusing: &spare)
-    }
-
-    /// `decode`; a syslog line's fields are built in the buffers of `spare` (see
-    /// `SyslogParser.parse(_:position:reusing:)`).
-    package mutating func decode(_ line: UnsafeBufferPointer<UInt8>, position: SourcePosition, reusing spare: inout EventFields) -> (
-        event: Event?, parsed: Bool
-    ) {
         if line.isEmpty { return (nil, true) }
         let audit = (format == .audit || format == .auto) && Self.isAuditRecord(line)
         if format == .audit || audit {
@@ -54,7 +45,7 @@ package struct LineDecoder: Sendable {
             case .failure: return (nil, false)
             }
         }
-        let r = syslog.parse(line, position: position, reusing: &spare)
+        let r = syslog.parse(line, position: position)
         return (r.event, r.headerFound)
     }
 }

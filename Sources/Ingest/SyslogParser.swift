@@ -43,16 +43,7 @@ package struct SyslogParser: Sendable {
     }
 
     package mutating func parse(_ line: UnsafeBufferPointer<UInt8>, position: SourcePosition) -> Result {
-        var spare = EventFields()
-        return parse(line, position: position, reusing: &spare)
-    }
-
-    /// `parse`, with the fields built in the buffers of `spare` (an earlier line's, handed back
-    /// by the caller); `spare` is left empty.
-    package mutating func parse(_ line: UnsafeBufferPointer<UInt8>, position: SourcePosition, reusing spare: inout EventFields) -> Result {
-        var fields = EventFields()
-        swap(&fields, &spare)
-        fields.reuse(backing: line)
+        var fields = EventFields(backing: Array(line))
         var event = Event(position: position)
         let found = parseHeader(line, into: &fields, event: &event)
         // Moved in, not copied.

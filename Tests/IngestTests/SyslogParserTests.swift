@@ -139,35 +139,6 @@ struct EventReaderTests {
         #expect(events[1].string("n.k") == "v")
     }
 
-    /// A line parsed into recycled buffers leaves alone the events that were kept from earlier
-    /// lines (their buffers are shared, so they are copied, not overwritten).
-    @Test func recycledBuffersLeaveKeptEventsAlone() throws {
-        var text = ""
-        for i in 0..<300 {
-            // Lines of growing and shrinking length, so that reuse meets both.
-            let pad = String(repeating: "x", count: (i * 37) % 400)
-            text += "Nov  1 00:00:\(String(format: "%02d", i % 60)) h\(i) sshd[\(i)]: line \(i) \(pad)\n"
-        }
-        let path = try Fixtures.temporaryFile(Array(text.utf8))
-        let (plain, _) = try Fixtures.readAll(path)
-        var reader = try EventReader(path: path, options: ReaderOptions())
-        var kept: [Event] = []
-        var index = 0
-        while var event = try reader.next() {
-            if index % 3 != 2 { kept.append(event) }
-            reader.recycle(&event.fields)
-            #expect(event.fields.isEmpty)
-            index += 1
-        }
-        let expected = plain.enumerated().filter { $0.offset % 3 != 2 }.map(\.element)
-        #expect(kept.count == expected.count)
-        for (a, b) in zip(kept, expected) {
-            #expect(a.fields.names == b.fields.names)
-            #expect(a.fields.count == b.fields.count)
-            for k in 0..<a.fields.count { #expect(Array(a.fields.value(at: k)) == Array(b.fields.value(at: k))) }
-        }
-    }
-
     @Test func journalExportWithBinaryField() throws {
         var data = Array("__CURSOR=s=1\n__REALTIME_TIMESTAMP=1700000000000000\nSYSLOG_IDENTIFIER=sshd\nMESSAGE\n".utf8)
         let payload = Array("line one\nline two".utf8)

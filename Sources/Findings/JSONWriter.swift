@@ -208,26 +208,41 @@ package struct JSONWriter: ~Copyable {
         if s.utf8.withContiguousStorageIfAvailable({ escaped($0) }) == nil { escaped(s.utf8) }
     }
 
-    /// True when `v` can be written as is: printable ASCII without `"` and `\`. Tested eight
-    /// bytes at a time, sixteen per step (most values are plain, and this runs for every string
-    /// of every finding); a value of eight bytes or more has its last eight tested as one word,
-    /// which may overlap the others.
+    /// Writes `v` in quotes and returns true when it can be written as is (printable ASCII
+    /// without `"` and `\`); else writes nothing and returns false. Most values are plain, and
+    /// this runs for every string of every finding: a value of eight bytes or more is tested
+    /// while it is copied, a word at a time (its last word may overlap the one before), in one
+    /// pass. A value that turns out not to be plain leaves bytes only past `count`.
     @inline(__always)
-    private static func isPlain(_ v: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let base = v.baseAddress else { return true }
+    private mutating func putIfPlain(_ v: UnsafeBufferPointer<UInt8>) -> Bool {
         let n = v.count
-        @inline(__always) func word(_ i: Int) -> UInt64 { UnsafeRawPointer(base + i).loadUnaligned(as: UInt64.self) }
-        if n >= 8 {
-            var i = 0
-            var plain = plainBits(word(n - 8))
-            while i + 16 <= n {
-                plain &= plainBits(word(i)) & plainBits(word(i + 8))
-                i += 16
-            }
-            if i + 8 <= n { plain &= plainBits(word(i)) }
-            return plain == 0x8080_8080_8080_8080
+        guard n >= 8, let from = v.baseAddress else {
+            for c in v where c < 0x20 || c >= 0x7F || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return false }
+            put(UInt8(ascii: "\""))
+            put(v)
+            put(UInt8(ascii: "\""))
+            return true
         }
-        for c in v where c < 0x20 || c >= 0x7F || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return false }
+        reserve(n + 2)
+        let source = UnsafeRawPointer(from)
+        let target = UnsafeMutableRawPointer(base + count + 1)
+        var plain: UInt64 = 0x8080_8080_8080_8080
+        var i = 0
+        while i + 8 <= n {
+            let word = source.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+            plain &= Self.plainBits(word)
+            target.storeBytes(of: word, toByteOffset: i, as: UInt64.self)
+            i += 8
+        }
+        if i < n {
+            let word = source.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
+            plain &= Self.plainBits(word)
+            target.storeBytes(of: word, toByteOffset: n - 8, as: UInt64.self)
+        }
+        guard plain == 0x8080_8080_8080_8080 else { return false }
+        base[count] = UInt8(ascii: "\"")
+        base[count + n + 1] = UInt8(ascii: "\"")
+        count += n + 2
         return true
     }
 
@@ -245,13 +260,7 @@ package struct JSONWriter: ~Copyable {
 
     /// Writes `v` as a JSON string, repairing invalid UTF-8 and escaping control characters.
     package mutating func escaped(_ v: some Collection<UInt8>) {
-        let done = v.withContiguousStorageIfAvailable { buf -> Bool in
-            guard Self.isPlain(buf) else { return false }
-            put(UInt8(ascii: "\""))
-            put(buf)
-            put(UInt8(ascii: "\""))
-            return true
-        }
+        let done = v.withContiguousStorageIfAvailable { putIfPlain($0) }
         if done == true { return }
         put(UInt8(ascii: "\""))
         var it = v.makeIterator()

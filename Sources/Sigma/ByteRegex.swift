@@ -926,22 +926,29 @@ struct BitStateBacktracker {
 
     /// What the backtracker knows of a program before it runs.
     struct Shape: Sendable {
-        /// Per instruction: `greedyLoop` or `lazyLoop` for the split of a star over one character
-        /// test (`split; test; jump back`) whose body nothing else enters, else 0. `Search`
-        /// runs such a loop in one place: its test and jump are reached only through its split,
-        /// so marking the split's visits alone keeps every (instruction, position) explored once.
-        let loops: [UInt8]
-        /// Per instruction, its row in the visit bitmap, or -1. Visits are marked only where a
-        /// jump or split leads, and at the start. Any other instruction is reached only from the
-        /// one before it, so it is explored at most once per position when that one is; every
-        /// cycle passes through a marked instruction.
-        let rows: [Int32]
+        /// What the search needs to know of one instruction, side by side for the three.
+        struct Step: Sendable {
+            /// Its row in the visit bitmap, or -1. Visits are marked only where a jump or split
+            /// leads, and at the start. Any other instruction is reached only from the one before
+            /// it, so it is explored at most once per position when that one is; every cycle
+            /// passes through a marked instruction.
+            var row: Int32 = -1
+            /// `greedyLoop` or `lazyLoop` for the split of a star over one character test
+            /// (`split; test; jump back`) whose body nothing else enters, else 0. `Search` runs
+            /// such a loop in one place: its test and jump are reached only through its split,
+            /// so marking the split's visits alone keeps every (instruction, position) explored
+            /// once.
+            var loop: UInt8 = 0
+            /// The length of the run of one-byte tests (an ASCII scalar, or a letter either case)
+            /// that starts here, when no jump or split leads into the run past its start, else 0.
+            /// `Search` compares such a run with the input in one loop: each of its tests takes
+            /// exactly one ASCII byte, and only the first needs a visit mark.
+            var run: UInt8 = 0
+        }
+
+        /// One per instruction.
+        let steps: [Step]
         let rowCount: Int
-        /// Per instruction, the length of the run of one-byte tests (an ASCII scalar, or a
-        /// letter either case) that starts there, when no jump or split leads into the run past
-        /// its start, else 0. `Search` compares such a run with the input in one loop: each of
-        /// its tests takes exactly one ASCII byte, and only the first needs a visit mark.
-        let runs: [UInt8]
 
         init(_ program: [Inst]) {
             var entries = [Int](repeating: 0, count: program.count + 1)
@@ -954,7 +961,7 @@ struct BitStateBacktracker {
                 default: break
                 }
             }
-            var loops = [UInt8](repeating: 0, count: program.count)
+            var steps = [Step](repeating: Step(), count: program.count)
             for pc in program.indices where pc + 2 < program.count {
                 guard case .split(let x, let y) = program[pc], case .jump(let back) = program[pc + 2], back == pc,
                     entries[pc + 1] == 1, entries[pc + 2] == 0
@@ -963,17 +970,13 @@ struct BitStateBacktracker {
                 case .scalar, .scalarFold, .any, .set: break
                 default: continue
                 }
-                if x == pc + 1 { loops[pc] = greedyLoop } else if y == pc + 1 { loops[pc] = lazyLoop }
+                if x == pc + 1 { steps[pc].loop = greedyLoop } else if y == pc + 1 { steps[pc].loop = lazyLoop }
             }
-            var rows = [Int32](repeating: -1, count: program.count)
             var rowCount = 0
             for pc in program.indices where pc == 0 || entries[pc] > 0 {
-                rows[pc] = Int32(rowCount)
+                steps[pc].row = Int32(rowCount)
                 rowCount += 1
             }
-            self.loops = loops
-            self.rows = rows
-            self.rowCount = rowCount
             func isByteTest(_ inst: Inst) -> Bool {
                 switch inst {
                 case .scalar(let v): v < 0x80
@@ -981,17 +984,13 @@ struct BitStateBacktracker {
                 default: false
                 }
             }
-            var runs = [UInt8](repeating: 0, count: program.count)
-            var pc = program.count - 1
-            while pc >= 0 {
-                if isByteTest(program[pc]) {
-                    // The next instruction continues the run unless something jumps to it.
-                    let next = pc + 1 < program.count && entries[pc + 1] == 0 ? Int(runs[pc + 1]) : 0
-                    runs[pc] = UInt8(min(255, next + 1))
-                }
-                pc -= 1
+            for pc in program.indices.reversed() where isByteTest(program[pc]) {
+                // The next instruction continues the run unless something jumps to it.
+                let next = pc + 1 < program.count && entries[pc + 1] == 0 ? Int(steps[pc + 1].run) : 0
+                steps[pc].run = UInt8(min(255, next + 1))
             }
-            self.runs = runs
+            self.steps = steps
+            self.rowCount = rowCount
         }
     }
 
@@ -1009,31 +1008,25 @@ struct BitStateBacktracker {
                     code.program.withUnsafeBufferPointer { program in
                         code.sets.withUnsafeBufferPointer { sets in
                             code.lookahead.withUnsafeBufferPointer { lookahead in
-                                code.shape.loops.withUnsafeBufferPointer { loops in
-                                    code.shape.rows.withUnsafeBufferPointer { rows in
-                                        code.shape.runs.withUnsafeBufferPointer { runs in
-                                            var search = Search(
-                                                program: program, sets: sets, lookahead: lookahead, loops: loops, rows: rows, runs: runs,
-                                                input: input,
-                                                visited: visited, slots: slots, slotCount: slotCount, width: width,
-                                                jobs: JobStack(firstJobs))
-                                            defer { search.jobs.release() }
-                                            let last = code.anchoredAtStart ? 0 : input.count
-                                            let firstBytes = code.anchoredAtStart ? nil : code.firstBytes
-                                            var start = 0
-                                            while start <= last {
-                                                if let firstBytes {
-                                                    // Skip to the next position where a match can begin (an ASCII
-                                                    // byte, so never inside a character).
-                                                    while start < input.count, !firstBytes.contains(input[start]) { start += 1 }
-                                                    if start >= input.count { return nil }
-                                                }
-                                                if search.tryAt(start) { return ByteRegex.groups(slots, count: slotCount / 2) }
-                                                if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
-                                            }
-                                            return nil
+                                code.shape.steps.withUnsafeBufferPointer { steps in
+                                    var search = Search(
+                                        program: program, sets: sets, lookahead: lookahead, steps: steps, input: input, visited: visited,
+                                        slots: slots, slotCount: slotCount, width: width, jobs: JobStack(firstJobs))
+                                    defer { search.jobs.release() }
+                                    let last = code.anchoredAtStart ? 0 : input.count
+                                    let firstBytes = code.anchoredAtStart ? nil : code.firstBytes
+                                    var start = 0
+                                    while start <= last {
+                                        if let firstBytes {
+                                            // Skip to the next position where a match can begin (an ASCII
+                                            // byte, so never inside a character).
+                                            while start < input.count, !firstBytes.contains(input[start]) { start += 1 }
+                                            if start >= input.count { return nil }
                                         }
+                                        if search.tryAt(start) { return ByteRegex.groups(slots, count: slotCount / 2) }
+                                        if start < input.count { start += PikeVM.decode(input, start).1 } else { break }
                                     }
+                                    return nil
                                 }
                             }
                         }
@@ -1105,9 +1098,7 @@ struct BitStateBacktracker {
         let sets: UnsafeBufferPointer<CharSet>
         /// Empty: no lookahead for this program.
         let lookahead: UnsafeBufferPointer<ByteRegex.Lookahead>
-        let loops: UnsafeBufferPointer<UInt8>
-        let rows: UnsafeBufferPointer<Int32>
-        let runs: UnsafeBufferPointer<UInt8>
+        let steps: UnsafeBufferPointer<Shape.Step>
         let input: UnsafeBufferPointer<UInt8>
         let visited: UnsafeMutableBufferPointer<UInt64>
         let slots: UnsafeMutableBufferPointer<Int>
@@ -1116,10 +1107,10 @@ struct BitStateBacktracker {
         var jobs: JobStack
 
         /// Marks (`pc`, `at`) visited; false when it already was (never for an instruction
-        /// without a row: see `Shape.rows`).
+        /// without a row: see `Shape.Step.row`).
         @inline(__always)
         func firstVisit(_ pc: Int, _ at: Int) -> Bool {
-            let row = Int(rows[pc])
+            let row = Int(steps[pc].row)
             return row < 0 || firstVisit(bit: row * width + at)
         }
 
@@ -1179,14 +1170,14 @@ struct BitStateBacktracker {
                     case .jump(let t):
                         pc = t
                         continue
-                    case .split(let a, let b) where loops[pc] != 0:
+                    case .split(let a, let b) where steps[pc].loop != 0:
                         // A star over one character test, run here: the same choices as the steps
                         // below, without a dispatch and a visit mark for its test and its jump.
-                        let greedy = loops[pc] == BitStateBacktracker.greedyLoop
+                        let greedy = steps[pc].loop == BitStateBacktracker.greedyLoop
                         let body = greedy ? a : b
                         let exit = greedy ? b : a
                         // A loop's split is a jump target, so it has a row.
-                        let rowStart = Int(rows[pc]) * width
+                        let rowStart = Int(steps[pc].row) * width
                         if !lookahead.isEmpty {
                             // A run of ASCII bytes that the body takes and the exit cannot begin
                             // with: for each, the steps below queue nothing and move on one byte.
@@ -1254,7 +1245,7 @@ struct BitStateBacktracker {
                     default:
                         // A run of one-byte tests (a literal), compared in one loop. A scalar
                         // test's lookahead holds exactly its byte, a folded letter's both cases.
-                        let run = Int(runs[pc])
+                        let run = Int(steps[pc].run)
                         if run > 1, !lookahead.isEmpty {
                             guard at + run <= input.count else { break }
                             var k = 0

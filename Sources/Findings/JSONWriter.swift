@@ -143,47 +143,16 @@ package struct JSONWriter: ~Copyable {
         integer(v)
     }
 
-    /// Writes `v` in decimal, straight into the buffer: its digits are counted first, then
-    /// written from the last (at most 20 bytes with the sign).
+    /// Writes `v` in decimal, straight into the buffer (at most 20 bytes with the sign).
     private mutating func integer(_ v: Int64) {
         reserve(20)
         if v < 0 {
             base[count] = UInt8(ascii: "-")
             count += 1
         }
-        var rest = v.magnitude
-        var digits = 1
-        var probe = rest
-        while probe >= 10 {
-            probe /= 10
-            digits += 1
-        }
-        count += digits
-        var at = count
-        // Two digits per division, from the last.
-        Self.digitPairs.withUTF8Buffer { pairs in
-            while rest >= 100 {
-                let pair = Int(rest % 100) * 2
-                rest /= 100
-                at -= 2
-                base[at] = pairs[pair]
-                base[at + 1] = pairs[pair + 1]
-            }
-            if rest >= 10 {
-                let pair = Int(rest) * 2
-                base[at - 2] = pairs[pair]
-                base[at - 1] = pairs[pair + 1]
-            } else {
-                base[at - 1] = UInt8(ascii: "0") + UInt8(rest)
-            }
-        }
+        count += DecimalText.digitCount(v.magnitude)
+        DecimalText.write(v.magnitude, endingAt: base + count)
     }
-
-    /// "00" to "99", one after the other.
-    private static let digitPairs: StaticString = """
-        0001020304050607080910111213141516171819202122232425262728293031323334353637383940414243444546474849\
-        5051525354555657585960616263646566676869707172737475767778798081828384858687888990919293949596979899
-        """
 
     package mutating func field(_ k: JSONKey, _ v: Bool) {
         key(k)

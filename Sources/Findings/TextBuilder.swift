@@ -14,16 +14,10 @@ package struct TextBuilder {
     /// `n` in decimal.
     package mutating func append(_ n: Int) {
         if n < 0 { bytes.append(UInt8(ascii: "-")) }
-        let start = bytes.count
-        var rest = n.magnitude
-        repeat {
-            bytes.append(UInt8(ascii: "0") + UInt8(rest % 10))
-            rest /= 10
-        } while rest > 0
-        // Reversed where it lies (reversing the slice `bytes[start...]` would copy the array).
-        bytes.withUnsafeMutableBufferPointer { all in
-            var digits = UnsafeMutableBufferPointer(rebasing: all[start...])
-            digits.reverse()
+        let digits = DecimalText.digitCount(UInt64(n.magnitude))
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: digits) { room in
+            DecimalText.write(UInt64(n.magnitude), endingAt: room.baseAddress! + digits)
+            bytes.append(contentsOf: UnsafeBufferPointer(room))
         }
     }
 

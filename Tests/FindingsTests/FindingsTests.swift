@@ -93,6 +93,18 @@ extension JSONWriterTests {
     }
 }
 
+struct TextBuilderTests {
+    @Test("counts in texts are written as Swift prints them")
+    func integersAsSwiftPrintsThem() {
+        for n in [0, 1, 9, 10, 99, 100, 12_345, -1, -10, -987_654_321, Int.max, Int.min] {
+            var t = TextBuilder(capacity: 8)
+            t.append("n=")
+            t.append(n)
+            #expect(t.string == "n=\(n)")
+        }
+    }
+}
+
 /// The word-at-a-time byte tests agree with the byte-by-byte rules they replace, for every
 /// byte value at every position of a word and of the tail.
 struct ByteScanTests {

@@ -40,6 +40,8 @@ package struct RuleSet: Sendable {
     private var predicateFieldNames = FieldNameSet([])
     /// `session_key`'s fields, process id last.
     private var sessionKeyNames = FieldNameSet([])
+    /// `session_fields`, carried from line to line of a session.
+    private var sessionFieldNames = FieldNameSet([])
     private var routePredicates: [IndexedPredicate] = []
     private var extractorPredicates: [IndexedPredicate] = []
     private var sessionPredicate = IndexedPredicate(anyEvent: false, conditions: [])
@@ -510,6 +512,7 @@ package struct RuleSet: Sendable {
         sessionPredicate = indexed(pipeline.sessionEvents)
         predicateFieldNames = FieldNameSet(names)
         sessionKeyNames = FieldNameSet(pipeline.sessionKey)
+        sessionFieldNames = FieldNameSet(pipeline.sessionFields)
         extractorsFeedPredicates = pipeline.extractors.contains { x in
             x.patterns.contains { p in p.groupNames.contains { $0.map(names.contains) ?? false } }
         }
@@ -525,6 +528,8 @@ package struct RuleSet: Sendable {
         var due: [Int32] = []
         /// Scratch for `sessionKey`: where the key fields' values lie.
         var sessionRanges: [Range<Int>?] = []
+        /// Scratch for `SessionMemory.share`: where the session fields' values lie.
+        var sharedRanges: [Range<Int>?] = []
         var ranges: [Range<Int>?] = []
         /// What applies to the event being worked on (from `match`, for `settle`).
         var plan = Plan.none
@@ -638,13 +643,19 @@ package struct RuleSet: Sendable {
 
         /// Keeps what `event` shows of `fields` for the session at `slot` (a copy only when it
         /// changed), and adds to `event` those it lacks that the session showed earlier.
-        mutating func share(_ slot: Int, with event: inout Event, fields: [String]) {
-            for (k, f) in fields.enumerated() {
-                if let v = event.fields.first(f) {
-                    if sessions[slot].known.count != fields.count { sessions[slot].known = Array(filling: nil, count: fields.count) }
+        /// Keeps what the event shows of the session fields, and gives it what it lacks. The
+        /// fields' first values are found in one pass (`ranges` is scratch).
+        mutating func share(_ slot: Int, with event: inout Event, fields: FieldNameSet, ranges: inout [Range<Int>?]) {
+            let n = fields.names.count
+            if ranges.count != n { ranges = Array(repeating: nil, count: n) }
+            _ = event.fields.firstRanges(of: fields, into: &ranges)
+            for k in 0..<n {
+                if let range = ranges[k] {
+                    let v = event.fields.storage[range]
+                    if sessions[slot].known.count != n { sessions[slot].known = Array(filling: nil, count: n) }
                     if sessions[slot].known[k].map({ $0.elementsEqual(v) }) != true { sessions[slot].known[k] = Array(v) }
                 } else if k < sessions[slot].known.count, let v = sessions[slot].known[k] {
-                    event.fields.add(f, bytes: v)
+                    event.fields.add(fields.names[k], bytes: v)
                 }
             }
         }
@@ -926,7 +937,7 @@ package struct RuleSet: Sendable {
         if matched.isEmpty {
             if let list = plan.session { pipeline.extract(list, into: &event) } else { pipeline.extract(.session, into: &event) }
         }
-        c.sessions.share(at, with: &event, fields: pipeline.sessionFields)
+        c.sessions.share(at, with: &event, fields: sessionFieldNames, ranges: &c.sharedRanges)
         // Moved out and back (an empty session stands in), not copied: no field is retained.
         var session = SessionMemory.Session()
         swap(&session, &c.sessions.sessions[at])

@@ -623,21 +623,23 @@ package struct RuleSet: Sendable {
         /// Retires the sessions not seen in the last `capacity / 2` touches, oldest slot first.
         private mutating func forgetOlderHalf() {
             let cutoff = serial - capacity / 2
-            var kept: [Session] = []
-            kept.reserveCapacity(capacity)
             var renumbered: [Int] = Array(repeating: -1, count: sessions.count)
-            for (slot, session) in sessions.enumerated() {
-                if session.serial > cutoff {
-                    renumbered[slot] = kept.count
-                    kept.append(session)
+            // Compacted in place: a kept session is moved down (swapped), not copied, so none of
+            // what it holds is retained and released again.
+            var kept = 0
+            for slot in sessions.indices {
+                if sessions[slot].serial > cutoff {
+                    renumbered[slot] = kept
+                    if kept != slot { sessions.swapAt(kept, slot) }
+                    kept += 1
                 } else {
-                    retire(session)
+                    retire(sessions[slot])
                 }
             }
+            sessions.removeSubrange(kept...)
             var keptSlots: [UInt64: Int] = [:]
             keptSlots.reserveCapacity(capacity)
             for (key, slot) in slots where renumbered[slot] >= 0 { keptSlots[key] = renumbered[slot] }
-            sessions = kept
             slots = keptSlots
         }
 

@@ -38,6 +38,34 @@ struct RulePackTests {
         #expect(set.drainPending(context: &context).isEmpty)
     }
 
+    @Test func aFullSessionMemoryForgetsItsOlderHalfAndNothingElse() throws {
+        // The memory holds 16,384 sessions. 20,000 connections, each naming its address, make it
+        // forget its older half once: the first session's held failure is reported then, the
+        // forgotten sessions lose their address, and the kept ones keep theirs.
+        let (set, _) = RuleSet.load(paths: [Fixtures.rulesDirectory + "/linux"], pipeline: try Fixtures.bundledPipeline())
+        var context = RuleSet.Context()
+        func address(_ pid: Int) -> String { "10.0.\(pid >> 8).\(pid & 255)" }
+        func failure(_ pid: Int) -> Event {
+            Fixtures.syslog("Mar  1 10:00:02 h sshd[\(pid)]: Disconnecting: Too many authentication failures for root [preauth]")
+        }
+        var held = failure(1)
+        #expect(set.evaluate(&held, context: &context).isEmpty)
+        var released: [Event] = []
+        for pid in 2...20_001 {
+            var e = Fixtures.syslog("Mar  1 10:00:01 h sshd[\(pid)]: Connection from \(address(pid)) port 50000 on 10.1.0.1 port 22")
+            released += set.evaluate(&e, context: &context).map(\.event).filter { $0.string("_PID") == "1" }
+        }
+        #expect(released.count == 1)
+        for pid in [10_000, 20_001] {
+            var e = failure(pid)
+            let reports = set.evaluate(&e, context: &context)
+            #expect(reports.count == 1 && reports.first?.event.string("source.address") == address(pid), "pid \(pid)")
+        }
+        // A forgotten session starts over: its failure waits for an address.
+        var forgotten = failure(5_000)
+        #expect(set.evaluate(&forgotten, context: &context).isEmpty)
+    }
+
     @Test func sigmaHQLinuxRulesLoad() throws {
         let dir = Fixtures.shared + "/sigma/linux-rules"
         try #require(FileManager.default.fileExists(atPath: dir), "SigmaHQ rules not found at \(dir)")

@@ -2,12 +2,15 @@
 /// pattern it contains, so prefiltering cost does not grow with the number of rules.
 package struct AhoCorasick: Sendable {
     private let classOf: [UInt8]
-    private let classCount: Int
-    /// Transitions: `delta[s + class]` for a state at offset `s` (its number times
-    /// `classCount`), giving the next state's offset, or its offset's complement (negative)
-    /// when patterns end there. A step is one add and one load, and the test for output costs
-    /// a sign check instead of two more loads.
-    private let delta: [Int32]
+    /// Transitions: `delta[(s << shift) + class]` for state `s` gives the next state's number,
+    /// or its complement (negative) when patterns end there, so that the test for output is a
+    /// sign check. The entries are 16-bit when the states allow (`narrow`), else 32-bit
+    /// (`wide`): half the table, and twice the entries per cache line, for the usual automaton.
+    private let narrow: [Int16]
+    private let wide: [Int32]
+    private let shift: Int
+    /// The longest pattern's length.
+    private let longest: Int
     /// Pattern ids ending at each state: `outputIDs[outputStart[s] ..< outputStart[s + 1]]`.
     private let outputStart: [Int32]
     private let outputIDs: [Int32]
@@ -16,6 +19,7 @@ package struct AhoCorasick: Sendable {
     /// `patterns` must already be lower-case ASCII.
     package init(patterns: [[UInt8]]) {
         patternCount = patterns.count
+        longest = patterns.map(\.count).max() ?? 0
         // Compress the alphabet: bytes that occur in no pattern share one class.
         var classes = [UInt8](repeating: 0, count: 256)
         var next: UInt8 = 1
@@ -28,7 +32,6 @@ package struct AhoCorasick: Sendable {
         for c in 65...90 where classes[c + 32] != 0 { classes[c] = classes[c + 32] }
         let k = Int(next)
         classOf = classes
-        classCount = k
 
         // The trie, one row of `k` entries per state (-1: no edge), in one array.
         let noEdges = [Int32](repeating: -1, count: k)
@@ -85,47 +88,116 @@ package struct AhoCorasick: Sendable {
         }
         // A state's outputs include its failure state's (failure states come earlier in the queue).
         for s in queue[0..<tail] where !out[Int(fail[s])].isEmpty { out[s] += out[Int(fail[s])] }
-        let hasOutput = out.map { !$0.isEmpty }
-        // The table becomes `delta` in place: state numbers to offsets, complemented where
-        // patterns end.
-        hasOutput.withUnsafeBufferPointer { hasOutput in
-            table.withUnsafeMutableBufferPointer { table in
-                for i in table.indices {
-                    let offset = table[i] &* Int32(k)
-                    table[i] = hasOutput[Int(table[i])] ? ~offset : offset
+        // Renumbered breadth first: the shallow states, where a scan spends most of its steps,
+        // lie together at the start of the table. Rows are `1 << shift` entries wide, so a row's
+        // offset is its state's number shifted.
+        var order = [0]
+        order += queue[0..<tail]
+        var number = [Int](repeating: 0, count: states)
+        for (n, old) in order.enumerated() { number[old] = n }
+        var shift = 0
+        while 1 << shift < k { shift += 1 }
+        self.shift = shift
+        func entries<T: FixedWidthInteger & SignedInteger>(_: T.Type) -> [T] {
+            var delta = [T](repeating: 0, count: states << shift)
+            for (n, old) in order.enumerated() {
+                for cls in 0..<k {
+                    let target = Int(table[old * k + cls])
+                    let t = T(number[target])
+                    delta[n << shift + cls] = out[target].isEmpty ? t : ~t
                 }
             }
+            return delta
         }
-        delta = table
+        if states <= Int(Int16.max) {
+            narrow = entries(Int16.self)
+            wide = []
+        } else {
+            precondition(states << shift <= Int(Int32.max), "automaton too large")
+            narrow = []
+            wide = entries(Int32.self)
+        }
         var starts: [Int32] = [0]
         var ids: [Int32] = []
-        for o in out {
-            ids += o
+        for old in order {
+            ids += out[old]
             starts.append(Int32(ids.count))
         }
         outputStart = starts
         outputIDs = ids
     }
 
+    /// How much of a literal a screen needs: a value that holds a literal holds its last
+    /// `screenLength` bytes. Screening by these pieces lets an automaton split a value in two
+    /// (see `scan`), and keeps its table small; the few more candidates it passes are then
+    /// tested in full.
+    package static let screenLength = 16
+
+    /// The piece of `literal` a screen looks for (its last `screenLength` bytes).
+    package static func screenPiece(_ literal: [UInt8]) -> [UInt8] {
+        literal.count <= screenLength ? literal : Array(literal.prefix(screenLength))
+    }
+
     /// Calls `hit` with the id of each pattern occurrence in `value` (an id may repeat).
     @inline(__always)
     package func scan(_ value: UnsafeBufferPointer<UInt8>, _ hit: (Int32) -> Void) {
+        if wide.isEmpty {
+            narrow.withUnsafeBufferPointer { scan(value, $0, hit) }
+        } else {
+            wide.withUnsafeBufferPointer { scan(value, $0, hit) }
+        }
+    }
+
+    /// Two scans over the halves of a value run interleaved when each is at least this long
+    /// beyond the overlap: the step of an automaton waits for the previous one (a load that
+    /// depends on a load), so two independent walks take little longer than one.
+    private static let splitMinimum = 8
+
+    @inline(__always)
+    private func scan<T: FixedWidthInteger & SignedInteger>(
+        _ value: UnsafeBufferPointer<UInt8>, _ delta: UnsafeBufferPointer<T>, _ hit: (Int32) -> Void
+    ) {
         classOf.withUnsafeBufferPointer { classOf in
-            delta.withUnsafeBufferPointer { delta in
-                outputStart.withUnsafeBufferPointer { starts in
-                    outputIDs.withUnsafeBufferPointer { ids in
-                        var s = 0
-                        let k = classCount
-                        for c in value {
-                            let t = Int(delta[s &+ Int(classOf[Int(c)])])
-                            if t >= 0 {
-                                s = t
-                                continue
-                            }
-                            s = ~t
-                            let state = s / k
-                            for j in Int(starts[state])..<Int(starts[state &+ 1]) { hit(ids[j]) }
+            outputStart.withUnsafeBufferPointer { starts in
+                outputIDs.withUnsafeBufferPointer { ids in
+                    let shift = self.shift
+                    @inline(__always)
+                    func step(_ row: inout Int, _ c: UInt8) {
+                        let t = Int(truncatingIfNeeded: delta[row &+ Int(classOf[Int(c)])])
+                        if t >= 0 {
+                            row = t &<< shift
+                            return
                         }
+                        let state = ~t
+                        row = state &<< shift
+                        for j in Int(starts[state])..<Int(starts[state &+ 1]) { hit(ids[j]) }
+                    }
+                    let n = value.count
+                    let overlap = max(longest - 1, 0)
+                    var a = 0
+                    var i = 0
+                    if n >= 2 * overlap + 2 * Self.splitMinimum {
+                        // The first walk covers [0, mid) and finds what ends there; the second
+                        // starts `overlap` bytes before `mid`, so it sees whole every occurrence
+                        // that ends at or after `mid` (one in the overlap may be reported twice).
+                        let mid = (n + overlap) / 2
+                        var b = 0
+                        var j = mid - overlap
+                        while i < mid {
+                            step(&a, value[i])
+                            step(&b, value[j])
+                            i &+= 1
+                            j &+= 1
+                        }
+                        while j < n {
+                            step(&b, value[j])
+                            j &+= 1
+                        }
+                        return
+                    }
+                    while i < n {
+                        step(&a, value[i])
+                        i &+= 1
                     }
                 }
             }

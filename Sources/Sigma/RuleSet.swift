@@ -906,7 +906,7 @@ package struct RuleSet: Sendable {
             for (p, rules) in literalRules[f].enumerated() {
                 let kept = rules.filter { routes[ruleRoute[Int($0)]] }
                 if kept.isEmpty { continue }
-                literals.append(fieldLiterals[f][p])
+                literals.append(AhoCorasick.screenPiece(fieldLiterals[f][p]))
                 candidates.append(kept)
             }
             guard !literals.isEmpty else { continue }

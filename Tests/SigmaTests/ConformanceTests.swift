@@ -422,7 +422,8 @@ struct StringMatcherTests {
 
 struct AhoCorasickTests {
     /// Every pattern a value contains is reported, in either case of the value's letters, for
-    /// a small automaton and one past 65,536 states.
+    /// a small automaton and one past 65,536 states, in values short enough to be walked once
+    /// and long enough to be walked in two halves (occurrences across the halves' seam included).
     @Test(arguments: [40, 12_000])
     func findsWhatNaiveSearchFinds(_ count: Int) {
         var rng = SplitMix(seed: UInt64(count))
@@ -430,9 +431,9 @@ struct AhoCorasickTests {
         let patterns = (0..<count).map { i in (0..<(i % 3 == 0 ? 3 : 12)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] } }
         let automaton = AhoCorasick(patterns: patterns)
         for round in 0..<200 {
-            var text = (0..<60).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+            var text = (0..<(20 + round % 100)).map { _ in alphabet[Int(rng.next() % UInt64(alphabet.count))] }
             // Plant a few patterns, some in upper case.
-            for k in 0..<3 {
+            for k in 0..<(3 + text.count / 20) {
                 let p = patterns[Int(rng.next() % UInt64(patterns.count))]
                 let at = Int(rng.next() % UInt64(text.count - p.count))
                 text.replaceSubrange(at..<(at + p.count), with: (round + k) % 2 == 0 ? p : p.map { $0 >= 97 && $0 <= 122 ? $0 - 32 : $0 })

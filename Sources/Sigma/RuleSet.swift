@@ -624,19 +624,24 @@ package struct RuleSet: Sendable {
         private mutating func forgetOlderHalf() {
             let cutoff = serial - capacity / 2
             var renumbered: [Int] = Array(repeating: -1, count: sessions.count)
-            // Compacted in place: a kept session is moved down (swapped), not copied, so none of
-            // what it holds is retained and released again.
+            // Compacted where they lie: a kept session is moved down (swapped), not copied, so
+            // none of what it holds is retained and released again.
+            var list: [Session] = []
+            swap(&list, &sessions)
             var kept = 0
-            for slot in sessions.indices {
-                if sessions[slot].serial > cutoff {
-                    renumbered[slot] = kept
-                    if kept != slot { sessions.swapAt(kept, slot) }
-                    kept += 1
-                } else {
-                    retire(sessions[slot])
+            list.withUnsafeMutableBufferPointer { list in
+                for slot in list.indices {
+                    if list[slot].serial > cutoff {
+                        renumbered[slot] = kept
+                        if kept != slot { list.swapAt(kept, slot) }
+                        kept += 1
+                    } else {
+                        retire(list[slot])
+                    }
                 }
             }
-            sessions.removeSubrange(kept...)
+            list.removeSubrange(kept...)
+            sessions = list
             var keptSlots: [UInt64: Int] = [:]
             keptSlots.reserveCapacity(capacity)
             for (key, slot) in slots where renumbered[slot] >= 0 { keptSlots[key] = renumbered[slot] }

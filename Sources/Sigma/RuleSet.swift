@@ -545,7 +545,7 @@ package struct RuleSet: Sendable {
     struct SessionMemory: Sendable {
         struct Session: Sendable {
             /// What the session showed of each session field (by its index in `session_fields`).
-            var known: [[UInt8]?] = []
+            var shown = Shown()
             /// A failure has been reported for this session.
             var reported = false
             /// Rules that matched a line naming no address, waiting for a later line that does.
@@ -565,6 +565,53 @@ package struct RuleSet: Sendable {
             /// The events held back, out of line: few sessions hold one at a time, and the
             /// thousands that hold none stay a few words each.
             private var held: Held?
+        }
+
+        /// The values a session showed, by field index, in one buffer (one allocation per
+        /// session, not one per field and one for the list): a 4-byte count of fields, a 4-byte
+        /// length per field (all ones: not shown), then the values in order.
+        struct Shown: Sendable {
+            private var bytes: [UInt8] = []
+            private static let absent = UInt32.max
+
+            private func word(_ i: Int) -> UInt32 {
+                bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self) }
+            }
+
+            /// Where value `k` lies in the buffer; nil when the session has not shown it.
+            private func range(_ k: Int) -> Range<Int>? {
+                guard !bytes.isEmpty else { return nil }
+                let count = Int(word(0))
+                guard k < count else { return nil }
+                var start = 4 * (count + 1)
+                for j in 0..<k where word(j + 1) != Self.absent { start += Int(word(j + 1)) }
+                let length = word(k + 1)
+                return length == Self.absent ? nil : start..<(start + Int(length))
+            }
+
+            /// Value `k`, if the session showed it.
+            func value(_ k: Int) -> ArraySlice<UInt8>? { range(k).map { bytes[$0] } }
+
+            /// Whether value `k` is `v`.
+            func holds(_ k: Int, _ v: ArraySlice<UInt8>) -> Bool { range(k).map { bytes[$0].elementsEqual(v) } ?? false }
+
+            /// Takes the values at `ranges` of `storage` where there are some, and keeps the
+            /// others.
+            mutating func update(from storage: [UInt8], ranges: [Range<Int>?]) {
+                // Value k's length: the new one where there is one, else the one kept.
+                func length(_ k: Int) -> Int? { ranges[k]?.count ?? range(k)?.count }
+                var total = 4 * (ranges.count + 1)
+                for k in ranges.indices { total += length(k) ?? 0 }
+                var out: [UInt8] = []
+                out.reserveCapacity(total)
+                func put(_ w: UInt32) { withUnsafeBytes(of: w.littleEndian) { out.append(contentsOf: $0) } }
+                put(UInt32(ranges.count))
+                for k in ranges.indices { put(length(k).map { UInt32($0) } ?? Self.absent) }
+                for k in ranges.indices {
+                    if let new = ranges[k] { out += storage[new] } else if let old = range(k) { out += bytes[old] }
+                }
+                bytes = out
+            }
         }
 
         final class Held: Sendable {
@@ -648,23 +695,22 @@ package struct RuleSet: Sendable {
             slots = keptSlots
         }
 
-        /// Keeps what `event` shows of `fields` for the session at `slot` (a copy only when it
-        /// changed), and adds to `event` those it lacks that the session showed earlier.
-        /// Keeps what the event shows of the session fields, and gives it what it lacks. The
-        /// fields' first values are found in one pass (`ranges` is scratch).
+        /// Keeps what `event` shows of `fields` for the session at `slot` (a copy only when a
+        /// value changed), and adds to `event` those it lacks that the session showed earlier.
+        /// The fields' first values are found in one pass (`ranges` is scratch).
         mutating func share(_ slot: Int, with event: inout Event, fields: FieldNameSet, ranges: inout [Range<Int>?]) {
             let n = fields.names.count
             if ranges.count != n { ranges = Array(repeating: nil, count: n) }
             _ = event.fields.firstRanges(of: fields, into: &ranges)
+            var changed = false
             for k in 0..<n {
                 if let range = ranges[k] {
-                    let v = event.fields.storage[range]
-                    if sessions[slot].known.count != n { sessions[slot].known = Array(filling: nil, count: n) }
-                    if sessions[slot].known[k].map({ $0.elementsEqual(v) }) != true { sessions[slot].known[k] = Array(v) }
-                } else if k < sessions[slot].known.count, let v = sessions[slot].known[k] {
+                    if !sessions[slot].shown.holds(k, event.fields.storage[range]) { changed = true }
+                } else if let v = sessions[slot].shown.value(k) {
                     event.fields.add(fields.names[k], bytes: v)
                 }
             }
+            if changed { sessions[slot].shown.update(from: event.fields.storage, ranges: ranges) }
         }
 
         /// Forgets every session, retiring what each holds.

@@ -127,13 +127,13 @@ package struct AhoCorasick: Sendable {
         outputIDs = ids
     }
 
-    /// How much of a literal a screen needs: a value that holds a literal holds its last
+    /// How much of a literal a screen needs: a value that holds a literal holds its first
     /// `screenLength` bytes. Screening by these pieces lets an automaton split a value in two
     /// (see `scan`), and keeps its table small; the few more candidates it passes are then
     /// tested in full.
     package static let screenLength = 16
 
-    /// The piece of `literal` a screen looks for (its last `screenLength` bytes).
+    /// The piece of `literal` a screen looks for (its first `screenLength` bytes).
     package static func screenPiece(_ literal: [UInt8]) -> [UInt8] {
         literal.count <= screenLength ? literal : Array(literal.prefix(screenLength))
     }

@@ -128,7 +128,7 @@ package struct AhoCorasick: Sendable {
     }
 
     /// How much of a literal a screen needs: a value that holds a literal holds its first
-    /// `screenLength` bytes. Screening by these pieces lets an automaton split a value in two
+    /// `screenLength` bytes. Screening by these pieces lets an automaton split a value into parts
     /// (see `scan`), and keeps its table small; the few more candidates it passes are then
     /// tested in full.
     package static let screenLength = 16
@@ -148,9 +148,9 @@ package struct AhoCorasick: Sendable {
         }
     }
 
-    /// Two scans over the halves of a value run interleaved when each is at least this long
-    /// beyond the overlap: the step of an automaton waits for the previous one (a load that
-    /// depends on a load), so two independent walks take little longer than one.
+    /// Walks over parts of a value run interleaved when each part gives a walk at least this
+    /// many starts of its own: the step of an automaton waits for the previous one (a load that
+    /// depends on a load), so independent walks side by side take little longer than one.
     private static let splitMinimum = 8
 
     @inline(__always)
@@ -174,24 +174,45 @@ package struct AhoCorasick: Sendable {
                     }
                     let n = value.count
                     let overlap = max(longest - 1, 0)
+                    // Walks of `s` steps, walk k starting at k * d (d = s - overlap): an
+                    // occurrence starting in [k * d, (k + 1) * d) ends before k * d + s, so
+                    // the walk that starts at or before it sees it whole (one starting in an
+                    // overlap may be reported twice). Four walks where each gets at least
+                    // `splitMinimum` starts of its own, else two, else one.
+                    var steps = (n + 3 * overlap + 3) / 4
+                    if steps - overlap >= Self.splitMinimum {
+                        let d = steps - overlap
+                        var (a, b, c, e) = (0, 0, 0, 0)
+                        var t = 0
+                        while t < n - 3 * d {
+                            step(&a, value[t])
+                            step(&b, value[d &+ t])
+                            step(&c, value[2 &* d &+ t])
+                            step(&e, value[3 &* d &+ t])
+                            t &+= 1
+                        }
+                        while t < steps {
+                            step(&a, value[t])
+                            step(&b, value[d &+ t])
+                            step(&c, value[2 &* d &+ t])
+                            t &+= 1
+                        }
+                        return
+                    }
+                    steps = (n + overlap + 1) / 2
                     var a = 0
                     var i = 0
-                    if n >= 2 * overlap + 2 * Self.splitMinimum {
-                        // The first walk covers [0, mid) and finds what ends there; the second
-                        // starts `overlap` bytes before `mid`, so it sees whole every occurrence
-                        // that ends at or after `mid` (one in the overlap may be reported twice).
-                        let mid = (n + overlap) / 2
+                    if steps - overlap >= Self.splitMinimum {
+                        let d = steps - overlap
                         var b = 0
-                        var j = mid - overlap
-                        while i < mid {
+                        while i < n - d {
                             step(&a, value[i])
-                            step(&b, value[j])
+                            step(&b, value[d &+ i])
                             i &+= 1
-                            j &+= 1
                         }
-                        while j < n {
-                            step(&b, value[j])
-                            j &+= 1
+                        while i < steps {
+                            step(&a, value[i])
+                            i &+= 1
                         }
                         return
                     }

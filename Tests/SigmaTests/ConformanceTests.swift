@@ -422,8 +422,8 @@ struct StringMatcherTests {
 
 struct AhoCorasickTests {
     /// Every pattern a value contains is reported, in either case of the value's letters, for
-    /// a small automaton and one past 65,536 states, in values short enough to be walked once
-    /// and long enough to be walked in two halves (occurrences across the halves' seam included).
+    /// a small automaton and one past 65,536 states, in values walked in one, two and four
+    /// interleaved walks (occurrences across the seams between walks included).
     @Test(arguments: [40, 12_000])
     func findsWhatNaiveSearchFinds(_ count: Int) {
         var rng = SplitMix(seed: UInt64(count))

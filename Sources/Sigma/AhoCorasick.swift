@@ -174,8 +174,8 @@ package struct AhoCorasick: Sendable {
                     }
                     let n = value.count
                     let overlap = max(longest - 1, 0)
-                    // Walks of `s` steps, walk k starting at k * d (d = s - overlap): an
-                    // occurrence starting in [k * d, (k + 1) * d) ends before k * d + s, so
+                    // Walks of `steps` steps, walk k starting at k * d (d = steps - overlap): an
+                    // occurrence starting in [k * d, (k + 1) * d) ends before k * d + steps, so
                     // the walk that starts at or before it sees it whole (one starting in an
                     // overlap may be reported twice). Four walks where each gets at least
                     // `splitMinimum` starts of its own, else two, else one.

@@ -71,13 +71,18 @@ package struct Pipeline: Sendable {
     /// Which of an extractor's patterns can match a value, judged by the literals they require
     /// (every literal run a pattern's matches must contain, not only the longest): with one
     /// automaton over the literals (one pass over the value for all patterns) when there are
-    /// two or more, else with a search for the one literal.
+    /// two or more, else with a search for the one literal. Literals are screened by their
+    /// first `AhoCorasick.screenPiece` bytes, so that the automaton can walk a value in parts;
+    /// a pattern with a longer literal is then not told its literal was found (`exact`).
     /// A class: an extractor's screen is read for every event it runs on, and a reference
     /// costs one count where a struct of arrays costs one per array.
     final class LiteralScreen: Sendable {
         private let literals: [[UInt8]]
         /// Per pattern, the bits of the literals it requires (bit k: `literals[k]`).
         private let required: [UInt64]
+        /// Per pattern: all its literals are whole pieces, so passing the screen means they
+        /// are in the value.
+        private let exact: [Bool]
         private let automaton: AhoCorasick?
         /// The longest literal every pattern requires, if there is one: a value without it can
         /// match no pattern, and one search for it (eight bytes a step) rejects such a value
@@ -88,7 +93,7 @@ package struct Pipeline: Sendable {
             var literals: [[UInt8]] = []
             required = patterns.map { p in
                 var mask: UInt64 = 0
-                for lit in p.requiredLiterals {
+                for lit in p.requiredLiterals.map(AhoCorasick.screenPiece) {
                     let k = literals.firstIndex(of: lit) ?? literals.count
                     // Past 64 literals a pattern is screened by those it has within the first 64
                     // (fewer literals reject fewer values, never a value that can match).
@@ -99,6 +104,7 @@ package struct Pipeline: Sendable {
                 return mask
             }
             self.literals = literals
+            exact = patterns.map { p in p.requiredLiterals.allSatisfy { $0.count <= AhoCorasick.screenLength } }
             automaton = literals.count >= 2 ? AhoCorasick(patterns: literals) : nil
             let everywhere = required.reduce(required.isEmpty ? 0 : ~0) { $0 & $1 }
             common = literals.indices.filter { everywhere & (1 << UInt64($0)) != 0 }.max { literals[$0].count < literals[$1].count }
@@ -117,6 +123,9 @@ package struct Pipeline: Sendable {
 
         /// False when pattern `p` requires a literal that `present` lacks.
         func allows(_ p: Int, present: UInt64) -> Bool { required[p] & ~present == 0 }
+
+        /// Whether a value that `allows` pattern `p` is known to hold its literals.
+        func literalsFound(_ p: Int) -> Bool { exact[p] }
     }
 
     /// OR of conditions; a condition is an AND of `field: one of values` (case-insensitive).
@@ -302,8 +311,9 @@ package struct Pipeline: Sendable {
         let found = input.withUnsafeBufferPointer { v -> (pattern: Int, groups: [Range<Int>?])? in
             let present = screen.present(in: v)
             for p in extractors[x].patterns.indices where screen.allows(p, present: present) {
-                // The pattern's literals are known to be present by now.
-                if let groups = extractors[x].patterns[p].firstMatch(v, literalFound: true) { return (p, groups) }
+                // The pattern's literals are known to be present by now, when they are no longer
+                // than the pieces screened.
+                if let groups = extractors[x].patterns[p].firstMatch(v, literalFound: screen.literalsFound(p)) { return (p, groups) }
             }
             return nil
         }

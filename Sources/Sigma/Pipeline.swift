@@ -72,7 +72,7 @@ package struct Pipeline: Sendable {
     /// (every literal run a pattern's matches must contain, not only the longest): with one
     /// automaton over the literals (one pass over the value for all patterns) when there are
     /// two or more, else with a search for the one literal. Literals are screened by their
-    /// first `AhoCorasick.screenPiece` bytes, so that the automaton can walk a value in parts;
+    /// first `AhoCorasick.screenLength` bytes, so that the automaton can walk a value in parts;
     /// a pattern with a longer literal is then not told its literal was found (`exact`).
     /// A class: an extractor's screen is read for every event it runs on, and a reference
     /// costs one count where a struct of arrays costs one per array.

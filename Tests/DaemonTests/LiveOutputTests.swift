@@ -181,7 +181,10 @@ extension LiveRunTests {
         #expect(parts[0] == "85", "\(got[0])")
         #expect(parts[1] == "logtriage" && parts[2] == "finding")
         let json = try #require(try JSONSerialization.jsonObject(with: Data(parts[3].utf8)) as? [String: Any])
-        #expect(Self.uid(json) == Self.uid(try d.written()[0]))
+        // The file output may be written a moment after the syslog one.
+        _ = try d.waitFor(count: 1, seconds: 5)
+        let first = try #require(try d.written().first, "\(Self.diagnostics(d))")
+        #expect(Self.uid(json) == Self.uid(first))
 
         // The collector goes away; findings wait for it (bounded) and follow when it is back.
         collector.stop()

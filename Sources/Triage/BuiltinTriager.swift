@@ -1,6 +1,5 @@
 import EventModel
 import Findings
-import Sigma
 
 /// Deterministic triage, the default when no inference worker is configured and the fallback
 /// whenever the worker's answer is not used. It ranks a finding from the evidence and explains it.
@@ -22,7 +21,8 @@ package struct BuiltinTriager: Sendable {
     private var guessingSources: [String: UInt64] = [:]
     private var serial: UInt64 = 0
     private let memory: Int
-    private let screen = InjectionScreen()
+    /// Screens evidence for injection and, in the same pass, for `privilegeWords`.
+    private let screen = InjectionScreen(words: privilegeWords)
 
     package init(memory: Int = 100_000) {
         self.memory = max(2, memory)
@@ -53,7 +53,9 @@ package struct BuiltinTriager: Sendable {
         var evidence = Evidence()
         let floor = Self.base(f.severity)
         if f.count > 1 { evidence.repeats = min(15, 3 * (Int.bitWidth - 1 - f.count.leadingZeroBitCount)) }
-        evidence.privileged = Self.touchesPrivilege(f)
+        // The screen's pass over each evidence message also finds the privilege words.
+        let privilegedText = screen.flag(&f, accept: Self.touchesPrivilege)
+        evidence.privileged = Self.namesRoot(f) || privilegedText
         let source = f.observables.first { $0.typeID == 2 }?.value
         if let source {
             evidence.novelSource = seenSources[source] == nil
@@ -70,7 +72,6 @@ package struct BuiltinTriager: Sendable {
         f.triage.floor = floor
         f.triage.explanation = explain(f, evidence)
         f.triage.remediation = remediation(f, evidence)
-        screen.flag(&f)
         return evidence
     }
 
@@ -89,24 +90,18 @@ package struct BuiltinTriager: Sendable {
         table[source] = serial
     }
 
-    private static let sudoers = Array("sudoers".utf8)
-    private static let group = Array("group".utf8)
-    private static let privilegedGroups = ["sudo", "wheel", "admin"].map { Array($0.utf8) }
+    /// Words that mark a message as touching privilege, with `touchesPrivilege` reading their bits.
+    private static let privilegeWords = ["sudoers", "group", "sudo", "wheel", "admin"]
 
-    private static func touchesPrivilege(_ f: Finding) -> Bool {
-        if f.observables.contains(where: { $0.typeID == 4 && ($0.value == "root" || $0.value == "0" || $0.value == "#0") }) {
-            return true
-        }
-        for e in f.evidences {
-            let privileged = e.fields.anyValue(FieldName.message) { m in
-                if StringMatcher.find(sudoers, in: m, fold: true) { return true }
-                // "to group 'sudo'", "to group wheel", "group 'admin'": one scan for "group" first.
-                guard StringMatcher.find(group, in: m, fold: true) else { return false }
-                return privilegedGroups.contains { StringMatcher.find($0, in: m, fold: true) }
-            }
-            if privileged { return true }
-        }
-        return false
+    /// Whether a message holding the `privilegeWords` in `words` (bit k: word k) touches
+    /// privilege: it names sudoers, or a group and one of sudo, wheel or admin ("to group
+    /// 'sudo'", "group wheel").
+    private static func touchesPrivilege(_ words: UInt64) -> Bool {
+        words & 0b1 != 0 || (words & 0b10 != 0 && words & 0b11100 != 0)
+    }
+
+    private static func namesRoot(_ f: Finding) -> Bool {
+        f.observables.contains { $0.typeID == 4 && ($0.value == "root" || $0.value == "0" || $0.value == "#0") }
     }
 
     private func explain(_ f: Finding, _ e: Evidence) -> String {

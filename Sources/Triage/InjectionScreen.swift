@@ -34,22 +34,39 @@ package struct InjectionScreen: Sendable {
     ]
 
     private let automaton: AhoCorasick
-    private let reasons: [Reason]
+    /// Per phrase, the bit of its reason (bit i: `Reason.allCases[i]`).
+    private let reasonBits: [UInt8]
 
-    package init() {
-        automaton = AhoCorasick(patterns: Self.phrases.map { Array($0.0.utf8) })
-        reasons = Self.phrases.map(\.1)
+    /// `words` (lower case, at most 64) are looked for in the same walk as the phrases, for a
+    /// caller that wants to know more of each message (see `flag(_:accept:)`): one pass over
+    /// the message instead of two.
+    package init(words: [String] = []) {
+        precondition(words.count <= 64, "at most 64 words")
+        automaton = AhoCorasick(patterns: Self.phrases.map { Array($0.0.utf8) } + words.map { Array($0.utf8) })
+        reasonBits = Self.phrases.map { 1 << UInt8(Reason.allCases.firstIndex(of: $0.1)!) }
+    }
+
+    /// The reasons in `text` as bits, and the words (bit k: `words[k]`), in one pass.
+    private func scan(_ text: UnsafeBufferPointer<UInt8>) -> (reasons: UInt8, words: UInt64) {
+        var reasons: UInt8 = 0
+        var words: UInt64 = 0
+        reasonBits.withUnsafeBufferPointer { bits in
+            automaton.scan(text) { id in
+                let i = Int(id)
+                if i < bits.count { reasons |= bits[i] } else { words |= 1 << UInt64(i - bits.count) }
+            }
+        }
+        return (reasons, words)
+    }
+
+    private static func reasons(_ bits: UInt8) -> [Reason] {
+        Reason.allCases.enumerated().filter { bits & (1 << UInt8($0.offset)) != 0 }.map(\.element)
     }
 
     /// The reasons `text` looks like an attempt to instruct a model, in declaration order.
     package func screen(_ text: UnsafeBufferPointer<UInt8>) -> [Reason] {
-        var hit: UInt8 = 0
-        automaton.scan(text) { id in
-            let reason = reasons[Int(id)]
-            hit |= 1 << UInt8(Reason.allCases.firstIndex(of: reason)!)
-        }
-        guard hit != 0 else { return [] }
-        return Reason.allCases.enumerated().filter { hit & (1 << UInt8($0.offset)) != 0 }.map(\.element)
+        let bits = scan(text).reasons
+        return bits == 0 ? [] : Self.reasons(bits)
     }
 
     package func screen(_ text: String) -> [Reason] {
@@ -57,16 +74,22 @@ package struct InjectionScreen: Sendable {
         return copy.withUTF8 { screen($0) }
     }
 
-    /// Screens every evidence message of `finding` and records the reasons on it.
-    package func flag(_ finding: inout Finding) {
-        var found: [Reason] = []
+    /// Screens every evidence message of `finding` and records the reasons on it. Returns whether
+    /// `accept` held for the words of the init found in one of the messages (bit k: `words[k]`).
+    @discardableResult
+    package func flag(_ finding: inout Finding, accept: (UInt64) -> Bool = { _ in false }) -> Bool {
+        var found: UInt8 = 0
+        var accepted = false
         for e in finding.evidences {
             _ = e.fields.anyValue(FieldName.message) { value in
-                for r in screen(value) where !found.contains(r) { found.append(r) }
+                let (reasons, words) = scan(value)
+                found |= reasons
+                if !accepted, words != 0, accept(words) { accepted = true }
                 return false
             }
         }
         // Most findings have none: no lists to build for them.
-        finding.injection = found.isEmpty ? [] : Reason.allCases.filter(found.contains).map(\.rawValue)
+        finding.injection = found == 0 ? [] : Self.reasons(found).map(\.rawValue)
+        return accepted
     }
 }

@@ -95,4 +95,33 @@ struct PackedEventListTests {
         #expect(restored.events().map(\.position.line) == Array(15..<25))
         #expect(list.storage.count < 10 * 40)
     }
+
+    private static func event(_ i: Int) -> Event {
+        var e = Event(position: SourcePosition(source: "f", line: i, offset: UInt64(i)))
+        e.fields.add("MESSAGE", "event \(i)")
+        return e
+    }
+
+    @Test func keepsOrderAcrossRestoresAndLimits() {
+        var list = PackedEventList()
+        for i in 0..<13 { list.append(Self.event(i), keeping: 5) }
+        // A restored list goes on dropping its oldest first.
+        var restored = PackedEventList(storage: list.storage, count: list.count)
+        for i in 13..<15 { restored.append(Self.event(i), keeping: 5) }
+        #expect(restored.events().map(\.position.line) == Array(10..<15))
+        // A smaller limit after the ring turned keeps the newest, in order.
+        list.append(Self.event(13), keeping: 3)
+        #expect(list.events().map(\.position.line) == [11, 12, 13])
+        list.append(Self.event(14), keeping: 3)
+        #expect(list.events().map(\.position.line) == [12, 13, 14])
+        // A larger one lets it grow again.
+        for i in 15..<18 { list.append(Self.event(i), keeping: 5) }
+        #expect(list.events().map(\.position.line) == Array(13..<18))
+        // A negative limit keeps every event; zero keeps none.
+        var all = PackedEventList()
+        for i in 0..<30 { all.append(Self.event(i), keeping: -1) }
+        #expect(all.events().map(\.position.line) == Array(0..<30))
+        all.append(Self.event(30), keeping: 0)
+        #expect(all.count == 0)
+    }
 }

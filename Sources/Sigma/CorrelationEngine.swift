@@ -314,16 +314,22 @@ package struct CorrelationEngine {
         latest = time
         var closed: [CorrelationIncident] = []
         for c in groups.indices {
-            let span = rules.correlations[c].timespanMicros
-            while let top = activity[c].min, top.time < time - span {
-                activity[c].popMin()
-                guard let g = groups[c][top.key] else { continue }
-                if g.lastTime >= time - span {
-                    activity[c].push(key: top.key, time: g.lastTime)
+            let span = shapes[c].timespanMicros
+            // The time alone first: most events find every heap's top inside its window.
+            while let top = activity[c].minTime, top < time - span {
+                // The group is read where it lies: a copy would retain each of its buffers.
+                guard let i = groups[c].index(forKey: activity[c].minKey) else {
+                    activity[c].popMin()
                     continue
                 }
-                if let incident = g.incident { closed.append(incident) }
-                groups[c][top.key] = nil
+                let lastTime = groups[c].values[i].lastTime
+                if lastTime >= time - span {
+                    activity[c].updateMin(time: lastTime)
+                    continue
+                }
+                activity[c].popMin()
+                if let incident = groups[c].values[i].incident { closed.append(incident) }
+                groups[c].remove(at: i)
             }
         }
         return closed
@@ -331,15 +337,19 @@ package struct CorrelationEngine {
 
     /// Evicts the least recently active group of correlation `c`.
     private mutating func evictOldest(_ c: Int, closed: inout [CorrelationIncident]) {
-        while let top = activity[c].min {
-            activity[c].popMin()
-            guard let g = groups[c][top.key] else { continue }
-            if g.lastTime != top.time {
-                activity[c].push(key: top.key, time: g.lastTime)
+        while let top = activity[c].minTime {
+            guard let i = groups[c].index(forKey: activity[c].minKey) else {
+                activity[c].popMin()
                 continue
             }
-            if let incident = g.incident { closed.append(incident) }
-            groups[c][top.key] = nil
+            let lastTime = groups[c].values[i].lastTime
+            if lastTime != top {
+                activity[c].updateMin(time: lastTime)
+                continue
+            }
+            activity[c].popMin()
+            if let incident = groups[c].values[i].incident { closed.append(incident) }
+            groups[c].remove(at: i)
             evictions += 1
             return
         }
@@ -504,7 +514,10 @@ extension CorrelationEngine {
 struct ActivityHeap {
     private var items: [(key: CorrelationEngine.GroupKey, time: Int64)] = []
 
-    var min: (key: CorrelationEngine.GroupKey, time: Int64)? { items.first }
+    /// The earliest time, read without copying its key (the test made for every event).
+    var minTime: Int64? { items.first?.time }
+    /// The key of the earliest time; the heap must not be empty.
+    var minKey: CorrelationEngine.GroupKey { items[0].key }
     var count: Int { items.count }
 
     mutating func push(key: CorrelationEngine.GroupKey, time: Int64) {
@@ -523,6 +536,16 @@ struct ActivityHeap {
         let last = items.removeLast()
         guard !items.isEmpty else { return }
         items[0] = last
+        siftDown()
+    }
+
+    /// Moves the earliest entry to `time`: a pop and a push in one.
+    mutating func updateMin(time: Int64) {
+        items[0].time = time
+        siftDown()
+    }
+
+    private mutating func siftDown() {
         var i = 0
         while true {
             let l = 2 * i + 1

@@ -72,6 +72,30 @@ struct BuiltinTriagerTests {
         #expect(afterGuessing.0.triage.remediation?.contains("compromised") == true)
     }
 
+    @Test(
+        "a message naming sudoers, or a group and sudo, wheel or admin, is privileged; words split across messages are not",
+        arguments: [
+            (["alice : user NOT in sudoers ; TTY=pts/0 ; PWD=/home/alice ; USER=root ; COMMAND=/bin/sh"], true),
+            (["add 'mallory' to group 'sudo'"], true),
+            (["add 'mallory' to group 'WHEEL'"], true),
+            (["new group: name=admin, GID=1001"], true),
+            (["add 'bob' to group 'users'"], false),
+            (["add 'bob' to group 'users'", "session opened for user wheelwright"], false),
+            (["session opened for user alice"], false),
+        ])
+    func privilegedText(messages: [String], privileged: Bool) throws {
+        let findings = try Fixtures.findings(
+            ["Mar 10 09:00:01 web1 sshd[100]: Failed password for alice from 203.0.113.9 port 22 ssh2"], triage: .none)
+        var f = try #require(findings.first)
+        f.evidences = messages.map { m in
+            var e = Event(position: SourcePosition(source: "t", line: 1, offset: 0))
+            e.fields.add("MESSAGE", m)
+            return e
+        }
+        var triager = BuiltinTriager()
+        #expect(triager.triage(&f).privileged == privileged)
+    }
+
     @Test("untriaged findings carry their floor")
     func untriaged() throws {
         let findings = try Fixtures.findings(

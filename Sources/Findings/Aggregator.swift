@@ -123,12 +123,17 @@ package struct Aggregator {
         while head < queue.count, queue[head].lastSeen < cutoff {
             let (key, _) = queue[head]
             head += 1
-            guard let f = open[key] else { continue }
-            if f.lastSeen < cutoff {
+            // Read where it lies and moved out when it closes: a copy of the finding would
+            // retain its evidence and strings only to drop them again.
+            guard let i = open.index(forKey: key) else { continue }
+            let lastSeen = open.values[i].lastSeen
+            if lastSeen < cutoff {
+                // Its own statement: as an argument of `report`, whose `self` is evaluated
+                // first, the removal would find the dictionary shared and copy it whole.
+                let f = open.remove(at: i).value
                 report(f, into: &closed)
-                open[key] = nil
             } else {
-                queue.append((key, f.lastSeen))
+                queue.append((key, lastSeen))
             }
         }
         compact()

@@ -840,31 +840,41 @@ package struct RuleSet: Sendable {
         // follow in the order hits find them (room for every rule, as each comes once).
         if c.due.count <= rules.count { c.due = Array(repeating: 0, count: rules.count + 1) }
         c.due[0] = 0
+        // The fields, once per line: read through `event` (an inout), each automaton's lookup
+        // retained both of their buffers.
+        let fields = event.fields
         c.stamp.withUnsafeMutableBufferPointer { stamp in
             c.due.withUnsafeMutableBufferPointer { due in
                 screen.position.withUnsafeBufferPointer { position in
-                    // The automata are used where they lie (a copy would retain each of their tables).
-                    screen.automata.withUnsafeBufferPointer { automata in
-                        for a in automata.indices {
-                            screen.candidates[a].withLists { start, rules in
-                                func hit(_ p: Int32) {
-                                    for i in Int(start[Int(p)])..<Int(start[Int(p) + 1]) {
-                                        let rule = Int(rules[i])
-                                        if stamp[rule] != gen {
-                                            stamp[rule] = gen
-                                            due[0] += 1
-                                            due[Int(due[0])] = position[rule]
+                    // The automata, their candidate lists and field names are used where they lie:
+                    // copies would retain their arrays for every automaton of every line.
+                    screen.candidates.withLists { start, rules in
+                        screen.patternBase.withUnsafeBufferPointer { patternBase in
+                            screen.fields.withUnsafeBufferPointer { names in
+                                screen.automata.withUnsafeBufferPointer { automata in
+                                    for a in automata.indices {
+                                        let base = Int(patternBase[a])
+                                        func hit(_ p: Int32) {
+                                            let pattern = base + Int(p)
+                                            for i in Int(start[pattern])..<Int(start[pattern + 1]) {
+                                                let rule = Int(rules[i])
+                                                if stamp[rule] != gen {
+                                                    stamp[rule] = gen
+                                                    due[0] += 1
+                                                    due[Int(due[0])] = position[rule]
+                                                }
+                                            }
+                                        }
+                                        _ = fields.anyValue(names[a]) { value in
+                                            if Fold.hasNonASCII(value) {
+                                                // Unicode folding can turn non-ASCII letters into ASCII ones; scan the folded text too.
+                                                let folded = Fold.lowercased(Array(value))
+                                                folded.withUnsafeBufferPointer { automata[a].scan($0, hit) }
+                                            }
+                                            automata[a].scan(value, hit)
+                                            return false
                                         }
                                     }
-                                }
-                                _ = event.fields.anyValue(screen.fields[a]) { value in
-                                    if Fold.hasNonASCII(value) {
-                                        // Unicode folding can turn non-ASCII letters into ASCII ones; scan the folded text too.
-                                        let folded = Fold.lowercased(Array(value))
-                                        folded.withUnsafeBufferPointer { automata[a].scan($0, hit) }
-                                    }
-                                    automata[a].scan(value, hit)
-                                    return false
                                 }
                             }
                         }
@@ -887,7 +897,7 @@ package struct RuleSet: Sendable {
         for k in due {
             let rule = screen.rules[Int(c.due[k])]
             c.statistics.rulesEvaluated += 1
-            if detections[rule].evaluate(event.fields, stats: &c.statistics) { matched.append(rule) }
+            if detections[rule].evaluate(fields, stats: &c.statistics) { matched.append(rule) }
         }
         return matched
     }
@@ -898,7 +908,10 @@ package struct RuleSet: Sendable {
     final class RouteScreen: Sendable {
         let fields: [String]
         let automata: [AhoCorasick]
-        let candidates: [Candidates]
+        /// The rules each pattern makes candidates, for every automaton in one list: pattern
+        /// `p` of automaton `a` is entry `patternBase[a] + p`.
+        let candidates: Candidates
+        let patternBase: [Int32]
         /// The routes' rules, in route order: those to evaluate when always due or marked.
         let rules: [Int]
         /// Per rule of the set, its index in `rules` (-1 for rules of other routes).
@@ -906,10 +919,14 @@ package struct RuleSet: Sendable {
         /// Indices in `rules` of the rules evaluated on every event (no literal to screen them by).
         let always: [Int32]
 
-        init(fields: [String], automata: [AhoCorasick], candidates: [Candidates], rules: [Int], ruleCount: Int, always: [Bool]) {
+        init(
+            fields: [String], automata: [AhoCorasick], candidates: Candidates, patternBase: [Int32], rules: [Int], ruleCount: Int,
+            always: [Bool]
+        ) {
             self.fields = fields
             self.automata = automata
             self.candidates = candidates
+            self.patternBase = patternBase
             self.rules = rules
             var position = [Int32](repeating: -1, count: ruleCount)
             for (p, rule) in rules.enumerated() { position[rule] = Int32(p) }
@@ -944,7 +961,9 @@ package struct RuleSet: Sendable {
         if c.screens.count >= 256 { c.screens.removeAll() }
         var names: [String] = []
         var automata: [AhoCorasick] = []
-        var lists: [Candidates] = []
+        var candidates = Candidates()
+        var patternBase: [Int32] = []
+        var patternCount: Int32 = 0
         var candidateRules: [Int] = []
         var fields: Set<Int> = []
         for r in routes.indices where routes[r] {
@@ -953,20 +972,23 @@ package struct RuleSet: Sendable {
         }
         for f in fields.sorted() {
             var literals: [[UInt8]] = []
-            var candidates = Candidates()
+            var lists: [[Int32]] = []
             for (p, rules) in literalRules[f].enumerated() {
                 let kept = rules.filter { routes[ruleRoute[Int($0)]] }
                 if kept.isEmpty { continue }
                 literals.append(AhoCorasick.screenPiece(fieldLiterals[f][p]))
-                candidates.append(kept)
+                lists.append(kept)
             }
             guard !literals.isEmpty else { continue }
             names.append(literalFields[f])
             automata.append(AhoCorasick(patterns: literals))
-            lists.append(candidates)
+            patternBase.append(patternCount)
+            for list in lists { candidates.append(list) }
+            patternCount += Int32(lists.count)
         }
         let screen = RouteScreen(
-            fields: names, automata: automata, candidates: lists, rules: candidateRules, ruleCount: rules.count, always: alwaysEvaluate)
+            fields: names, automata: automata, candidates: candidates, patternBase: patternBase, rules: candidateRules,
+            ruleCount: rules.count, always: alwaysEvaluate)
         c.screens[routes] = screen
         return screen
     }

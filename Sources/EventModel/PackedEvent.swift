@@ -162,83 +162,63 @@ package struct PackedEvent: Sendable {
     }
 }
 
-/// The last few events of a group, packed. A packed event is shared, not copied, by the lists
-/// that keep it (an event counts in several correlation groups at once): appending retains it.
+/// The last few events of a group in one buffer: each packed event preceded by its length.
 package struct PackedEventList: Sendable {
-    /// Oldest first from `head`: appends fill the array, then replace the oldest in turn.
-    private var items: [[UInt8]] = []
-    private var head32: Int32 = 0
-    private var head: Int {
-        get { Int(head32) }
-        set { head32 = Int32(newValue) }
+    private var buffer: [UInt8] = []
+    private var count32: Int32 = 0
+    package var count: Int {
+        get { Int(count32) }
+        set { count32 = Int32(newValue) }
     }
-
-    package var count: Int { items.count }
 
     package init() {}
 
-    /// The list in its stored form (for snapshots): each packed event preceded by its length
-    /// (four bytes, little endian), oldest first.
-    package var storage: [UInt8] {
-        var out: [UInt8] = []
-        forEachPacked { packed in
-            var n = UInt32(packed.count)
-            for _ in 0..<4 {
-                out.append(UInt8(truncatingIfNeeded: n))
-                n >>= 8
-            }
-            out += packed
-        }
-        return out
-    }
+    /// The list as stored (for snapshots), and back.
+    package var storage: [UInt8] { buffer }
 
-    /// The list from its stored form; `count` events at most.
     package init(storage: [UInt8], count: Int) {
-        var i = 0
-        while i + 4 <= storage.count, items.count < count {
-            let n = Int(storage[i]) | Int(storage[i + 1]) << 8 | Int(storage[i + 2]) << 16 | Int(storage[i + 3]) << 24
-            items.append(Array(storage[(i + 4)..<min(storage.count, i + 4 + n)]))
-            i += 4 + n
-        }
+        buffer = storage
+        self.count = count
     }
 
-    /// Appends `event`, dropping the oldest so that at most `limit` remain (see below).
+    /// Appends `event`, dropping the oldest so that at most `limit` remain (the buffer holds
+    /// only live events: groups are many, and memory counts more than the move).
     package mutating func append(_ event: Event, keeping limit: Int) {
         append(packed: PackedEvent.pack(event), keeping: limit)
     }
 
-    /// Appends an event packed by `PackedEvent.pack` (packed once for several lists). A negative
-    /// `limit` keeps every event.
+    /// Appends an event packed by `PackedEvent.pack` (packed once for several lists).
     package mutating func append(packed: [UInt8], keeping limit: Int) {
-        guard limit != 0 else {
-            items = []
-            head = 0
-            return
+        var n = UInt32(packed.count)
+        for _ in 0..<4 {
+            buffer.append(UInt8(truncatingIfNeeded: n))
+            n >>= 8
         }
-        if limit < 0 || (items.count < limit && head == 0) {
-            items.append(packed)
-        } else if items.count == limit {
-            items[head] = packed
-            head = head + 1 == limit ? 0 : head + 1
-        } else {
-            // The limit changed after the ring turned: in order again, the oldest dropped.
-            items = Array(ordered().suffix(limit - 1)) + [packed]
-            head = 0
+        buffer.append(contentsOf: packed)
+        count += 1
+        var dropped = 0
+        while count > limit, limit >= 0 {
+            dropped += 4 + length(at: dropped)
+            count -= 1
         }
+        if dropped > 0 { buffer.removeFirst(dropped) }
     }
 
-    private func ordered() -> [[UInt8]] { Array(items[head...] + items[..<head]) }
-
-    private func forEachPacked(_ body: ([UInt8]) -> Void) {
-        for k in 0..<items.count { body(items[(head + k) % items.count]) }
+    private func length(at i: Int) -> Int {
+        Int(buffer[i]) | Int(buffer[i + 1]) << 8 | Int(buffer[i + 2]) << 16 | Int(buffer[i + 3]) << 24
     }
 
     /// The events, oldest first.
     package func events() -> [Event] {
         var out: [Event] = []
-        out.reserveCapacity(items.count)
+        out.reserveCapacity(count)
         var source: String? = nil
-        forEachPacked { out.append(PackedEvent.unpack($0[...], source: &source)) }
+        var i = 0
+        while i + 4 <= buffer.count {
+            let n = length(at: i)
+            out.append(PackedEvent.unpack(buffer[(i + 4)..<min(buffer.count, i + 4 + n)], source: &source))
+            i += 4 + n
+        }
         return out
     }
 }

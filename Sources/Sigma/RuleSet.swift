@@ -847,7 +847,8 @@ package struct RuleSet: Sendable {
             c.due.withUnsafeMutableBufferPointer { due in
                 screen.position.withUnsafeBufferPointer { position in
                     // The automata, their candidate lists and field names are used where they lie:
-                    // copies would retain their arrays for every automaton of every line.
+                    // copies would retain their arrays for every automaton of every line. (Moved
+                    // into a method of `RouteScreen`, this loop took nine more retains per line.)
                     screen.candidates.withLists { start, rules in
                         screen.patternBase.withUnsafeBufferPointer { patternBase in
                             screen.fields.withUnsafeBufferPointer { names in
@@ -941,6 +942,9 @@ package struct RuleSet: Sendable {
         private var start: [Int32] = [0]
         private var rules: [Int32] = []
 
+        /// The number of patterns with a list.
+        var count: Int { start.count - 1 }
+
         mutating func append(_ list: [Int32]) {
             rules += list
             start.append(Int32(rules.count))
@@ -963,7 +967,6 @@ package struct RuleSet: Sendable {
         var automata: [AhoCorasick] = []
         var candidates = Candidates()
         var patternBase: [Int32] = []
-        var patternCount: Int32 = 0
         var candidateRules: [Int] = []
         var fields: Set<Int> = []
         for r in routes.indices where routes[r] {
@@ -982,9 +985,8 @@ package struct RuleSet: Sendable {
             guard !literals.isEmpty else { continue }
             names.append(literalFields[f])
             automata.append(AhoCorasick(patterns: literals))
-            patternBase.append(patternCount)
+            patternBase.append(Int32(candidates.count))
             for list in lists { candidates.append(list) }
-            patternCount += Int32(lists.count)
         }
         let screen = RouteScreen(
             fields: names, automata: automata, candidates: candidates, patternBase: patternBase, rules: candidateRules,

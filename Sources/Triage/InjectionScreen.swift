@@ -80,12 +80,16 @@ package struct InjectionScreen: Sendable {
     package func flag(_ finding: inout Finding, accept: (UInt64) -> Bool = { _ in false }) -> Bool {
         var found: UInt8 = 0
         var accepted = false
-        for e in finding.evidences {
-            _ = e.fields.anyValue(FieldName.message) { value in
-                let (reasons, words) = scan(value)
-                found |= reasons
-                if !accepted, words != 0, accept(words) { accepted = true }
-                return false
+        // By index, where each event lies: `for e in` copied every event (a retain of each of
+        // its buffers and strings).
+        finding.evidences.withUnsafeBufferPointer { evidences in
+            for i in evidences.indices {
+                _ = evidences[i].fields.anyValue(FieldName.message) { value in
+                    let (reasons, words) = scan(value)
+                    found |= reasons
+                    if !accepted, words != 0, accept(words) { accepted = true }
+                    return false
+                }
             }
         }
         // Most findings have none: no lists to build for them.

@@ -293,6 +293,12 @@ package struct EventFields: Sendable {
     /// Sets `ranges[k]` to the first value of `names.names[k]`, nil where absent. False when one
     /// of the names occurs twice (a caller that keys on first values must then look at each value).
     package func firstRanges(of names: FieldNameSet, into ranges: inout [Range<Int>?]) -> Bool {
+        ranges.withUnsafeMutableBufferPointer { firstRanges(of: names, into: $0) }
+    }
+
+    /// `firstRanges(of:into:)` into scratch that the caller holds (such as stack memory).
+    @discardableResult
+    package func firstRanges(of names: FieldNameSet, into ranges: UnsafeMutableBufferPointer<Range<Int>?>) -> Bool {
         for k in ranges.indices { ranges[k] = nil }
         var single = true
         names.withTables { wanted, start, order in

@@ -35,7 +35,13 @@ package struct Aggregator {
             self.observables = observables
             var h = Hasher()
             h.combine(rule)
-            h.combine(observables)
+            // Names left out: they follow from the fields (and `==` compares them), and
+            // hashing a string is most of the cost of a key.
+            h.combine(observables.count)
+            for o in observables {
+                h.combine(o.typeID)
+                h.combine(o.value)
+            }
             hash = h.finalize()
         }
 

@@ -161,34 +161,40 @@ package struct Observable: Sendable, Hashable {
 
     /// `fieldMap`'s fields, for finding their first values in one pass over an event.
     private static let fieldNames = FieldNameSet(fieldMap.map(\.field))
+    /// The index of `source.address` in `fieldMap`: its value is an IP or a host name.
+    private static let sourceAddress = fieldMap.firstIndex { $0.field == "source.address" }!
 
     /// The observables an event names, in `fieldMap` order, without duplicates.
     package static func from(_ event: Event) -> [Observable] {
-        var ranges = [Range<Int>?](filling: nil, count: fieldMap.count)
-        _ = event.fields.firstRanges(of: fieldNames, into: &ranges)
-        return event.fields.storage.withUnsafeBufferPointer { storage in
-            var out: [Observable] = []
-            // Most events name an address, a user, a host and a program: one allocation, not three.
-            out.reserveCapacity(4)
-            for (m, (field, name, type)) in fieldMap.enumerated() {
-                guard let range = ranges[m] else { continue }
-                let raw = UnsafeBufferPointer(rebasing: storage[range])
-                guard !raw.isEmpty, raw.count <= 512 else { continue }
-                if type == 9, out.contains(where: { $0.typeID == 9 }) { continue }
-                // Observables are what analysts read in dashboards and terminals: no control characters.
-                var value = SafeText.isPrintableASCII(raw) ? String(decoding: raw, as: UTF8.self) : SafeText.clean(raw)
-                var typeID = type
-                if field == "source.address", IPAddress(bytes: raw) != nil {
-                    // A textual address is an IP if it parses as one, else a host name.
-                    typeID = 2
+        // Per event, for every match: scratch on the stack, and addresses tested without
+        // building them.
+        withUnsafeTemporaryAllocation(of: Range<Int>?.self, capacity: fieldMap.count) { ranges in
+            ranges.initialize(repeating: nil)
+            event.fields.firstRanges(of: fieldNames, into: ranges)
+            return event.fields.storage.withUnsafeBufferPointer { storage in
+                var out: [Observable] = []
+                // Most events name an address, a user, a host and a program: one allocation, not three.
+                out.reserveCapacity(4)
+                for m in ranges.indices {
+                    guard let range = ranges[m] else { continue }
+                    let raw = UnsafeBufferPointer(rebasing: storage[range])
+                    guard !raw.isEmpty, raw.count <= 512 else { continue }
+                    var typeID = fieldMap[m].typeID
+                    if typeID == 9, out.contains(where: { $0.typeID == 9 }) { continue }
+                    // Observables are what analysts read in dashboards and terminals: no control characters.
+                    var value = SafeText.isPrintableASCII(raw) ? String(decoding: raw, as: UTF8.self) : SafeText.clean(raw)
+                    if m == sourceAddress, IPAddress.isAddress(raw) {
+                        // A textual address is an IP if it parses as one, else a host name.
+                        typeID = 2
+                    }
+                    if typeID == 2, raw.starts(with: "::ffff:".utf8), IPAddress.isAddress(UnsafeBufferPointer(rebasing: raw.dropFirst(7))) {
+                        value = String(value.dropFirst(7))
+                    }
+                    let obs = Observable(name: typeID == 2 ? "src_endpoint.ip" : fieldMap[m].name, typeID: typeID, value: value)
+                    if !out.contains(obs) { out.append(obs) }
                 }
-                if typeID == 2, raw.starts(with: "::ffff:".utf8), IPAddress(bytes: UnsafeBufferPointer(rebasing: raw.dropFirst(7))) != nil {
-                    value = String(value.dropFirst(7))
-                }
-                let obs = Observable(name: typeID == 2 ? "src_endpoint.ip" : name, typeID: typeID, value: value)
-                if !out.contains(obs) { out.append(obs) }
+                return out
             }
-            return out
         }
     }
 }

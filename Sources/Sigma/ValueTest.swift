@@ -150,6 +150,12 @@ package struct IPAddress: Sendable, Hashable {
         bytes = v6
     }
 
+    /// Whether `v` parses as an address (the test of `init?(bytes:)`), without building one
+    /// for the common dotted quad.
+    package static func isAddress(_ v: UnsafeBufferPointer<UInt8>) -> Bool {
+        parseV4(bytes: v) != nil || IPAddress(bytes: v) != nil
+    }
+
     /// Dotted quad straight from bytes, as one number (first part in the high byte): the
     /// common case, without building a String or an array.
     static func parseV4(bytes v: UnsafeBufferPointer<UInt8>) -> UInt32? {

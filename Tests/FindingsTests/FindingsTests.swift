@@ -136,6 +136,49 @@ struct FindingIDTests {
     }
 }
 
+struct ObservableTests {
+    static func observables(_ fields: [(String, String)]) -> [Observable] {
+        var e = Event(position: SourcePosition(source: "f", line: 1, offset: 0))
+        for (name, value) in fields { e.fields.add(name, value) }
+        return Observable.from(e)
+    }
+
+    @Test(
+        "a source address is an IP when it parses as one, else a host name",
+        arguments: [
+            ("203.0.113.5", "src_endpoint.ip", 2, "203.0.113.5"),
+            ("::ffff:198.51.100.7", "src_endpoint.ip", 2, "198.51.100.7"),
+            ("2001:db8::1", "src_endpoint.ip", 2, "2001:db8::1"),
+            ("gw.example.net", "src_endpoint.hostname", 1, "gw.example.net"),
+            ("203.0.113.256", "src_endpoint.hostname", 1, "203.0.113.256"),
+            ("::ffff:gw", "src_endpoint.hostname", 1, "::ffff:gw"),
+        ])
+    func sourceAddress(text: String, name: String, typeID: Int, value: String) {
+        let found = Self.observables([("source.address", text)])
+        #expect(found.map(\.name) == [name])
+        #expect(found.map(\.typeID) == [typeID])
+        #expect(found.map(\.value) == [value])
+    }
+
+    @Test func fieldOrderOneProcessAndNoRepeats() {
+        let found = Self.observables([
+            (FieldName.identifier, "sshd"), ("comm", "sshd-session"), ("user.target", "root"), ("user.name", "root"),
+            (FieldName.hostname, "web1"), ("source.ip", "192.0.2.9"), ("source.address", "192.0.2.9"), ("user.name", "eve"),
+        ])
+        // In the order of `Observable.fieldMap`; the first process name only; an address named
+        // twice once; the first value of a repeated field.
+        #expect(found.map(\.name) == ["src_endpoint.ip", "user.name", "device.hostname", "process.name"])
+        #expect(found.map(\.value) == ["192.0.2.9", "root", "web1", "sshd-session"])
+    }
+
+    @Test func controlCharactersAreCleanedAndLongValuesLeftOut() {
+        let found = Self.observables([("user.name", "ro\u{1B}[31mot"), (FieldName.hostname, String(repeating: "h", count: 513))])
+        #expect(found.count == 1)
+        #expect(found.first?.name == "user.name")
+        #expect(found.first?.value.unicodeScalars.contains { $0.value < 0x20 } == false)
+    }
+}
+
 struct AggregatorTests {
     static func rule() throws -> RuleSummary {
         let (set, _) = try Fixtures.ruleSet(
@@ -168,6 +211,29 @@ struct AggregatorTests {
         #expect(first.uid == FindingID.make(ruleID: "agg-rule", position: SourcePosition(source: "f", line: 1, offset: 1)))
         let rest = agg.flush()
         #expect(rest.count == 1 && rest[0].count == 1)
+    }
+
+    @Test("a group is one rule and the same observables, names included")
+    func groupsByNamesAndValues() throws {
+        let rule = try Self.rule()
+        var agg = Aggregator(windowSeconds: 60)
+        func event(_ offset: UInt64, _ fields: [(String, String)]) -> Event {
+            var e = Event(position: SourcePosition(source: "f", line: Int(offset), offset: offset))
+            for (name, value) in fields { e.fields.add(name, value) }
+            return e
+        }
+        // The same value as a source host name and as a device host name, a user name twice,
+        // and the same values in another observable: four groups, one of them with two events.
+        _ = agg.add(rule: rule, event: event(1, [("source.address", "gw")]), time: 0)
+        _ = agg.add(rule: rule, event: event(2, [(FieldName.hostname, "gw")]), time: 1)
+        _ = agg.add(rule: rule, event: event(3, [("user.name", "alice")]), time: 2)
+        _ = agg.add(rule: rule, event: event(4, [("user.target", "alice")]), time: 3)
+        _ = agg.add(rule: rule, event: event(5, [("user.name", "alice"), (FieldName.hostname, "gw")]), time: 4)
+        let found = agg.flush()
+        #expect(found.count == 4)
+        #expect(found.map(\.count).sorted() == [1, 1, 1, 2])
+        let twice = try #require(found.first { $0.count == 2 })
+        #expect(twice.observables.map(\.value) == ["alice"])
     }
 
     @Test func openGroupsAreCapped() throws {

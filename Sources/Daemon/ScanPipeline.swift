@@ -134,7 +134,10 @@ package struct ScanPipeline {
                 continue
             }
             do {
-                while var event = try reader.next() {
+                // One event for the whole input: a line that nothing keeps leaves its buffers
+                // to the next (see `EventReader.next(into:)`).
+                var event = Event(position: SourcePosition(source: input, line: 0, offset: 0))
+                while try reader.next(into: &event) {
                     detector.process(&event, now: wallClock, deliver: deliver)
                     if progress.enabled, reader.statistics.lines & 0x3FFF == 0 {
                         var s = summary.read

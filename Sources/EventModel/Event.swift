@@ -199,6 +199,18 @@ package struct EventFields: Sendable {
     /// The names in order (repeats included).
     package var names: [String] { fields.map(\.name) }
 
+    /// Starts over with `bytes` as the backing buffer and no fields, in the buffers of before
+    /// when nothing else holds them (a copy of the event that became evidence keeps its own):
+    /// a reader that reuses one event per line allocates nothing for most lines. A buffer
+    /// grown past 64 KiB by a long line is let go rather than kept.
+    package mutating func reset(backing bytes: UnsafeBufferPointer<UInt8>) {
+        if storage.capacity > 1 << 16 { storage = [] }
+        storage.removeAll(keepingCapacity: true)
+        storage.append(contentsOf: bytes)
+        fields.removeAll(keepingCapacity: true)
+        if fields.capacity == 0 { fields.reserveCapacity(12) }
+    }
+
     /// Empties the fields; the buffers are kept when nothing else shares them (a reader reuses
     /// one set per entry).
     package mutating func removeAll() {

@@ -84,13 +84,24 @@ package struct EventReader: ~Copyable {
 
     /// The next event, or nil at end of input. Lines that cannot be parsed are counted and skipped.
     package mutating func next() throws -> Event? {
+        var event = Event(position: SourcePosition(source: source, line: 0, offset: 0))
+        return try next(into: &event) ? event : nil
+    }
+
+    /// The next event into `event`, whose buffers are reused when nothing else holds them
+    /// (see `EventFields.reset(backing:)`); false at the end of the input. A caller that keeps
+    /// one event for a whole input allocates nothing per line for most lines.
+    package mutating func next(into event: inout Event) throws -> Bool {
         if format == .auto {
             format = try detect()
             decoder.format = format
         }
         switch format {
-        case .journalExport: return try nextExportEntry()
-        case .jsonl, .syslog, .audit, .auto: return try nextLineEvent()
+        case .journalExport:
+            guard let entry = try nextExportEntry() else { return false }
+            event = entry
+            return true
+        case .jsonl, .syslog, .audit, .auto: return try nextLineEvent(into: &event)
         }
     }
 
@@ -115,24 +126,25 @@ package struct EventReader: ~Copyable {
         return .syslog
     }
 
-    private mutating func nextLineEvent() throws -> Event? {
+    private mutating func nextLineEvent(into event: inout Event) throws -> Bool {
         while true {
             let lineNumber = statistics.lines + 1
             let src = source
             var decoder = decoder
-            let outcome: (Event?, Bool, Bool)? = try reader.nextLine { line, offset, truncated in
-                let (event, parsed) = decoder.decode(line, position: SourcePosition(source: src, line: lineNumber, offset: offset))
-                return (event, parsed, truncated)
+            let outcome: (Bool, Bool, Bool)? = try reader.nextLine { line, offset, truncated in
+                let position = SourcePosition(source: src, line: lineNumber, offset: offset)
+                let (made, parsed) = decoder.decode(line, position: position, into: &event)
+                return (made, parsed, truncated)
             }
             self.decoder = decoder
-            guard let (event, parsed, truncated) = outcome else { return nil }
+            guard let (made, parsed, truncated) = outcome else { return false }
             statistics.lines += 1
             statistics.bytes = reader.offset
             if truncated { statistics.truncated += 1 }
             if !parsed { statistics.unparsable += 1 }
-            if let event {
+            if made {
                 statistics.events += 1
-                return event
+                return true
             }
         }
     }

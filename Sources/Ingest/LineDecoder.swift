@@ -25,13 +25,25 @@ package struct LineDecoder: Sendable {
 
     /// The event for `line`, and whether it had the structure its format promises.
     package mutating func decode(_ line: UnsafeBufferPointer<UInt8>, position: SourcePosition) -> (event: Event?, parsed: Bool) {
-        if line.isEmpty { return (nil, true) }
+        var event = Event(position: position)
+        let (made, parsed) = decode(line, position: position, into: &event)
+        return (made ? event : nil, parsed)
+    }
+
+    /// `decode(_:position:)` into `event` (its buffers reused for syslog lines, which most
+    /// lines are): whether the line gave an event, and whether it had its format's structure.
+    /// `event` is left as it was when the line gives none.
+    package mutating func decode(_ line: UnsafeBufferPointer<UInt8>, position: SourcePosition, into event: inout Event) -> (
+        made: Bool, parsed: Bool
+    ) {
+        if line.isEmpty { return (false, true) }
         let audit = (format == .audit || format == .auto) && Self.isAuditRecord(line)
         if format == .audit || audit {
             // The record as the message; AuditAssembler reads and joins it.
             var fields = EventFields(capacity: line.count + 16, fields: 2)
             fields.add(FieldName.message, buffer: UnsafeRawBufferPointer(line))
-            return (Event(position: position, fields: fields), audit)
+            event = Event(position: position, fields: fields)
+            return (true, audit)
         }
         var isJSON = format == .jsonl
         if format == .auto {
@@ -41,11 +53,12 @@ package struct LineDecoder: Sendable {
         }
         if isJSON {
             switch json.parse(line, position: position) {
-            case .success(let event): return (event, true)
-            case .failure: return (nil, false)
+            case .success(let parsed):
+                event = parsed
+                return (true, true)
+            case .failure: return (false, false)
             }
         }
-        let r = syslog.parse(line, position: position)
-        return (r.event, r.headerFound)
+        return (true, syslog.parse(line, position: position, into: &event))
     }
 }

@@ -122,6 +122,42 @@ struct SyslogParserTests {
 }
 
 struct EventReaderTests {
+    /// Fields, time, position and repeat count, for comparing events.
+    static func summary(_ e: Event) -> String {
+        var parts: [String] = []
+        e.fields.forEach { name, value in
+            // The length and the start of each value: enough to tell lines apart, short in a report.
+            parts.append("\(name)=\(value.count):\(String(decoding: value.prefix(32), as: UTF8.self))")
+            return true
+        }
+        return "\(e.time ?? -1) \(e.position.description)@\(e.position.offset) x\(e.repeatCount) " + parts.joined(separator: " ")
+    }
+
+    @Test("one event reused for every line: the events kept are those read one by one")
+    func reusedEventLeavesKeptCopiesAlone() throws {
+        let long = String(repeating: "x", count: 70_000)
+        let text = [
+            "<38>Nov  3 10:00:00 web1 sshd[7]: Failed password for root from 192.0.2.1 port 22 ssh2",
+            "Nov  3 10:00:01 web1 sshd[7]: message repeated 3 times: [ Failed password for root from 192.0.2.1 port 22 ssh2]",
+            "",
+            "Nov  3 10:00:02 web1 kernel: \(long)",
+            "no header at all",
+            #"{"MESSAGE":"from json","SYSLOG_IDENTIFIER":"app","__REALTIME_TIMESTAMP":"1700000000000000"}"#,
+            "type=USER_AUTH msg=audit(1700000000.123:42): pid=1 uid=0 res=failed",
+            "2026-11-03T10:00:03.5+00:00 db1 cron[9]: short",
+            "Nov  3 10:00:04 db1 su: x",
+        ].joined(separator: "\n")
+        let path = try Fixtures.temporaryFile(Array(text.utf8))
+        let (expected, _) = try Fixtures.readAll(path)
+        var reader = try EventReader(path: path, options: ReaderOptions())
+        var event = Event(position: SourcePosition(source: path, line: 0, offset: 0))
+        var kept: [Event] = []
+        // Each event kept as the detector keeps evidence: a copy that shares its buffers.
+        while try reader.next(into: &event) { kept.append(event) }
+        #expect(expected.count == 8)
+        #expect(kept.map(Self.summary) == expected.map(Self.summary))
+    }
+
     @Test func jsonLinesWithArraysAndBytes() throws {
         let text = #"""
             {"MESSAGE":"Failed password for root from 1.2.3.4 port 1 ssh2","SYSLOG_IDENTIFIER":"sshd","__REALTIME_TIMESTAMP":"1700000000000000","_PID":123}

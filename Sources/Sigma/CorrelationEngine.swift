@@ -111,6 +111,14 @@ package struct CorrelationEngine {
     /// Per correlation and input: the event fields that form the group key, and the value field.
     private let groupFields: [[[String]]]
     private let valueFields: [[String?]]
+    /// Per correlation and input, which distinct list of group-by fields it has: an event
+    /// that several correlations count (sshd failures feed most of them), grouped by the
+    /// same fields, has its key built and hashed once (`keys`).
+    private let keySlot: [[Int]]
+    /// Per distinct list of group-by fields, the key of the event being observed, valid when
+    /// its stamp is `observed`.
+    private var keys: [(stamp: UInt64, key: GroupKey)]
+    private var observed: UInt64 = 0
     /// Per correlation, what counting needs of it.
     private let shapes: [Shape]
 
@@ -134,6 +142,15 @@ package struct CorrelationEngine {
             }
         }
         groupFields = rules.correlations.map { corr in corr.inputs.map { corr.groupFields(for: names($0)) } }
+        var lists: [[String]] = []
+        keySlot = groupFields.map { inputs in
+            inputs.map { fields in
+                if let known = lists.firstIndex(of: fields) { return known }
+                lists.append(fields)
+                return lists.count - 1
+            }
+        }
+        keys = Array(repeating: (0, GroupKey("")), count: lists.count)
         valueFields = rules.correlations.map { corr in
             corr.inputs.map { input in
                 corr.field.map { f in corr.aliases[f].flatMap { a in names(input).lazy.compactMap { a[$0] }.first } ?? f }
@@ -154,6 +171,7 @@ package struct CorrelationEngine {
     /// Feeds a match of `rule`; returns incidents that closed because event time moved on.
     package mutating func observe(rule: Int, event: Event, time: Int64) -> [CorrelationIncident] {
         guard rule < rules.ruleConsumers.count else { return [] }
+        observed &+= 1
         var closed = advance(to: time)
         // Packed once for the evidence of every group the event counts in.
         var packed: [UInt8]? = nil
@@ -170,12 +188,19 @@ package struct CorrelationEngine {
         guard let inputIndex = rules.correlations[c].inputs.firstIndex(of: input) else { return }
         let kind = shapes[c].kind
         let fields = groupFields[c][inputIndex]
-        var text = ""
-        for (k, f) in fields.enumerated() {
-            if k > 0 { text.append(Self.separator) }
-            if let v = event.fields.first(f) { text += String(decoding: v, as: UTF8.self) }
+        let slot = keySlot[c][inputIndex]
+        let key: GroupKey
+        if keys[slot].stamp == observed {
+            key = keys[slot].key
+        } else {
+            var text = ""
+            for (k, f) in fields.enumerated() {
+                if k > 0 { text.append(Self.separator) }
+                if let v = event.fields.first(f) { text += String(decoding: v, as: UTF8.self) }
+            }
+            key = GroupKey(text)
+            keys[slot] = (observed, key)
         }
-        let key = GroupKey(text)
         var value: String?
         var valueHash: UInt64 = 0
         var number = 0.0
@@ -256,10 +281,12 @@ package struct CorrelationEngine {
         }
         g.lastTime = newest
         let live = g.window.count - g.head
-        if g.incident != nil {
-            g.incident!.count += event.repeatCount
-            g.incident!.lastSeen = max(g.incident!.lastSeen, time)
-            if g.incident!.evidences.count < evidenceCap { g.incident!.evidences.append(event) }
+        if !g.incidentStore.isEmpty {
+            // Updated where it lies: through `incident` (a copy out, and a new one-element
+            // array back in), each of these lines cost an allocation and a copy of the incident.
+            g.incidentStore[0].count += event.repeatCount
+            g.incidentStore[0].lastSeen = max(g.incidentStore[0].lastSeen, time)
+            if g.incidentStore[0].evidences.count < evidenceCap { g.incidentStore[0].evidences.append(event) }
         } else if live > 0, let metric = metric(corr, g), corr.holds(metric) {
             let first = g.window[g.head].time
             g.incident = CorrelationIncident(
@@ -502,7 +529,7 @@ extension CorrelationEngine {
             groups[c] = [:]
             activity[c] = ActivityHeap()
             for (key, var g) in byID[corr.id] ?? [:] {
-                if g.incident != nil { g.incident!.correlation = c }
+                if !g.incidentStore.isEmpty { g.incidentStore[0].correlation = c }
                 groups[c][key] = g
                 activity[c].push(key: key, time: g.lastTime)
             }

@@ -33,9 +33,9 @@ package struct DetectionItem: Sendable {
         // The field is present from here on; anyValue below finds its values.
         if values.isEmpty { return false }
         if linkAll {
-            for alternatives in values {
+            for a in values.indices {
                 let hit = fields.contains { name in
-                    event.anyValue(name) { v in alternatives.contains { $0.matches(v, in: event, stats: &stats) } }
+                    event.anyValue(name) { v in values[a].indices.contains { values[a][$0].matches(v, in: event, stats: &stats) } }
                 }
                 if !hit { return false }
             }
@@ -43,8 +43,9 @@ package struct DetectionItem: Sendable {
         }
         for name in fields {
             let hit = event.anyValue(name) { v in
-                for alternatives in values {
-                    for test in alternatives where test.matches(v, in: event, stats: &stats) { return true }
+                // By index, where the tests lie: `for … in` took a copy of each list and test.
+                for a in values.indices {
+                    for t in values[a].indices where values[a][t].matches(v, in: event, stats: &stats) { return true }
                 }
                 return false
             }

@@ -1056,7 +1056,8 @@ package struct RuleSet: Sendable {
             c.statistics.sessionFolded += before - report.count
         }
         if !report.isEmpty { session.reported = true }
-        c.sessions.sessions[at] = session
+        // Moved back, as it was moved out: an assignment copied it and destroyed both.
+        swap(&session, &c.sessions.sessions[at])
         return report
     }
 

@@ -367,6 +367,7 @@ package struct FieldNameSet: Sendable {
     private let order: [Int32]
 
     package init(_ names: [String]) {
+        let names = names.map(FieldName.canonical)
         self.names = names
         let lengths = names.map(\.utf8.count)
         let longest = lengths.max() ?? 0

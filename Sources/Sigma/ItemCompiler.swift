@@ -1,3 +1,4 @@
+import EventModel
 import Foundation
 import Yams
 
@@ -34,7 +35,7 @@ struct ItemCompiler {
 
         let isKeyword = field.isEmpty
         var item = DetectionItem(
-            fields: isKeyword ? keywordFields : mapField(field), isKeyword: isKeyword, values: [],
+            fields: (isKeyword ? keywordFields : mapField(field)).map(FieldName.canonical), isKeyword: isKeyword, values: [],
             linkAll: has.contains("all"), negate: has.contains("neq"), exists: nil, matchesAbsent: false)
 
         var rawValues: [(SigmaValue, Node)] = []

@@ -240,7 +240,7 @@ package struct Pipeline: Sendable {
             guard let pairs = item.pairs else { throw RuleError(item.location(file), "an event condition must be a map of field: values") }
             conditions.append(
                 pairs.map { (k, _, v) in
-                    (k, v.stringList.map { StringMatcher(SigmaPattern(sigma: $0), caseSensitive: false) })
+                    (FieldName.canonical(k), v.stringList.map { StringMatcher(SigmaPattern(sigma: $0), caseSensitive: false) })
                 })
             written.append(pairs.map { (k, _, v) in (k, v.stringList) })
         }

@@ -1074,8 +1074,8 @@ package struct RuleSet: Sendable {
     /// Provisional failures that stood (the session's next line reported nothing else), each
     /// with the event it matched on. Take them after each `settle`.
     package func takeReleased(context c: inout Context) -> [(rules: [Int], event: Event)] {
-        // Moved out, not copied: a copy left the list shared, and emptying it then allocated a
-        // new buffer on every line.
+        // Moved out, not copied: a copy left the list shared, and once the list had held
+        // anything, emptying it allocated a new buffer on every line.
         guard !c.sessions.released.isEmpty else { return [] }
         var out: [(rules: [Int], event: Event)] = []
         swap(&out, &c.sessions.released)

@@ -247,8 +247,19 @@ package struct CorrelationEngine {
     ) -> (newest: Int64, started: Bool) {
         let time = entry.time
         let span = corr.timespanMicros
-        // Slide: drop entries older than the window ending at the newest time seen in the group.
         let newest = max(g.lastTime, time)
+        if !g.incidentStore.isEmpty {
+            // An open incident only grows, until the group has been quiet for a timespan and
+            // goes with it (`advance`): the window that opened it is not kept (see below).
+            // Updated where it lies: through `incident` (a copy out, and a new one-element
+            // array back in), each of these lines cost an allocation and a copy of the incident.
+            g.lastTime = newest
+            g.incidentStore[0].count += event.repeatCount
+            g.incidentStore[0].lastSeen = max(g.incidentStore[0].lastSeen, time)
+            if g.incidentStore[0].evidences.count < evidenceCap { g.incidentStore[0].evidences.append(event) }
+            return (newest, false)
+        }
+        // Slide: drop entries older than the window ending at the newest time seen in the group.
         while g.head < g.window.count, g.window[g.head].time < newest - span {
             remove(g.window[g.head], from: &g, temporal: corr.kind == .temporal)
             g.head += 1
@@ -272,6 +283,7 @@ package struct CorrelationEngine {
             g.sum += entry.number
             g.events += event.repeatCount
             if corr.kind == .temporal { g.values[UInt64(entry.input), default: 0] += 1 }
+            // The latest events, for the evidence of an incident yet to open.
             if packed == nil { packed = PackedEvent.pack(event) }
             g.recent.append(packed: packed!, keeping: evidenceCap)
         }
@@ -281,13 +293,7 @@ package struct CorrelationEngine {
         }
         g.lastTime = newest
         let live = g.window.count - g.head
-        if !g.incidentStore.isEmpty {
-            // Updated where it lies: through `incident` (a copy out, and a new one-element
-            // array back in), each of these lines cost an allocation and a copy of the incident.
-            g.incidentStore[0].count += event.repeatCount
-            g.incidentStore[0].lastSeen = max(g.incidentStore[0].lastSeen, time)
-            if g.incidentStore[0].evidences.count < evidenceCap { g.incidentStore[0].evidences.append(event) }
-        } else if live > 0, let metric = metric(corr, g), corr.holds(metric) {
+        if live > 0, let metric = metric(corr, g), corr.holds(metric) {
             let first = g.window[g.head].time
             g.incident = CorrelationIncident(
                 correlation: c,
@@ -296,6 +302,11 @@ package struct CorrelationEngine {
                 firstSeen: first, lastSeen: time, count: g.events,
                 // Evidence: the kept events that are still inside the window.
                 metric: metric, evidences: g.recent.events().filter { ($0.time ?? first) >= first })
+            // Cited now, and counted: an open incident keeps its later events itself.
+            g.recent = PackedEventList()
+            g.window = []
+            g.head = 0
+            g.values = [:]
             return (newest, true)
         }
         return (newest, false)

@@ -99,6 +99,33 @@ struct CorrelationTests {
         }
     }
 
+    @Test("an open incident counts every later event, cites the first up to the cap, and a new one starts afresh")
+    func openIncidentGrowsThenCloses() throws {
+        var (_, engine) = try Self.engine(type: "event_count", condition: "{gte: 3}")
+        engine.evidenceCap = 5
+        var incidents: [CorrelationIncident] = []
+        func feed(_ seconds: Int64, line: Int) {
+            var e = Self.event("fail")
+            e.time = seconds * 1_000_000
+            e.position.line = line
+            incidents += engine.observe(rule: 0, event: e, time: seconds * 1_000_000)
+        }
+        for t in 0..<23 { feed(Int64(t), line: t) }
+        #expect(incidents.isEmpty)
+        // Ten minutes and one second of quiet after the last: the first incident closes.
+        for t in 0..<3 { feed(623 + Int64(t), line: 100 + t) }
+        #expect(incidents.count == 1)
+        let first = try #require(incidents.first)
+        #expect(first.count == 23 && first.metric == 3)
+        #expect(first.firstSeen == 0 && first.lastSeen == 22_000_000)
+        #expect(first.evidences.map(\.position.line) == [0, 1, 2, 3, 4])
+        incidents += engine.flush()
+        #expect(incidents.count == 2)
+        let second = incidents[1]
+        #expect(second.count == 3 && second.firstSeen == 623_000_000)
+        #expect(second.evidences.map(\.position.line) == [100, 101, 102])
+    }
+
     @Test func lateEventsWithinTheWindowStillCount() throws {
         var (set, engine) = try Self.engine(type: "event_count", condition: "{gte: 5}")
         // The fourth event arrives after the fifth; it is placed by its own time.

@@ -134,8 +134,8 @@ package struct ScanPipeline {
                 continue
             }
             do {
-                // One event for the whole input: a line that nothing keeps leaves its buffers
-                // to the next (see `EventReader.next(into:)`).
+                // One event for the whole input: a line that nothing keeps leaves its field
+                // list to the next (see `EventReader.next(into:)`).
                 var event = Event(position: SourcePosition(source: input, line: 0, offset: 0))
                 while try reader.next(into: &event) {
                     detector.process(&event, now: wallClock, deliver: deliver)

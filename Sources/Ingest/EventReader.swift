@@ -88,9 +88,9 @@ package struct EventReader: ~Copyable {
         return try next(into: &event) ? event : nil
     }
 
-    /// The next event into `event`, whose buffers are reused when nothing else holds them
+    /// The next event into `event`, whose field list is reused when nothing else holds it
     /// (see `EventFields.reset(backing:)`); false at the end of the input. A caller that keeps
-    /// one event for a whole input allocates nothing per line for most lines.
+    /// one event for a whole input saves an allocation per line for most lines.
     package mutating func next(into event: inout Event) throws -> Bool {
         if format == .auto {
             format = try detect()

@@ -30,7 +30,7 @@ package struct LineDecoder: Sendable {
         return (made ? event : nil, parsed)
     }
 
-    /// `decode(_:position:)` into `event` (its buffers reused for syslog lines, which most
+    /// `decode(_:position:)` into `event` (its field list reused for syslog lines, which most
     /// lines are): whether the line gave an event, and whether it had its format's structure.
     /// `event` is left as it was when the line gives none.
     package mutating func decode(_ line: UnsafeBufferPointer<UInt8>, position: SourcePosition, into event: inout Event) -> (

@@ -48,7 +48,7 @@ package struct SyslogParser: Sendable {
         return Result(event: event, headerFound: found)
     }
 
-    /// Parses `line` into `event`, replacing all it held and reusing its buffers where it can
+    /// Parses `line` into `event`, replacing all it held and reusing its field list where it can
     /// (see `EventFields.reset(backing:)`). Returns whether the line had a header.
     package mutating func parse(_ line: UnsafeBufferPointer<UInt8>, position: SourcePosition, into event: inout Event) -> Bool {
         // The fields are moved out and back, not copied: their buffers stay unshared.

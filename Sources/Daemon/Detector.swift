@@ -50,12 +50,14 @@ package struct Detector {
     }
 
     private mutating func detect(_ event: inout Event, now: Int64, deliver: (Finding) -> Void) {
-        let reports = rules.evaluate(&event, context: &context)
-        if reports.isEmpty, !correlations.isEmpty {
+        // The event is reported where it lies, not copied into a list of reports.
+        let (released, own) = rules.evaluateInPlace(&event, context: &context)
+        if released.isEmpty, own.isEmpty, !correlations.isEmpty {
             let incidents = correlations.advance(to: event.time ?? now)
             hand(incidents.map { Finding(incident: $0, rule: correlationSummaries[$0.correlation]) }, deliver)
         }
-        for (matched, matchedEvent) in reports { report(matched, matchedEvent, now: now, deliver) }
+        for (matched, matchedEvent) in released { report(matched, matchedEvent, now: now, deliver) }
+        if !own.isEmpty { report(own, event, now: now, deliver) }
     }
 
     private mutating func report(_ matched: [Int], _ event: Event, now: Int64, _ deliver: (Finding) -> Void) {

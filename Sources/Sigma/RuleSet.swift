@@ -1064,11 +1064,19 @@ package struct RuleSet: Sendable {
     /// Matches `event` and settles its session: the rules to report with the event they belong to,
     /// this event's own last, after any held failure that this line released.
     package func evaluate(_ event: inout Event, context c: inout Context) -> [(rules: [Int], event: Event)] {
+        var (out, own) = evaluateInPlace(&event, context: &c)
+        if !own.isEmpty { out.append((own, event)) }
+        return out
+    }
+
+    /// `evaluate` without a copy of `event`: the failures this line released (each with its
+    /// event), to report first, and the rules to report with `event` itself.
+    package func evaluateInPlace(_ event: inout Event, context c: inout Context) -> (
+        released: [(rules: [Int], event: Event)], rules: [Int]
+    ) {
         let found = match(&event, context: &c)
         let settled = settle(&event, matched: found, context: &c)
-        var out = takeReleased(context: &c)
-        if !settled.isEmpty { out.append((settled, event)) }
-        return out
+        return (takeReleased(context: &c), settled)
     }
 
     /// Provisional failures that stood (the session's next line reported nothing else), each

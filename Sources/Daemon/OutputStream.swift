@@ -22,6 +22,11 @@ package struct FileOutput: ~Copyable {
         if buffer.count >= 1 << 16 { flush() }
     }
 
+    package mutating func write(_ bytes: UnsafeRawBufferPointer) {
+        buffer.append(contentsOf: bytes.assumingMemoryBound(to: UInt8.self))
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
     package mutating func flush() {
         var done = 0
         while done < buffer.count, failed == nil {
@@ -66,6 +71,10 @@ package final class SharedOutput: Sendable {
     }
 
     package func write(_ bytes: [UInt8]) {
+        output.withLock { $0.write(bytes) }
+    }
+
+    package func write(_ bytes: UnsafeRawBufferPointer) {
         output.withLock { $0.write(bytes) }
     }
 

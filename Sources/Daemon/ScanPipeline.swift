@@ -112,8 +112,9 @@ package struct ScanPipeline {
         return out
     }
 
-    /// Scans `inputs` in order, writing findings with `emit`. Diagnostics go to `diagnostic`.
-    package func run(inputs: [String], emit: (Finding, [UInt8]) -> Void, diagnostic: (String) -> Void) -> ScanSummary {
+    /// Scans `inputs` in order, writing findings with `emit`, which gets each finding and its
+    /// JSON line (lent for the call). Diagnostics go to `diagnostic`.
+    package func run(inputs: [String], emit: (Finding, UnsafeRawBufferPointer) -> Void, diagnostic: (String) -> Void) -> ScanSummary {
         var summary = ScanSummary()
         summary.rulesLoaded = loadReport.loaded
         summary.rulesRejected = loadReport.rejected
@@ -122,7 +123,13 @@ package struct ScanPipeline {
         let wallClock = Int64(Date().timeIntervalSince1970 * 1_000_000)
         var progress = ProgressLine(enabled: configuration.showProgress)
         let encoder = encoder
-        func deliver(_ f: Finding) { emit(f, encoder.encode(f)) }
+        // One writer for every line: a new one per finding allocated its buffer each time.
+        var writer = JSONWriter()
+        func deliver(_ f: Finding) {
+            writer.removeAll()
+            encoder.encode(f, into: &writer)
+            writer.withBytes { emit(f, $0) }
+        }
 
         for input in inputs {
             var reader: EventReader

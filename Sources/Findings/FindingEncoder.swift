@@ -34,13 +34,18 @@ package struct FindingEncoder: Sendable {
 
     package func encode(_ f: Finding) -> [UInt8] {
         var w = JSONWriter()
+        encode(f, into: &w)
+        return w.bytes
+    }
+
+    /// Appends the finding's JSON line, newline included, to `w`. A caller that encodes many
+    /// findings reuses one writer (`removeAll` between lines) and so its buffer.
+    package func encode(_ f: Finding, into w: inout JSONWriter) {
         switch format {
         case .ocsf: ocsf(f, &w)
         case .ecs: ecs(f, &w)
         }
-        var out = w.bytes
-        out.append(10)
-        return out
+        w.newline()
     }
 
     private static func ms(_ micros: Int64) -> Int64 { micros / 1000 }
@@ -60,7 +65,7 @@ package struct FindingEncoder: Sendable {
         w.field("severity", sev.ocsfName)
         w.field("status_id", 1)
         w.field("status", "New")
-        w.field("message", message(f))
+        message(f, &w)
         w.field("count", f.count)
         w.field("risk_score", f.triage.riskScore)
         w.field("risk_level", riskLevel(f.triage.riskScore))
@@ -117,25 +122,25 @@ package struct FindingEncoder: Sendable {
         }
     }
 
-    /// `title (name=value, …) ×count`: the rule's title, the source address and users, and
-    /// the number of events when more than one.
-    private func message(_ f: Finding) -> String {
-        var s = TextBuilder(capacity: 128)
-        s.append(f.rule.title)
+    /// The `message` member, `title (name=value, …) ×count`: the rule's title, the source
+    /// address and users, and the number of events when more than one. Written in parts.
+    private func message(_ f: Finding, _ w: inout JSONWriter) {
+        w.beginString("message")
+        w.stringPart(f.rule.title)
         var first = true
         for o in f.observables where o.typeID == 2 || o.typeID == 4 {
-            s.append(first ? " (" : ", ")
+            w.stringPart(first ? " (" as StaticString : ", ")
             first = false
-            s.append(o.name)
-            s.append("=")
-            s.append(o.value)
+            w.stringPart(o.name)
+            w.stringPart("=")
+            w.stringPart(o.value)
         }
-        if !first { s.append(")") }
+        if !first { w.stringPart(")") }
         if f.count > 1 {
-            s.append(" ×")
-            s.append(f.count)
+            w.stringPart(" ×")
+            w.stringPart(decimal: f.count)
         }
-        return s.string
+        w.endString()
     }
 
     private func observables(_ f: Finding, _ w: inout JSONWriter) {
@@ -179,7 +184,7 @@ package struct FindingEncoder: Sendable {
     private func ecs(_ f: Finding, _ w: inout JSONWriter) {
         w.beginObject()
         w.field("@timestamp", CivilTime.rfc3339(micros: f.lastSeen))
-        w.field("message", message(f))
+        message(f, &w)
         w.beginObject("ecs")
         w.field("version", "8.11.0")
         w.endObject()

@@ -25,12 +25,24 @@ package struct JSONWriter: ~Copyable {
 
     /// The JSON written so far; the writer starts over, empty and at the top level.
     package mutating func take() -> [UInt8] {
-        defer {
-            count = 0
-            written = 0
-        }
+        defer { removeAll() }
         return bytes
     }
+
+    /// Lends the JSON written so far, where it lies.
+    package func withBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try body(UnsafeRawBufferPointer(start: base, count: count))
+    }
+
+    /// Starts over, empty and at the top level, keeping the buffer: a writer that encodes one
+    /// line after another allocates only while its lines grow.
+    package mutating func removeAll() {
+        count = 0
+        written = 0
+    }
+
+    /// Ends a line (after a top-level value).
+    package mutating func newline() { put(10) }
 
     private mutating func reserve(_ more: Int) {
         guard count + more > capacity else { return }
@@ -171,30 +183,51 @@ package struct JSONWriter: ~Copyable {
         string(v)
     }
 
+    /// A string member written in parts: `key` and the opening quote, then `stringPart` and
+    /// `stringPart(decimal:)` for each part (escaped like any value), then `endString`.
+    package mutating func beginString(_ k: JSONKey) {
+        key(k)
+        put(UInt8(ascii: "\""))
+    }
+
+    package mutating func stringPart(_ s: String) {
+        if s.utf8.withContiguousStorageIfAvailable({ escapedContent($0) }) == nil { escapedContent(s.utf8) }
+    }
+
+    package mutating func stringPart(_ s: StaticString) {
+        s.withUTF8Buffer { escapedContent($0) }
+    }
+
+    /// `v` in decimal, inside a string.
+    package mutating func stringPart(decimal v: Int) { integer(Int64(v)) }
+
+    package mutating func endString() { put(UInt8(ascii: "\"")) }
+
     private mutating func string(_ s: String) {
         // The bytes in place (native and small strings have them), without the copy that
         // `withUTF8` on a `var` makes; other strings go byte by byte.
         if s.utf8.withContiguousStorageIfAvailable({ escaped($0) }) == nil { escaped(s.utf8) }
     }
 
-    /// Writes `v` in quotes and returns true when it can be written as is (printable ASCII
-    /// without `"` and `\`); else writes nothing and returns false. Most values are plain, and
+    /// Writes `v` (in quotes when `quoted`) and returns true when it can be written as is
+    /// (printable ASCII without `"` and `\`); else writes nothing and returns false. Most values are plain, and
     /// this runs for every string of every finding: a value of eight bytes or more is tested
     /// while it is copied, a word at a time (its last word may overlap the one before), in one
     /// pass. A value that turns out not to be plain leaves bytes only past `count`.
     @inline(__always)
-    private mutating func putIfPlain(_ v: UnsafeBufferPointer<UInt8>) -> Bool {
+    private mutating func putIfPlain(_ v: UnsafeBufferPointer<UInt8>, quoted: Bool) -> Bool {
         let n = v.count
         guard n >= 8, let from = v.baseAddress else {
             for c in v where c < 0x20 || c >= 0x7F || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return false }
-            put(UInt8(ascii: "\""))
+            if quoted { put(UInt8(ascii: "\"")) }
             put(v)
-            put(UInt8(ascii: "\""))
+            if quoted { put(UInt8(ascii: "\"")) }
             return true
         }
-        reserve(n + 2)
+        let quotes = quoted ? 1 : 0
+        reserve(n + 2 * quotes)
         let source = UnsafeRawPointer(from)
-        let target = UnsafeMutableRawPointer(base + count + 1)
+        let target = UnsafeMutableRawPointer(base + count + quotes)
         var plain: UInt64 = 0x8080_8080_8080_8080
         var i = 0
         while i + 8 <= n {
@@ -209,9 +242,11 @@ package struct JSONWriter: ~Copyable {
             target.storeBytes(of: word, toByteOffset: n - 8, as: UInt64.self)
         }
         guard plain == 0x8080_8080_8080_8080 else { return false }
-        base[count] = UInt8(ascii: "\"")
-        base[count + n + 1] = UInt8(ascii: "\"")
-        count += n + 2
+        if quoted {
+            base[count] = UInt8(ascii: "\"")
+            base[count + n + 1] = UInt8(ascii: "\"")
+        }
+        count += n + 2 * quotes
         return true
     }
 
@@ -229,9 +264,22 @@ package struct JSONWriter: ~Copyable {
 
     /// Writes `v` as a JSON string, repairing invalid UTF-8 and escaping control characters.
     package mutating func escaped(_ v: some Collection<UInt8>) {
-        let done = v.withContiguousStorageIfAvailable { putIfPlain($0) }
+        let done = v.withContiguousStorageIfAvailable { putIfPlain($0, quoted: true) }
         if done == true { return }
         put(UInt8(ascii: "\""))
+        escapedSlowly(v)
+        put(UInt8(ascii: "\""))
+    }
+
+    /// `escaped` without the quotes: part of a string.
+    private mutating func escapedContent(_ v: some Collection<UInt8>) {
+        let done = v.withContiguousStorageIfAvailable { putIfPlain($0, quoted: false) }
+        if done == true { return }
+        escapedSlowly(v)
+    }
+
+    /// The escaping of `escaped`, byte by byte, without the quotes.
+    private mutating func escapedSlowly(_ v: some Collection<UInt8>) {
         var it = v.makeIterator()
         var pending: UInt8? = nil
         func next() -> UInt8? {
@@ -290,7 +338,6 @@ package struct JSONWriter: ~Copyable {
                 put([0xEF, 0xBF, 0xBD])
             }
         }
-        put(UInt8(ascii: "\""))
     }
 }
 

@@ -75,6 +75,31 @@ extension JSONWriterTests {
         #expect(try JSONSerialization.jsonObject(with: Data(w.bytes)) is [String: Any])
     }
 
+    @Test("a string written in parts is the string written whole; a reused writer starts clean")
+    func stringInPartsAndReuse() throws {
+        let parts = ["SSH failed", " (", "user.name", "=", "r\"o\\ot\u{1}\u{1B}[31m", ", ", "é€😀 and more than eight", ")", " ×", ""]
+        var whole = JSONWriter()
+        whole.beginObject()
+        whole.field("message", parts.joined() + "12")
+        whole.endObject()
+        var w = JSONWriter()
+        for _ in 0..<2 {
+            w.removeAll()
+            w.beginObject()
+            w.beginString("message")
+            for p in parts { w.stringPart(p) }
+            w.stringPart(decimal: 12)
+            w.endString()
+            w.endObject()
+            #expect(w.bytes == whole.bytes)
+        }
+        w.newline()
+        let line = w.withBytes { Array($0) }
+        #expect(line == whole.bytes + [10])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(whole.bytes)) as? [String: String])
+        #expect(object["message"] == parts.joined() + "12")
+    }
+
     @Test("integers of every length, either side of each power of ten, as Swift prints them")
     func integersOfEveryLength() {
         var values: [Int64] = [0, Int64.max, Int64.min, Int64.min + 1]

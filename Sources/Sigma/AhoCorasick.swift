@@ -16,17 +16,35 @@ package struct AhoCorasick: Sendable {
     private let outputIDs: [Int32]
     package let patternCount: Int
 
-    /// `patterns` must already be lower-case ASCII.
-    package init(patterns: [[UInt8]]) {
+    /// `patterns` must already be lower-case ASCII. With `classLimit`, the automaton may
+    /// report a pattern that is not there (never miss one that is): the bytes of the patterns
+    /// beyond the `classLimit - 2` most used share one class, which keeps each state's row
+    /// within `classLimit` entries. For a prefilter whose candidates are checked in full.
+    package init(patterns: [[UInt8]], classLimit: Int? = nil) {
         patternCount = patterns.count
         longest = patterns.map(\.count).max() ?? 0
         // Compress the alphabet: bytes that occur in no pattern share one class.
         var classes = [UInt8](repeating: 0, count: 256)
         var next: UInt8 = 1
+        var uses = [Int](repeating: 0, count: 256)
         for p in patterns {
-            for c in p where classes[Int(c)] == 0 {
-                classes[Int(c)] = next
+            for c in p { uses[Int(c)] += 1 }
+        }
+        let used = (0..<256).filter { uses[$0] > 0 && !(65...90).contains($0) }
+        if let classLimit, used.count + 1 > classLimit {
+            let kept = used.sorted { uses[$0] > uses[$1] }.prefix(classLimit - 2)
+            for c in kept {
+                classes[c] = next
                 next += 1
+            }
+            for c in used where classes[c] == 0 { classes[c] = next }
+            next += 1
+        } else {
+            for p in patterns {
+                for c in p where classes[Int(c)] == 0 {
+                    classes[Int(c)] = next
+                    next += 1
+                }
             }
         }
         for c in 65...90 where classes[c + 32] != 0 { classes[c] = classes[c + 32] }

@@ -984,7 +984,7 @@ package struct RuleSet: Sendable {
             }
             guard !literals.isEmpty else { continue }
             names.append(literalFields[f])
-            automata.append(AhoCorasick(patterns: literals))
+            automata.append(AhoCorasick(patterns: literals, classLimit: 32))
             patternBase.append(Int32(candidates.count))
             for list in lists { candidates.append(list) }
         }

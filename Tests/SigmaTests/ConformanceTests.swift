@@ -451,6 +451,36 @@ struct AhoCorasickTests {
         }
     }
 
+    /// With a class limit (the rule prefilter's), the automaton reports every pattern a value
+    /// holds, like the exact one, and only sometimes more: an alphabet of 43 bytes is walked
+    /// with 32 classes, the rarest bytes of the patterns sharing one.
+    @Test func classLimitNeverMissesAPattern() {
+        var rng = SplitMix(seed: 7)
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789 -=./:_".utf8)
+        func pick() -> UInt8 { alphabet[Int(rng.next() % UInt64(alphabet.count))] }
+        let patterns = (0..<300).map { i in (0..<(2 + i % 7)).map { _ in pick() } }
+        let exact = AhoCorasick(patterns: patterns)
+        let approximate = AhoCorasick(patterns: patterns, classLimit: 32)
+        var extra = 0
+        for round in 0..<300 {
+            var text = (0..<(30 + round % 90)).map { _ in pick() }
+            for _ in 0..<3 {
+                let p = patterns[Int(rng.next() % UInt64(patterns.count))]
+                let at = Int(rng.next() % UInt64(text.count - p.count))
+                text.replaceSubrange(at..<(at + p.count), with: p)
+            }
+            var found = Set<Int32>()
+            var reported = Set<Int32>()
+            text.withUnsafeBufferPointer { t in
+                exact.scan(t) { found.insert($0) }
+                approximate.scan(t) { reported.insert($0) }
+            }
+            #expect(found.isSubset(of: reported), "round \(round)")
+            extra += reported.subtracting(found).count
+        }
+        #expect(extra > 0, "the limit merged no classes")
+    }
+
     /// A small deterministic generator, so that a failure can be replayed.
     struct SplitMix {
         var state: UInt64

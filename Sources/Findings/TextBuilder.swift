@@ -5,7 +5,11 @@ package struct TextBuilder {
 
     package init(capacity: Int) { bytes.reserveCapacity(capacity) }
 
-    package mutating func append(_ s: String) { bytes.append(contentsOf: s.utf8) }
+    package mutating func append(_ s: String) {
+        // The bytes where they lie (native and small strings have them): one copy. Through the
+        // UTF-8 view, the append went byte by byte.
+        if s.utf8.withContiguousStorageIfAvailable({ bytes.append(contentsOf: $0) }) == nil { bytes.append(contentsOf: s.utf8) }
+    }
 
     package mutating func append(_ s: StaticString) {
         s.withUTF8Buffer { bytes.append(contentsOf: $0) }

@@ -92,6 +92,18 @@ package struct AuditAssembler {
         return true
     }
 
+    /// Whether `message` starts with what could be an audit type name and a space (or ends there).
+    private static func startsWithTypeName(_ message: ArraySlice<UInt8>) -> Bool {
+        for c in message {
+            switch c {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"): continue
+            case UInt8(ascii: " "): return true
+            default: return false
+            }
+        }
+        return true
+    }
+
     /// One assembled event out, counted.
     private mutating func giveOut(_ records: [AuditRecord], carrier: Event, into out: inout [Event]) {
         statistics.events += 1
@@ -209,7 +221,11 @@ package struct AuditAssembler {
         switch c {
         case UInt8(ascii: "A")...UInt8(ascii: "Z"):
             // journald's audit transport: MESSAGE="SYSCALL arch=…", the serial in _AUDIT_ID.
-            guard let transport = event.fields.first(FieldName.transport), transport.elementsEqual("audit".utf8),
+            // Most messages that start with a capital are prose ("Failed password…"): a type
+            // name is capitals, digits and underscores up to a space, and only then are the
+            // fields looked up.
+            guard startsWithTypeName(message), let transport = event.fields.first(FieldName.transport),
+                transport.elementsEqual("audit".utf8),
                 let id = event.fields.first("_AUDIT_ID"), let serial = UInt64(String(decoding: id, as: UTF8.self))
             else { return [] }
             let type = event.fields.first("_AUDIT_TYPE_NAME").map { String(decoding: $0, as: UTF8.self) }

@@ -18,8 +18,7 @@ package struct FileOutput: ~Copyable {
     }
 
     package mutating func write(_ bytes: [UInt8]) {
-        buffer.append(contentsOf: bytes)
-        if buffer.count >= 1 << 16 { flush() }
+        bytes.withUnsafeBytes { write($0) }
     }
 
     package mutating func write(_ bytes: UnsafeRawBufferPointer) {
@@ -71,7 +70,7 @@ package final class SharedOutput: Sendable {
     }
 
     package func write(_ bytes: [UInt8]) {
-        output.withLock { $0.write(bytes) }
+        bytes.withUnsafeBytes { write($0) }
     }
 
     package func write(_ bytes: UnsafeRawBufferPointer) {

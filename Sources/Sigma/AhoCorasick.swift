@@ -30,7 +30,7 @@ package struct AhoCorasick: Sendable {
         for p in patterns {
             for c in p { uses[Int(c)] += 1 }
         }
-        let used = (0..<256).filter { uses[$0] > 0 && !(65...90).contains($0) }
+        let used = (0..<256).filter { uses[$0] > 0 }
         if let classLimit, used.count + 1 > classLimit {
             let kept = used.sorted { uses[$0] > uses[$1] }.prefix(classLimit - 2)
             for c in kept {

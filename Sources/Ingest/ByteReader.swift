@@ -18,6 +18,10 @@ package struct ByteReader: ~Copyable {
     /// Offset in the stream of `buffer[start]`.
     package private(set) var offset: UInt64 = 0
     package let maxLineBytes: Int
+    /// The most one `read` asks for. The buffer holds a whole line of up to `maxLineBytes`, but
+    /// filling all of it at once would pass a megabyte through the cache before the first
+    /// line is parsed; reads of this size land in the same few cache-resident pages.
+    private static let readSize = 1 << 16
 
     package init(fd: Int32, ownsDescriptor: Bool, maxLineBytes: Int = 1 << 20) {
         self.fd = fd
@@ -45,7 +49,7 @@ package struct ByteReader: ~Copyable {
         }
         if end == buffer.count { return true }
         while true {
-            let n = read(fd, buffer.baseAddress! + end, buffer.count - end)
+            let n = read(fd, buffer.baseAddress! + end, min(buffer.count - end, Self.readSize))
             if n > 0 {
                 end += n
                 return true

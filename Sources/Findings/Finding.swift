@@ -49,21 +49,80 @@ package struct Finding: Sendable {
 }
 
 /// The rule facts a finding carries (the Sigma licence requires the author).
+///
+/// The facts lie in one shared, immutable object: a summary is copied for every match (into the
+/// aggregator, the correlation engine and each finding), and a copy is then one reference count
+/// instead of one per string and list.
 package struct RuleSummary: Sendable {
-    package let id: String
-    package let title: String
-    package let description: String?
-    package let author: String?
-    package let level: Severity
-    package let status: String?
-    package let tags: [String]
-    package let techniques: [String]
-    package let tactics: [String]
-    package let references: [String]
-    package let falsePositives: [String]
-    package let file: String
+    private final class Storage: Sendable {
+        let id: String
+        let title: String
+        let description: String?
+        let author: String?
+        let level: Severity
+        let status: String?
+        let tags: [String]
+        let techniques: [String]
+        let tactics: [String]
+        let references: [String]
+        let falsePositives: [String]
+        let file: String
+        let fragments: RuleFragments
+
+        init(
+            id: String, title: String, description: String?, author: String?, level: Severity, status: String?, tags: [String],
+            references: [String], falsePositives: [String], file: String
+        ) {
+            self.id = id
+            self.title = title
+            self.description = description
+            self.author = author
+            self.level = level
+            self.status = status
+            self.tags = tags
+            techniques = AttackTags.techniques(tags)
+            tactics = AttackTags.tactics(tags)
+            self.references = references
+            self.falsePositives = falsePositives
+            self.file = file
+            fragments = .none
+        }
+
+        /// `facts` with `fragments`.
+        init(_ facts: Storage, fragments: RuleFragments) {
+            id = facts.id
+            title = facts.title
+            description = facts.description
+            author = facts.author
+            level = facts.level
+            status = facts.status
+            tags = facts.tags
+            techniques = facts.techniques
+            tactics = facts.tactics
+            references = facts.references
+            falsePositives = facts.falsePositives
+            file = facts.file
+            self.fragments = fragments
+        }
+    }
+
+    /// Set once, in the init (twice there: the fragments are encoded from the facts).
+    private var storage: Storage
+
+    package var id: String { storage.id }
+    package var title: String { storage.title }
+    package var description: String? { storage.description }
+    package var author: String? { storage.author }
+    package var level: Severity { storage.level }
+    package var status: String? { storage.status }
+    package var tags: [String] { storage.tags }
+    package var techniques: [String] { storage.techniques }
+    package var tactics: [String] { storage.tactics }
+    package var references: [String] { storage.references }
+    package var falsePositives: [String] { storage.falsePositives }
+    package var file: String { storage.file }
     /// The parts of a finding that come from the rule alone, encoded once (see `RuleFragments`).
-    package private(set) var fragments = RuleFragments.none
+    package var fragments: RuleFragments { storage.fragments }
 
     package init(_ rule: SigmaRule) {
         self.init(
@@ -89,19 +148,11 @@ package struct RuleSummary: Sendable {
         id: String, title: String, description: String?, author: String?, level: Severity, status: String?, tags: [String],
         references: [String], falsePositives: [String], file: String
     ) {
-        self.id = id
-        self.title = title
-        self.description = description
-        self.author = author
-        self.level = level
-        self.status = status
-        self.tags = tags
-        techniques = AttackTags.techniques(tags)
-        tactics = AttackTags.tactics(tags)
-        self.references = references
-        self.falsePositives = falsePositives
-        self.file = file
-        fragments = RuleFragments(self)
+        let facts = Storage(
+            id: id, title: title, description: description, author: author, level: level, status: status, tags: tags,
+            references: references, falsePositives: falsePositives, file: file)
+        storage = facts
+        storage = Storage(facts, fragments: RuleFragments(self))
     }
 }
 

@@ -54,7 +54,8 @@ package struct Finding: Sendable {
 /// aggregator, the correlation engine and each finding), and a copy is then one reference count
 /// instead of one per string and list.
 package struct RuleSummary: Sendable {
-    private final class Storage: Sendable {
+    /// The facts as the rule gives them (and the ATT&CK ids its tags name).
+    struct Facts: Sendable {
         let id: String
         let title: String
         let description: String?
@@ -67,60 +68,32 @@ package struct RuleSummary: Sendable {
         let references: [String]
         let falsePositives: [String]
         let file: String
+    }
+
+    private final class Storage: Sendable {
+        let facts: Facts
         let fragments: RuleFragments
 
-        init(
-            id: String, title: String, description: String?, author: String?, level: Severity, status: String?, tags: [String],
-            references: [String], falsePositives: [String], file: String
-        ) {
-            self.id = id
-            self.title = title
-            self.description = description
-            self.author = author
-            self.level = level
-            self.status = status
-            self.tags = tags
-            techniques = AttackTags.techniques(tags)
-            tactics = AttackTags.tactics(tags)
-            self.references = references
-            self.falsePositives = falsePositives
-            self.file = file
-            fragments = .none
-        }
-
-        /// `facts` with `fragments`.
-        init(_ facts: Storage, fragments: RuleFragments) {
-            id = facts.id
-            title = facts.title
-            description = facts.description
-            author = facts.author
-            level = facts.level
-            status = facts.status
-            tags = facts.tags
-            techniques = facts.techniques
-            tactics = facts.tactics
-            references = facts.references
-            falsePositives = facts.falsePositives
-            file = facts.file
-            self.fragments = fragments
+        init(_ facts: Facts) {
+            self.facts = facts
+            fragments = RuleFragments(facts)
         }
     }
 
-    /// Set once, in the init (twice there: the fragments are encoded from the facts).
-    private var storage: Storage
+    private let storage: Storage
 
-    package var id: String { storage.id }
-    package var title: String { storage.title }
-    package var description: String? { storage.description }
-    package var author: String? { storage.author }
-    package var level: Severity { storage.level }
-    package var status: String? { storage.status }
-    package var tags: [String] { storage.tags }
-    package var techniques: [String] { storage.techniques }
-    package var tactics: [String] { storage.tactics }
-    package var references: [String] { storage.references }
-    package var falsePositives: [String] { storage.falsePositives }
-    package var file: String { storage.file }
+    package var id: String { storage.facts.id }
+    package var title: String { storage.facts.title }
+    package var description: String? { storage.facts.description }
+    package var author: String? { storage.facts.author }
+    package var level: Severity { storage.facts.level }
+    package var status: String? { storage.facts.status }
+    package var tags: [String] { storage.facts.tags }
+    package var techniques: [String] { storage.facts.techniques }
+    package var tactics: [String] { storage.facts.tactics }
+    package var references: [String] { storage.facts.references }
+    package var falsePositives: [String] { storage.facts.falsePositives }
+    package var file: String { storage.facts.file }
     /// The parts of a finding that come from the rule alone, encoded once (see `RuleFragments`).
     package var fragments: RuleFragments { storage.fragments }
 
@@ -148,11 +121,11 @@ package struct RuleSummary: Sendable {
         id: String, title: String, description: String?, author: String?, level: Severity, status: String?, tags: [String],
         references: [String], falsePositives: [String], file: String
     ) {
-        let facts = Storage(
-            id: id, title: title, description: description, author: author, level: level, status: status, tags: tags,
-            references: references, falsePositives: falsePositives, file: file)
-        storage = facts
-        storage = Storage(facts, fragments: RuleFragments(self))
+        storage = Storage(
+            Facts(
+                id: id, title: title, description: description, author: author, level: level, status: status, tags: tags,
+                techniques: AttackTags.techniques(tags), tactics: AttackTags.tactics(tags), references: references,
+                falsePositives: falsePositives, file: file))
     }
 }
 

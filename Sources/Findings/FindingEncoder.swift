@@ -265,7 +265,7 @@ package final class RuleFragments: Sendable {
         ecsThreat = []
     }
 
-    init(_ rule: RuleSummary) {
+    init(_ rule: RuleSummary.Facts) {
         var w = JSONWriter()
         w.beginObject("analytic")
         w.field("uid", rule.id)

@@ -66,6 +66,17 @@ package struct SourcePosition: Sendable, Hashable {
         self.token = .stamps(stamps)
     }
 
+    /// Becomes `other`. When both name the same source and neither has a cursor (the next line
+    /// of a file), only the numbers are written: the source is not retained and released again.
+    package mutating func update(to other: SourcePosition) {
+        guard token == nil, other.token == nil, source == other.source else {
+            self = other
+            return
+        }
+        line = other.line
+        offset = other.offset
+    }
+
     package static func == (a: Self, b: Self) -> Bool {
         a.source == b.source && a.line == b.line && a.offset == b.offset && a.cursor == b.cursor
     }

@@ -51,6 +51,8 @@ package struct EventReader: ~Copyable {
     package private(set) var format: InputFormat
     package private(set) var statistics = ReadStatistics()
     private var decoder: LineDecoder
+    /// The position of each line in turn (see `nextLineEvent`); moved out while a line is read.
+    private var linePosition: SourcePosition?
 
     /// Opens `path` (`-` is standard input).
     package init(path: String, options: ReaderOptions) throws(IngestError) {
@@ -80,6 +82,7 @@ package struct EventReader: ~Copyable {
         self.source = source
         self.format = options.format
         self.decoder = LineDecoder(format: options.format, year: options.year, now: referenceTime)
+        linePosition = SourcePosition(source: source, line: 0, offset: 0)
     }
 
     /// The next event, or nil at end of input. Lines that cannot be parsed are counted and skipped.
@@ -129,14 +132,26 @@ package struct EventReader: ~Copyable {
     private mutating func nextLineEvent(into event: inout Event) throws -> Bool {
         while true {
             let lineNumber = statistics.lines + 1
-            let src = source
             var decoder = decoder
-            let outcome: (Bool, Bool, Bool)? = try reader.nextLine { line, offset, truncated in
-                let position = SourcePosition(source: src, line: lineNumber, offset: offset)
-                let (made, parsed) = decoder.decode(line, position: position, into: &event)
-                return (made, parsed, truncated)
+            // One position for the reader's lines, its numbers set for each (moved out and back,
+            // also when reading fails): a new one per line retained and released the source's
+            // name each time.
+            var position: SourcePosition
+            if let kept = linePosition.take() { position = kept } else { position = SourcePosition(source: source, line: 0, offset: 0) }
+            let outcome: (Bool, Bool, Bool)?
+            do {
+                outcome = try reader.nextLine { line, offset, truncated in
+                    position.line = lineNumber
+                    position.offset = offset
+                    let (made, parsed) = decoder.decode(line, position: &position, into: &event)
+                    return (made, parsed, truncated)
+                }
+            } catch {
+                linePosition = consume position
+                throw error
             }
             self.decoder = decoder
+            linePosition = consume position
             guard let (made, parsed, truncated) = outcome else { return false }
             statistics.lines += 1
             statistics.bytes = reader.offset

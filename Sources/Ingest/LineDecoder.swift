@@ -26,14 +26,15 @@ package struct LineDecoder: Sendable {
     /// The event for `line`, and whether it had the structure its format promises.
     package mutating func decode(_ line: UnsafeBufferPointer<UInt8>, position: SourcePosition) -> (event: Event?, parsed: Bool) {
         var event = Event(position: position)
-        let (made, parsed) = decode(line, position: position, into: &event)
+        var position = position
+        let (made, parsed) = decode(line, position: &position, into: &event)
         return (made ? event : nil, parsed)
     }
 
     /// `decode(_:position:)` into `event` (its field list reused for syslog lines, which most
     /// lines are): whether the line gave an event, and whether it had its format's structure.
     /// `event` is left as it was when the line gives none.
-    package mutating func decode(_ line: UnsafeBufferPointer<UInt8>, position: SourcePosition, into event: inout Event) -> (
+    package mutating func decode(_ line: UnsafeBufferPointer<UInt8>, position: inout SourcePosition, into event: inout Event) -> (
         made: Bool, parsed: Bool
     ) {
         if line.isEmpty { return (false, true) }
@@ -59,6 +60,6 @@ package struct LineDecoder: Sendable {
             case .failure: return (false, false)
             }
         }
-        return (true, syslog.parse(line, position: position, into: &event))
+        return (true, syslog.parse(line, position: &position, into: &event))
     }
 }

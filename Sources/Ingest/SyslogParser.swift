@@ -44,19 +44,20 @@ package struct SyslogParser: Sendable {
 
     package mutating func parse(_ line: UnsafeBufferPointer<UInt8>, position: SourcePosition) -> Result {
         var event = Event(position: position)
-        let found = parse(line, position: position, into: &event)
+        var position = position
+        let found = parse(line, position: &position, into: &event)
         return Result(event: event, headerFound: found)
     }
 
     /// Parses `line` into `event`, replacing all it held and reusing its field list where it can
     /// (see `EventFields.reset(backing:)`). Returns whether the line had a header.
-    package mutating func parse(_ line: UnsafeBufferPointer<UInt8>, position: SourcePosition, into event: inout Event) -> Bool {
+    package mutating func parse(_ line: UnsafeBufferPointer<UInt8>, position: inout SourcePosition, into event: inout Event) -> Bool {
         // The fields are moved out and back, not copied: their buffers stay unshared.
         var fields = EventFields()
         swap(&fields, &event.fields)
         fields.reset(backing: line)
         event.time = nil
-        event.position = position
+        event.position.update(to: position)
         event.repeatCount = 1
         let found = parseHeader(line, into: &fields, event: &event)
         swap(&fields, &event.fields)

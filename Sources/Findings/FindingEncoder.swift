@@ -255,16 +255,6 @@ package final class RuleFragments: Sendable {
     /// ECS `threat`; empty when the rule names no ATT&CK technique.
     let ecsThreat: [UInt8]
 
-    static let none = RuleFragments()
-
-    private init() {
-        ocsfAnalytic = []
-        ocsfTypes = []
-        ocsfSigma = []
-        ecsRule = []
-        ecsThreat = []
-    }
-
     init(_ rule: RuleSummary.Facts) {
         var w = JSONWriter()
         w.beginObject("analytic")

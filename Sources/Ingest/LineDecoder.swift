@@ -33,7 +33,9 @@ package struct LineDecoder: Sendable {
 
     /// `decode(_:position:)` into `event` (its field list reused for syslog lines, which most
     /// lines are): whether the line gave an event, and whether it had its format's structure.
-    /// `event` is left as it was when the line gives none.
+    /// `event` is left as it was when the line gives none. `position` is only read: in-out, it
+    /// is read where it lies (passed by value, it was copied for every line, a retain and a
+    /// release of the source's name).
     package mutating func decode(_ line: UnsafeBufferPointer<UInt8>, position: inout SourcePosition, into event: inout Event) -> (
         made: Bool, parsed: Bool
     ) {

@@ -50,7 +50,8 @@ package struct SyslogParser: Sendable {
     }
 
     /// Parses `line` into `event`, replacing all it held and reusing its field list where it can
-    /// (see `EventFields.reset(backing:)`). Returns whether the line had a header.
+    /// (see `EventFields.reset(backing:)`). Returns whether the line had a header. `position` is
+    /// only read (in-out for the reason `LineDecoder.decode(_:position:into:)` gives).
     package mutating func parse(_ line: UnsafeBufferPointer<UInt8>, position: inout SourcePosition, into event: inout Event) -> Bool {
         // The fields are moved out and back, not copied: their buffers stay unshared.
         var fields = EventFields()

@@ -65,6 +65,7 @@ package struct AuditAssembler {
     /// Takes one event. False when it is no audit record (the caller goes on with it as it is);
     /// true when it was taken: events that became ready are appended to `out`, in order.
     package mutating func take(_ event: Event, now: Int64, into out: inout [Event]) -> Bool {
+        if Self.isSurelyOther(event.fields) { return false }
         let message = event.fields.first(FieldName.message)
         let records = Self.records(in: event, message: message)
         guard !records.isEmpty else {
@@ -92,8 +93,29 @@ package struct AuditAssembler {
         return true
     }
 
+    /// True when the event is surely none of what `take` takes: its first MESSAGE starts like no
+    /// record (see `records(in:message:)`), sysmon event or laurel event (which has no MESSAGE).
+    /// Most events are decided here, from bytes read where they lie: taking MESSAGE as a slice
+    /// retained and released the line's buffer.
+    private static func isSurelyOther(_ fields: EventFields) -> Bool {
+        var other = false
+        _ = fields.anyValue(FieldName.message) { m in
+            guard let c = m.first else { return true }
+            switch c {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"): other = !startsWithTypeName(m)
+            case UInt8(ascii: "t"), UInt8(ascii: "n"), UInt8(ascii: "a"):
+                other = !(m.starts(with: "type=".utf8) || m.starts(with: "node=".utf8) || m.starts(with: "audit: type=".utf8))
+            case UInt8(ascii: "<"): other = false
+            default: other = true
+            }
+            // The first value only, as `first` reads.
+            return true
+        }
+        return other
+    }
+
     /// Whether `message` starts with what could be an audit type name and a space (or ends there).
-    private static func startsWithTypeName(_ message: ArraySlice<UInt8>) -> Bool {
+    private static func startsWithTypeName(_ message: some Collection<UInt8>) -> Bool {
         for c in message {
             switch c {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "_"): continue

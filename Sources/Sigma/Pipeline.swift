@@ -304,11 +304,15 @@ package struct Pipeline: Sendable {
     /// Runs extractor `x`: the first of its patterns that matches adds its named groups.
     private func run(_ x: Int, on event: inout Event) {
         // Indices, not copies: an extractor holds several arrays, and this runs for every match.
-        guard let value = event.fields.first(extractors[x].field) else { return }
-        let input = value.prefix(extractors[x].maxInputBytes)
-        let base = input.startIndex
+        // The value is read where it lies in the event's buffer (taken as a slice, it retained
+        // and released the buffer).
+        guard let at = event.fields.index(of: extractors[x].field) else { return }
+        let whole = event.fields.range(at: at)
+        let input = whole.lowerBound..<min(whole.upperBound, whole.lowerBound + extractors[x].maxInputBytes)
+        let base = input.lowerBound
         let screen = extractors[x].screen
-        let found = input.withUnsafeBufferPointer { v -> (pattern: Int, groups: [Range<Int>?])? in
+        let found = event.fields.storage.withUnsafeBufferPointer { storage -> (pattern: Int, groups: [Range<Int>?])? in
+            let v = UnsafeBufferPointer(rebasing: storage[input])
             let present = screen.present(in: v)
             for p in extractors[x].patterns.indices where screen.allows(p, present: present) {
                 // The pattern's literals are known to be present by now, when they are no longer

@@ -592,8 +592,11 @@ package struct RuleSet: Sendable {
             /// Value `k`, if the session showed it.
             func value(_ k: Int) -> ArraySlice<UInt8>? { range(k).map { bytes[$0] } }
 
-            /// Whether value `k` is `v`.
-            func holds(_ k: Int, _ v: ArraySlice<UInt8>) -> Bool { range(k).map { bytes[$0].elementsEqual(v) } ?? false }
+            /// Whether value `k` is `v` (compared where both lie).
+            func holds(_ k: Int, _ v: UnsafeBufferPointer<UInt8>) -> Bool {
+                guard let r = range(k), r.count == v.count else { return false }
+                return bytes.withUnsafeBufferPointer { UnsafeBufferPointer(rebasing: $0[r]).elementsEqual(v) }
+            }
 
             /// Takes the values at `ranges` of `storage` where there are some, and keeps the
             /// others.
@@ -705,7 +708,10 @@ package struct RuleSet: Sendable {
             var changed = false
             for k in 0..<n {
                 if let range = ranges[k] {
-                    if !sessions[slot].shown.holds(k, event.fields.storage[range]) { changed = true }
+                    let same = event.fields.storage.withUnsafeBufferPointer {
+                        sessions[slot].shown.holds(k, UnsafeBufferPointer(rebasing: $0[range]))
+                    }
+                    if !same { changed = true }
                 } else if let v = sessions[slot].shown.value(k) {
                     event.fields.add(fields.names[k], bytes: v)
                 }

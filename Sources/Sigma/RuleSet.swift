@@ -567,53 +567,88 @@ package struct RuleSet: Sendable {
             private var held: Held?
         }
 
-        /// The values a session showed, by field index, in one buffer (one allocation per
-        /// session, not one per field and one for the list): a 4-byte count of fields, a 4-byte
-        /// length per field (all ones: not shown), then the values in order.
+        /// The values a session showed, by field index, in one buffer: a 4-byte count of fields,
+        /// a 4-byte length per field (all ones: not shown), then the values in order. A buffer
+        /// of up to `inlineCapacity` bytes (an address and a user name) lies in the session
+        /// itself, a longer one in an array. Sessions come and go by the thousand: inline, their
+        /// values cost no allocation, and forgetting a session frees nothing.
         struct Shown: Sendable {
-            private var bytes: [UInt8] = []
+            private static let inlineCapacity = 48
+            private var inline: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0)
+            /// The bytes in use inline; 0 when the buffer is in `spilled` or nothing was shown.
+            private var inlineCount = 0
+            private var spilled: [UInt8] = []
             private static let absent = UInt32.max
 
-            private func word(_ i: Int) -> UInt32 {
-                bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: i * 4, as: UInt32.self) }
+            /// Calls `body` with the buffer where it lies (empty when nothing was shown).
+            private func withBuffer<R>(_ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+                if !spilled.isEmpty { return spilled.withUnsafeBufferPointer(body) }
+                let count = inlineCount
+                return withUnsafeBytes(of: inline) { body(UnsafeBufferPointer(rebasing: $0.bindMemory(to: UInt8.self)[..<count])) }
             }
 
-            /// Where value `k` lies in the buffer; nil when the session has not shown it.
-            private func range(_ k: Int) -> Range<Int>? {
-                guard !bytes.isEmpty else { return nil }
+            /// Where value `k` lies in `buffer`; nil when the session has not shown it.
+            private static func range(_ k: Int, in buffer: UnsafeBufferPointer<UInt8>) -> Range<Int>? {
+                guard buffer.count >= 4 else { return nil }
+                func word(_ i: Int) -> UInt32 { UnsafeRawBufferPointer(buffer).loadUnaligned(fromByteOffset: i * 4, as: UInt32.self) }
                 let count = Int(word(0))
                 guard k < count else { return nil }
                 var start = 4 * (count + 1)
-                for j in 0..<k where word(j + 1) != Self.absent { start += Int(word(j + 1)) }
+                for j in 0..<k where word(j + 1) != absent { start += Int(word(j + 1)) }
                 let length = word(k + 1)
-                return length == Self.absent ? nil : start..<(start + Int(length))
+                return length == absent ? nil : start..<(start + Int(length))
+            }
+
+            /// Calls `body` with value `k` where it lies, if the session showed it.
+            func withValue<R>(_ k: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+                withBuffer { buffer in Self.range(k, in: buffer).map { body(UnsafeBufferPointer(rebasing: buffer[$0])) } }
             }
 
             /// Value `k`, if the session showed it.
-            func value(_ k: Int) -> ArraySlice<UInt8>? { range(k).map { bytes[$0] } }
+            func value(_ k: Int) -> [UInt8]? { withValue(k) { Array($0) } }
 
-            /// Whether value `k` is `v` (compared where both lie).
-            func holds(_ k: Int, _ v: UnsafeBufferPointer<UInt8>) -> Bool {
-                guard let r = range(k), r.count == v.count else { return false }
-                return bytes.withUnsafeBufferPointer { UnsafeBufferPointer(rebasing: $0[r]).elementsEqual(v) }
-            }
+            /// Whether value `k` is `v`.
+            func holds(_ k: Int, _ v: UnsafeBufferPointer<UInt8>) -> Bool { withValue(k) { $0.elementsEqual(v) } ?? false }
 
             /// Takes the values at `ranges` of `storage` where there are some, and keeps the
             /// others.
             mutating func update(from storage: [UInt8], ranges: [Range<Int>?]) {
                 // Value k's length: the new one where there is one, else the one kept.
-                func length(_ k: Int) -> Int? { ranges[k]?.count ?? range(k)?.count }
-                var total = 4 * (ranges.count + 1)
-                for k in ranges.indices { total += length(k) ?? 0 }
-                var out: [UInt8] = []
-                out.reserveCapacity(total)
-                func put(_ w: UInt32) { withUnsafeBytes(of: w.littleEndian) { out.append(contentsOf: $0) } }
-                put(UInt32(ranges.count))
-                for k in ranges.indices { put(length(k).map { UInt32($0) } ?? Self.absent) }
-                for k in ranges.indices {
-                    if let new = ranges[k] { out += storage[new] } else if let old = range(k) { out += bytes[old] }
+                let lengths = withBuffer { old in ranges.indices.map { ranges[$0]?.count ?? Self.range($0, in: old)?.count } }
+                let total = 4 * (ranges.count + 1) + lengths.reduce(0) { $0 + ($1 ?? 0) }
+                // Written on the stack (for a buffer of usual size), then kept inline or in an array.
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: total) { out in
+                    var at = 0
+                    func put(_ bytes: UnsafeRawBufferPointer) {
+                        UnsafeMutableRawBufferPointer(rebasing: UnsafeMutableRawBufferPointer(out)[at..<(at + bytes.count)]).copyMemory(
+                            from: bytes)
+                        at += bytes.count
+                    }
+                    func put(_ w: UInt32) { withUnsafeBytes(of: w.littleEndian) { put($0) } }
+                    put(UInt32(ranges.count))
+                    for length in lengths { put(length.map { UInt32($0) } ?? Self.absent) }
+                    withBuffer { old in
+                        storage.withUnsafeBytes { storage in
+                            for k in ranges.indices {
+                                if let new = ranges[k] {
+                                    put(UnsafeRawBufferPointer(rebasing: storage[new]))
+                                } else if let kept = Self.range(k, in: old) {
+                                    put(UnsafeRawBufferPointer(UnsafeBufferPointer(rebasing: old[kept])))
+                                }
+                            }
+                        }
+                    }
+                    if total <= Self.inlineCapacity {
+                        spilled = []
+                        inlineCount = total
+                        withUnsafeMutableBytes(of: &inline) {
+                            $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(out)[..<total]))
+                        }
+                    } else {
+                        spilled = Array(out)
+                        inlineCount = 0
+                    }
                 }
-                bytes = out
             }
         }
 
@@ -712,8 +747,8 @@ package struct RuleSet: Sendable {
                         sessions[slot].shown.holds(k, UnsafeBufferPointer(rebasing: $0[range]))
                     }
                     if !same { changed = true }
-                } else if let v = sessions[slot].shown.value(k) {
-                    event.fields.add(fields.names[k], bytes: v)
+                } else {
+                    _ = sessions[slot].shown.withValue(k) { event.fields.add(fields.names[k], bytes: $0) }
                 }
             }
             if changed { sessions[slot].shown.update(from: event.fields.storage, ranges: ranges) }

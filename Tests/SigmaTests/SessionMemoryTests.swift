@@ -28,4 +28,23 @@ struct SessionMemoryTests {
         #expect(shown.value(1).map(Array.init) == [])
         #expect(shown.value(2) == nil)
     }
+
+    /// Values too long to lie in the session (an address and a user name usually do) are kept
+    /// alike, and a session goes back to holding them inline when they shrink.
+    @Test func longValuesAreKeptToo() {
+        var shown = Shown()
+        let user = String(repeating: "u", count: 60)
+        let line = Array("from 198.51.100.4 user \(user)".utf8)
+        shown.update(from: line, ranges: [5..<17, 23..<line.count])
+        #expect(shown.value(0) == Array("198.51.100.4".utf8))
+        #expect(shown.value(1) == Array(user.utf8))
+        let short = Array("user bob".utf8)
+        shown.update(from: short, ranges: [nil, 5..<8])
+        #expect(shown.value(0) == Array("198.51.100.4".utf8))
+        #expect(shown.value(1) == Array("bob".utf8))
+        short.withUnsafeBufferPointer { short in
+            #expect(shown.holds(1, UnsafeBufferPointer(rebasing: short[5..<8])))
+            #expect(!shown.holds(0, UnsafeBufferPointer(rebasing: short[5..<8])))
+        }
+    }
 }

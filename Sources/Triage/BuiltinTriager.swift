@@ -58,8 +58,7 @@ package struct BuiltinTriager: Sendable {
         evidence.privileged = Self.namesRoot(f) || privilegedText
         let source = f.observables.first { $0.typeID == 2 }?.value
         if let source {
-            evidence.novelSource = seenSources[source] == nil
-            Self.remember(source, in: &seenSources, serial: serial, memory: memory)
+            evidence.novelSource = Self.remember(source, in: &seenSources, serial: serial, memory: memory)
             let isSuccess = f.rule.techniques.contains { $0.hasPrefix("T1078") }
             if isSuccess, guessingSources[source] != nil { evidence.successAfterFailure = true }
             if f.rule.tactics.contains("credential-access") { Self.remember(source, in: &guessingSources, serial: serial, memory: memory) }
@@ -82,12 +81,15 @@ package struct BuiltinTriager: Sendable {
         f.triage.floor = floor
     }
 
-    private static func remember(_ source: String, in table: inout [String: UInt64], serial: UInt64, memory: Int) {
-        if table[source] == nil, table.count >= memory {
+    /// Remembers `source` as seen at `serial`; true when `table` did not hold it. The source is
+    /// hashed once (twice only when the table is full).
+    @discardableResult
+    private static func remember(_ source: String, in table: inout [String: UInt64], serial: UInt64, memory: Int) -> Bool {
+        if table.count >= memory, table[source] == nil {
             let cutoff = serial - UInt64(memory / 2)
             table = table.filter { $0.value > cutoff }
         }
-        table[source] = serial
+        return table.updateValue(serial, forKey: source) == nil
     }
 
     /// Words that mark a message as touching privilege, with `touchesPrivilege` reading their bits.

@@ -322,6 +322,17 @@ package struct EventFields: Sendable {
     /// The first value of `name`.
     package func first(_ name: String) -> ArraySlice<UInt8>? { index(of: name).map { storage[fields[$0].range] } }
 
+    /// Calls `body` with the first value of `name` where it lies, if there is one (not generic:
+    /// for the per-event path, where taking the value as a slice with `first` retains and
+    /// releases the event's buffer). Returns whether there was one.
+    @discardableResult
+    package func withFirst(_ name: String, _ body: (UnsafeBufferPointer<UInt8>) -> Void) -> Bool {
+        guard let i = index(of: name) else { return false }
+        let range = fields[i].range
+        storage.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[range])) }
+        return true
+    }
+
     /// Sets `ranges[k]` to the first value of `names.names[k]`, nil where absent. False when one
     /// of the names occurs twice (a caller that keys on first values must then look at each value).
     package func firstRanges(of names: FieldNameSet, into ranges: inout [Range<Int>?]) -> Bool {

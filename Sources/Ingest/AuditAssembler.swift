@@ -99,8 +99,8 @@ package struct AuditAssembler {
     /// retained and released the line's buffer.
     private static func isSurelyOther(_ fields: EventFields) -> Bool {
         var other = false
-        _ = fields.anyValue(FieldName.message) { m in
-            guard let c = m.first else { return true }
+        fields.withFirst(FieldName.message) { m in
+            guard let c = m.first else { return }
             switch c {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"): other = !startsWithTypeName(m)
             case UInt8(ascii: "t"), UInt8(ascii: "n"), UInt8(ascii: "a"):
@@ -108,8 +108,6 @@ package struct AuditAssembler {
             case UInt8(ascii: "<"): other = false
             default: other = true
             }
-            // The first value only, as `first` reads.
-            return true
         }
         return other
     }

@@ -196,11 +196,7 @@ package struct CorrelationEngine {
             var text = ""
             for (k, f) in fields.enumerated() {
                 if k > 0 { text.append(Self.separator) }
-                // The first value, read where it lies (a slice of it retained the line's buffer).
-                _ = event.fields.anyValue(f) { v in
-                    text += String(decoding: v, as: UTF8.self)
-                    return true
-                }
+                event.fields.withFirst(f) { text += String(decoding: $0, as: UTF8.self) }
             }
             key = GroupKey(text)
             keys[slot] = (observed, key)
@@ -213,11 +209,10 @@ package struct CorrelationEngine {
                 value = event.fields.first(resolved).map { String(decoding: $0, as: UTF8.self) }
                 number = value.flatMap(Double.init) ?? 0
             }
-            _ = event.fields.anyValue(resolved) { v in
+            event.fields.withFirst(resolved) { v in
                 var h = FNV1a()
                 h.combine(v)
                 valueHash = h.value | 1  // never 0, which means "no value"
-                return true
             }
         }
         // The group is updated where it lies in the dictionary: a copy taken out and written back

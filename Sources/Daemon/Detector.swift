@@ -56,8 +56,20 @@ package struct Detector {
             let incidents = correlations.advance(to: event.time ?? now)
             hand(incidents.map { Finding(incident: $0, rule: correlationSummaries[$0.correlation]) }, deliver)
         }
-        for (matched, matchedEvent) in released { report(matched, matchedEvent, now: now, deliver) }
-        if !own.isEmpty { report(own, event, now: now, deliver) }
+        for (matched, var matchedEvent) in released {
+            mark(&matchedEvent)
+            report(matched, matchedEvent, now: now, deliver)
+        }
+        if !own.isEmpty {
+            mark(&event)
+            report(own, event, now: now, deliver)
+        }
+    }
+
+    /// A matched event is screened for triage before it is kept as evidence, while it is in cache.
+    private func mark(_ event: inout Event) {
+        if triage == .none { return }
+        triager.mark(&event)
     }
 
     private mutating func report(_ matched: [Int], _ event: Event, now: Int64, _ deliver: (Finding) -> Void) {
@@ -131,7 +143,10 @@ package struct Detector {
     package mutating func settle(now: Int64, deliver: (Finding) -> Void) {
         audit.flush(into: &auditReady)
         detectAudit(now: now, deliver: deliver)
-        for (pending, event) in rules.drainPending(context: &context) { report(pending, event, now: now, deliver) }
+        for (pending, var event) in rules.drainPending(context: &context) {
+            mark(&event)
+            report(pending, event, now: now, deliver)
+        }
         hand(aggregator.flush(), deliver)
     }
 
@@ -139,7 +154,10 @@ package struct Detector {
     package mutating func finish(now: Int64, deliver: (Finding) -> Void) {
         audit.flush(into: &auditReady)
         detectAudit(now: now, deliver: deliver)
-        for (pending, event) in rules.drainPending(context: &context) { report(pending, event, now: now, deliver) }
+        for (pending, var event) in rules.drainPending(context: &context) {
+            mark(&event)
+            report(pending, event, now: now, deliver)
+        }
         hand(correlations.flush().map { Finding(incident: $0, rule: correlationSummaries[$0.correlation]) }, deliver)
         hand(aggregator.flush(), deliver)
     }

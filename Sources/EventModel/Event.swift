@@ -5,6 +5,10 @@
 package struct Event: Sendable {
     /// Event time in microseconds since the Unix epoch (UTC), if the record carried one.
     package var time: Int64?
+    /// What a screen of the event's text found, in the screen's own bits (0: not screened yet).
+    /// Kept with the event so that its text is read once, while it is in cache, however often
+    /// findings cite the event later. (Declared after `time`, it lies in that optional's padding.)
+    package var marks: UInt32 = 0
     /// Where the record came from, so that a finding can cite it and a checkpoint can resume after it.
     package var position: SourcePosition
     /// How many identical records this one stands for (`message repeated N times`).

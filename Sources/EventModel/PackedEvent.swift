@@ -24,12 +24,9 @@ package struct PackedEvent: Sendable {
             w.bytes(source)
             w.varint(UInt64(max(0, event.position.line)))
             w.varint(event.position.offset)
-            if let cursor {
-                w.varint(1)
-                w.bytes(cursor)
-            } else {
-                w.varint(0)
-            }
+            // Bit 0: a cursor follows; the bits above it are the event's marks.
+            w.varint(UInt64(event.marks) << 1 | (cursor == nil ? 0 : 1))
+            if let cursor { w.bytes(cursor) }
             w.varint(UInt64(max(0, event.repeatCount)))
             w.varint(UInt64(event.fields.count))
             event.fields.forEach { name, value in
@@ -143,7 +140,8 @@ package struct PackedEvent: Sendable {
         let source = known!
         let line = Int(varint())
         let offset = varint()
-        let cursor = varint() == 1 ? String(decoding: slice(), as: UTF8.self) : nil
+        let flags = varint()
+        let cursor = flags & 1 == 1 ? String(decoding: slice(), as: UTF8.self) : nil
         let repeats = Int(varint())
         let count = Int(varint())
         var fields = EventFields(capacity: bytes.count, fields: min(count, 64))
@@ -155,10 +153,12 @@ package struct PackedEvent: Sendable {
                 code == 0 ? String(decoding: slice(), as: UTF8.self) : code <= Self.commonNames.count ? Self.commonNames[code - 1] : "?"
             fields.add(name, bytes: slice())
         }
-        return Event(
+        var event = Event(
             time: rawTime == 0 ? nil : Int64(bitPattern: rawTime &- 1),
             position: SourcePosition(source: source, line: line, offset: offset, cursor: cursor), repeatCount: repeats,
             fields: fields)
+        event.marks = UInt32(truncatingIfNeeded: flags >> 1)
+        return event
     }
 }
 

@@ -74,6 +74,11 @@ package struct BuiltinTriager: Sendable {
         return evidence
     }
 
+    /// Screens `event` for `triage` now, while it is in cache (see `InjectionScreen.mark`).
+    package func mark(_ event: inout Event) {
+        screen.mark(&event)
+    }
+
     /// A finding that gets no triage still carries its floor as its score.
     package static func untriaged(_ f: inout Finding) {
         let floor = base(f.severity)

@@ -37,11 +37,11 @@ package struct InjectionScreen: Sendable {
     /// Per phrase, the bit of its reason (bit i: `Reason.allCases[i]`).
     private let reasonBits: [UInt8]
 
-    /// `words` (lower case, at most 64) are looked for in the same walk as the phrases, for a
+    /// `words` (lower case, at most 16) are looked for in the same walk as the phrases, for a
     /// caller that wants to know more of each message (see `flag(_:accept:)`): one pass over
     /// the message instead of two.
     package init(words: [String] = []) {
-        precondition(words.count <= 64, "at most 64 words")
+        precondition(words.count <= 16, "at most 16 words")
         automaton = AhoCorasick(patterns: Self.phrases.map { Array($0.0.utf8) } + words.map { Array($0.utf8) })
         reasonBits = Self.phrases.map { 1 << UInt8(Reason.allCases.firstIndex(of: $0.1)!) }
     }
@@ -74,8 +74,40 @@ package struct InjectionScreen: Sendable {
         return copy.withUTF8 { screen($0) }
     }
 
-    /// Screens every evidence message of `finding` and records the reasons on it. Returns whether
-    /// `accept` held for the words of the init found in one of the messages (bit k: `words[k]`).
+    /// An event's marks: the reasons in bits 0 to 7, the words in bits 8 to 23, and bit 31 set
+    /// once screened (so that a screen that found nothing is not repeated).
+    private static let screened: UInt32 = 1 << 31
+
+    private static func marks(reasons: UInt8, words: UInt64) -> UInt32 {
+        screened | UInt32(reasons) | UInt32(truncatingIfNeeded: words) << 8
+    }
+
+    /// The reasons and words of an event's messages, from its marks or else by reading them.
+    private func found(in event: Event) -> (reasons: UInt8, words: UInt64) {
+        let marks = event.marks
+        if marks & Self.screened != 0 { return (UInt8(truncatingIfNeeded: marks), UInt64(marks >> 8 & 0xFFFF)) }
+        var found: (reasons: UInt8, words: UInt64) = (0, 0)
+        _ = event.fields.anyValue(FieldName.message) { value in
+            let (reasons, words) = scan(value)
+            found.reasons |= reasons
+            found.words |= words
+            return false
+        }
+        return found
+    }
+
+    /// Screens the messages of `event` now and keeps the result in its marks, for `flag`. For
+    /// an event about to be kept as evidence: it is read while in cache, and once, however many
+    /// findings cite it.
+    package func mark(_ event: inout Event) {
+        guard event.marks & Self.screened == 0 else { return }
+        let (reasons, words) = found(in: event)
+        event.marks = Self.marks(reasons: reasons, words: words)
+    }
+
+    /// Screens every evidence event of `finding` (by its marks where `mark` has screened it) and
+    /// records the reasons on it. Returns whether `accept` held for the words of the init found
+    /// in the messages of one of the events (bit k: `words[k]`).
     @discardableResult
     package func flag(_ finding: inout Finding, accept: (UInt64) -> Bool = { _ in false }) -> Bool {
         var found: UInt8 = 0
@@ -84,12 +116,9 @@ package struct InjectionScreen: Sendable {
         // its buffers and strings).
         finding.evidences.withUnsafeBufferPointer { evidences in
             for i in evidences.indices {
-                _ = evidences[i].fields.anyValue(FieldName.message) { value in
-                    let (reasons, words) = scan(value)
-                    found |= reasons
-                    if !accepted, words != 0, accept(words) { accepted = true }
-                    return false
-                }
+                let (reasons, words) = self.found(in: evidences[i])
+                found |= reasons
+                if !accepted, words != 0, accept(words) { accepted = true }
             }
         }
         // Most findings have none: no lists to build for them.

@@ -53,6 +53,23 @@ struct PackedEventTests {
         let untimed = PackedEvent(Event(position: SourcePosition(source: "-", line: 1, offset: 0))).unpacked()
         #expect(untimed.time == nil && untimed.position.cursor == nil && untimed.fields.isEmpty)
     }
+
+    @Test("marks survive packing, with a cursor or without, and a form without them reads as unmarked")
+    func marks() {
+        for cursor in ["s=abc", nil] {
+            var e = Event(position: SourcePosition(source: "-", line: 1, offset: 0, cursor: cursor))
+            e.marks = 0x8000_1F05
+            let back = PackedEvent(e).unpacked()
+            #expect(back.marks == 0x8000_1F05)
+            #expect(back.position.cursor == cursor)
+        }
+        // Packed before marks existed: the cursor flag alone (1), then the cursor.
+        var old = PackedEvent(Event(position: SourcePosition(source: "-", line: 1, offset: 0, cursor: "s=abc"))).bytes
+        #expect(old[5] == 1 << 0 && old[6] == 5)
+        old[5] = 1
+        let back = PackedEvent(bytes: old).unpacked()
+        #expect(back.marks == 0 && back.position.cursor == "s=abc")
+    }
 }
 
 struct SourcePositionTests {

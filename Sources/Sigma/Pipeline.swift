@@ -110,6 +110,11 @@ package struct Pipeline: Sendable {
             common = literals.indices.filter { everywhere & (1 << UInt64($0)) != 0 }.max { literals[$0].count < literals[$1].count }
         }
 
+        /// The pieces screened for, by bit: a scan of the field that reports each piece it finds
+        /// (and may report some it does not hold) can stand in for `present`. Reported pieces
+        /// that are not there only cost a pattern's try.
+        var pieces: [[UInt8]] { literals }
+
         /// The literals that occur in `value`, as a mask for `allows`.
         func present(in value: UnsafeBufferPointer<UInt8>) -> UInt64 {
             guard let automaton else {
@@ -296,13 +301,29 @@ package struct Pipeline: Sendable {
     }
 
     /// Runs the extractors at `list` (indices into `extractors`, already known to apply to the
-    /// event), adding their named groups as fields.
-    package func extract(_ list: [Int], into event: inout Event) {
-        for x in list { run(x, on: &event) }
+    /// event), adding their named groups as fields. For each extractor `list[k]` with bit k of
+    /// `riding` set, `present[presentBase + k]` holds the literals of its screen that its field
+    /// may hold, found by a pass over the field made already (see `LiteralScreen.pieces`);
+    /// the others' screens read the field themselves.
+    package func extract(_ list: [Int], into event: inout Event, present: [UInt64]? = nil, riding: UInt64 = 0, presentBase: Int = 0) {
+        for (k, x) in list.enumerated() {
+            let known = k < 64 && riding & (1 << UInt64(k)) != 0 ? present?[presentBase + k] : nil
+            run(x, on: &event, present: known)
+        }
+    }
+
+    /// Fields that extractors add (their named groups) or sessions share: a pass over an
+    /// event's fields before extraction may not have seen them.
+    package var addedFields: Set<String> {
+        var names = Set(sessionFields)
+        for x in extractors {
+            for p in x.patterns { names.formUnion(p.groupNames.compactMap { $0 }) }
+        }
+        return names
     }
 
     /// Runs extractor `x`: the first of its patterns that matches adds its named groups.
-    private func run(_ x: Int, on event: inout Event) {
+    private func run(_ x: Int, on event: inout Event, present known: UInt64? = nil) {
         // Indices, not copies: an extractor holds several arrays, and this runs for every match.
         // The value is read where it lies in the event's buffer (taken as a slice, it retained
         // and released the buffer).
@@ -313,10 +334,10 @@ package struct Pipeline: Sendable {
         let screen = extractors[x].screen
         let found = event.fields.storage.withUnsafeBufferPointer { storage -> (pattern: Int, groups: [Range<Int>?])? in
             let v = UnsafeBufferPointer(rebasing: storage[input])
-            let present = screen.present(in: v)
+            let present = known ?? screen.present(in: v)
             for p in extractors[x].patterns.indices where screen.allows(p, present: present) {
-                // The pattern's literals are known to be present by now, when they are no longer
-                // than the pieces screened.
+                // The pattern's literals are taken as present, when they are no longer than the
+                // pieces screened (a scan that reported one wrongly costs only this try).
                 if let groups = extractors[x].patterns[p].firstMatch(v, literalFound: screen.literalsFound(p)) { return (p, groups) }
             }
             return nil

@@ -534,8 +534,13 @@ package struct RuleSet: Sendable {
         /// What applies to the event being worked on (from `match`, for `settle`).
         var plan = Plan.none
         var planCache: [UInt64: PlanCacheEntry] = [:]
-        /// Prefilters built so far, one per distinct set of routes.
-        var screens: [[Bool]: RouteScreen] = [:]
+        /// Prefilters built so far, one per distinct set of routes and extractors.
+        var screens: [ScreenKey: RouteScreen] = [:]
+        /// Per extractor of the plan's screen (`RouteScreen.extractors`), the pieces of its
+        /// literals that the prefilter's pass found in the event, for `settle`.
+        var present: [UInt64] = []
+        /// `present` belongs to the event being worked on.
+        var presentValid = false
         var sessions = SessionMemory()
         package var statistics = MatchStatistics()
         package init() {}
@@ -846,9 +851,11 @@ package struct RuleSet: Sendable {
         for (x, extractor) in pipeline.extractors.enumerated() where extractorPredicates[x].applies(c.ranges, storage) {
             stages[extractor.stage, default: []].append(x)
         }
+        let finding = stages[.finding] ?? []
+        let session = stages[.session] ?? []
         let plan = Plan(
-            screen: screen(for: routes, context: &c), detect: stages[.detect] ?? [], finding: stages[.finding] ?? [],
-            session: stages[.session] ?? [], sessionEvent: sessionPredicate.applies(c.ranges, storage))
+            screen: screen(for: routes, extractors: finding + session, context: &c), detect: stages[.detect] ?? [], finding: finding,
+            session: session, sessionEvent: sessionPredicate.applies(c.ranges, storage))
         if c.planCache.count >= 4096 { c.planCache.removeAll(keepingCapacity: true) }
         c.planCache[hash] = PlanCacheEntry(values: c.ranges.map { $0.map { Array(storage[$0]) } }, plan: plan)
         return plan
@@ -873,10 +880,14 @@ package struct RuleSet: Sendable {
         } else {
             pipeline.extract(.detect, into: &event)
             let routes = routeRules.indices.map { r in !routeRules[r].isEmpty && pipeline.routes[r].events.matches(event.fields) }
-            c.plan = Plan(screen: screen(for: routes, context: &c), detect: nil, finding: nil, session: nil, sessionEvent: nil)
+            c.plan = Plan(
+                screen: screen(for: routes, extractors: [], context: &c), detect: nil, finding: nil, session: nil, sessionEvent: nil)
         }
+        c.presentValid = false
         guard let screen = c.plan.screen else { return [] }
         let gen = c.generation
+        if c.present.count < screen.extractors.count { c.present = Array(repeating: 0, count: screen.extractors.count) }
+        for k in screen.extractors.indices { c.present[k] = 0 }
         // Where in `screen.rules` the candidates stand, each once: `due[0]` counts them, and they
         // follow in the order hits find them (room for every rule, as each comes once).
         if c.due.count <= rules.count { c.due = Array(repeating: 0, count: rules.count + 1) }
@@ -886,35 +897,45 @@ package struct RuleSet: Sendable {
         let fields = event.fields
         c.stamp.withUnsafeMutableBufferPointer { stamp in
             c.due.withUnsafeMutableBufferPointer { due in
-                screen.position.withUnsafeBufferPointer { position in
-                    // The automata, their candidate lists and field names are used where they lie:
-                    // copies would retain their arrays for every automaton of every line. (Moved
-                    // into a method of `RouteScreen`, this loop took nine more retains per line.)
-                    screen.candidates.withLists { start, rules in
-                        screen.patternBase.withUnsafeBufferPointer { patternBase in
-                            screen.fields.withUnsafeBufferPointer { names in
-                                screen.automata.withUnsafeBufferPointer { automata in
-                                    for a in automata.indices {
-                                        let base = Int(patternBase[a])
-                                        func hit(_ p: Int32) {
-                                            let pattern = base + Int(p)
-                                            for i in Int(start[pattern])..<Int(start[pattern + 1]) {
-                                                let rule = Int(rules[i])
-                                                if stamp[rule] != gen {
-                                                    stamp[rule] = gen
-                                                    due[0] += 1
-                                                    due[Int(due[0])] = position[rule]
+                c.present.withUnsafeMutableBufferPointer { present in
+                    screen.extractorPiece.withUnsafeBufferPointer { extractorPiece in
+                        screen.position.withUnsafeBufferPointer { position in
+                            // The automata, their candidate lists and field names are used where they lie:
+                            // copies would retain their arrays for every automaton of every line. (Moved
+                            // into a method of `RouteScreen`, this loop took nine more retains per line.)
+                            screen.candidates.withLists { start, rules in
+                                screen.patternBase.withUnsafeBufferPointer { patternBase in
+                                    screen.fields.withUnsafeBufferPointer { names in
+                                        screen.automata.withUnsafeBufferPointer { automata in
+                                            for a in automata.indices {
+                                                let base = Int(patternBase[a])
+                                                func hit(_ p: Int32) {
+                                                    let pattern = base + Int(p)
+                                                    let piece = Int(extractorPiece[pattern])
+                                                    if piece >= 0 {
+                                                        // A piece of an extractor's literal (no rules): noted for `settle`.
+                                                        present[piece >> 6] |= 1 << UInt64(piece & 63)
+                                                        return
+                                                    }
+                                                    for i in Int(start[pattern])..<Int(start[pattern + 1]) {
+                                                        let rule = Int(rules[i])
+                                                        if stamp[rule] != gen {
+                                                            stamp[rule] = gen
+                                                            due[0] += 1
+                                                            due[Int(due[0])] = position[rule]
+                                                        }
+                                                    }
+                                                }
+                                                _ = fields.anyValue(names[a]) { value in
+                                                    if Fold.hasNonASCII(value) {
+                                                        // Unicode folding can turn non-ASCII letters into ASCII ones; scan the folded text too.
+                                                        let folded = Fold.lowercased(Array(value))
+                                                        folded.withUnsafeBufferPointer { automata[a].scan($0, hit) }
+                                                    }
+                                                    automata[a].scan(value, hit)
+                                                    return false
                                                 }
                                             }
-                                        }
-                                        _ = fields.anyValue(names[a]) { value in
-                                            if Fold.hasNonASCII(value) {
-                                                // Unicode folding can turn non-ASCII letters into ASCII ones; scan the folded text too.
-                                                let folded = Fold.lowercased(Array(value))
-                                                folded.withUnsafeBufferPointer { automata[a].scan($0, hit) }
-                                            }
-                                            automata[a].scan(value, hit)
-                                            return false
                                         }
                                     }
                                 }
@@ -924,6 +945,7 @@ package struct RuleSet: Sendable {
                 }
             }
         }
+        c.presentValid = true
         // In route order, as the routes list their rules: the rules always due and those marked.
         for p in screen.always where c.stamp[screen.rules[Int(p)]] != gen {
             c.due[0] += 1
@@ -950,6 +972,14 @@ package struct RuleSet: Sendable {
     final class RouteScreen: Sendable {
         let fields: [String]
         let automata: [AhoCorasick]
+        /// The extractors whose screens ride on the automata (a plan's finding and session
+        /// extractors), so that their fields are not read again (see `Context.present`): those
+        /// of `extractors[k]` when bit k of `riding` is set.
+        let extractors: [Int]
+        let riding: UInt64
+        /// Per pattern (numbered as in `candidates`): -1 for a rule literal's piece, else
+        /// 64 × k + b for piece b of the screen of extractor `extractors[k]`.
+        let extractorPiece: [Int32]
         /// The rules each pattern makes candidates, for every automaton in one list: pattern
         /// `p` of automaton `a` is entry `patternBase[a] + p`.
         let candidates: Candidates
@@ -962,11 +992,14 @@ package struct RuleSet: Sendable {
         let always: [Int32]
 
         init(
-            fields: [String], automata: [AhoCorasick], candidates: Candidates, patternBase: [Int32], rules: [Int], ruleCount: Int,
-            always: [Bool]
+            fields: [String], automata: [AhoCorasick], extractors: [Int], riding: UInt64, extractorPiece: [Int32],
+            candidates: Candidates, patternBase: [Int32], rules: [Int], ruleCount: Int, always: [Bool]
         ) {
             self.fields = fields
             self.automata = automata
+            self.extractors = extractors
+            self.riding = riding
+            self.extractorPiece = extractorPiece
             self.candidates = candidates
             self.patternBase = patternBase
             self.rules = rules
@@ -998,15 +1031,24 @@ package struct RuleSet: Sendable {
         }
     }
 
-    /// The prefilter for `routes` (nil for none), built on first use. Distinct sets of routes
-    /// are few (one per kind of line); past 256 the cache starts over (plans keep theirs).
-    private func screen(for routes: [Bool], context c: inout Context) -> RouteScreen? {
+    /// What a prefilter is built for: a set of routes, and the extractors whose screens ride on it.
+    struct ScreenKey: Hashable {
+        var routes: [Bool]
+        var extractors: [Int]
+    }
+
+    /// The prefilter for `routes` (nil for none), built on first use, with the pieces of the
+    /// literals of `extractors` in the automata of their fields. Distinct sets of routes and
+    /// extractors are few (one per kind of line); past 256 the cache starts over (plans keep theirs).
+    private func screen(for routes: [Bool], extractors: [Int], context c: inout Context) -> RouteScreen? {
         guard routes.contains(true) else { return nil }
-        if let known = c.screens[routes] { return known }
+        let key = ScreenKey(routes: routes, extractors: extractors)
+        if let known = c.screens[key] { return known }
         if c.screens.count >= 256 { c.screens.removeAll() }
         var names: [String] = []
         var automata: [AhoCorasick] = []
         var candidates = Candidates()
+        var extractorPiece: [Int32] = []
         var patternBase: [Int32] = []
         var candidateRules: [Int] = []
         var fields: Set<Int> = []
@@ -1014,25 +1056,55 @@ package struct RuleSet: Sendable {
             fields.formUnion(routeLiteralFields[r])
             candidateRules += routeRules[r]
         }
-        for f in fields.sorted() {
+        // An extractor rides when its field is there when the prefilter reads the event: not
+        // one that extractors or sessions may add later (the pass would not have seen it).
+        var riding: UInt64 = 0
+        let added = pipeline.addedFields
+        for (k, x) in extractors.enumerated() where k < 64 && !added.contains(pipeline.extractors[x].field) {
+            riding |= 1 << UInt64(k)
+        }
+        // The riders' fields, in the order of `literalFields`, then any others by name.
+        var extraFields: [String] = []
+        for (k, x) in extractors.enumerated() where riding & (1 << UInt64(k)) != 0 {
+            let name = pipeline.extractors[x].field
+            if let f = literalFields.firstIndex(of: name) {
+                fields.insert(f)
+            } else if !extraFields.contains(name) {
+                extraFields.append(name)
+            }
+        }
+        for name in fields.sorted().map({ literalFields[$0] }) + extraFields {
             var literals: [[UInt8]] = []
             var lists: [[Int32]] = []
-            for (p, rules) in literalRules[f].enumerated() {
-                let kept = rules.filter { routes[ruleRoute[Int($0)]] }
-                if kept.isEmpty { continue }
-                literals.append(AhoCorasick.screenPiece(fieldLiterals[f][p]))
-                lists.append(kept)
+            var pieces: [Int32] = []
+            if let f = literalFields.firstIndex(of: name) {
+                for (p, rules) in literalRules[f].enumerated() {
+                    let kept = rules.filter { routes[ruleRoute[Int($0)]] }
+                    if kept.isEmpty { continue }
+                    literals.append(AhoCorasick.screenPiece(fieldLiterals[f][p]))
+                    lists.append(kept)
+                    pieces.append(-1)
+                }
+            }
+            for (k, x) in extractors.enumerated() where riding & (1 << UInt64(k)) != 0 && pipeline.extractors[x].field == name {
+                for (b, piece) in pipeline.extractors[x].screen.pieces.enumerated() {
+                    literals.append(piece)
+                    lists.append([])
+                    pieces.append(Int32(64 * k + b))
+                }
             }
             guard !literals.isEmpty else { continue }
-            names.append(literalFields[f])
+            names.append(name)
             automata.append(AhoCorasick(patterns: literals, classLimit: 32))
             patternBase.append(Int32(candidates.count))
             for list in lists { candidates.append(list) }
+            extractorPiece += pieces
         }
         let screen = RouteScreen(
-            fields: names, automata: automata, candidates: candidates, patternBase: patternBase, rules: candidateRules,
-            ruleCount: rules.count, always: alwaysEvaluate)
-        c.screens[routes] = screen
+            fields: names, automata: automata, extractors: extractors, riding: riding, extractorPiece: extractorPiece,
+            candidates: candidates,
+            patternBase: patternBase, rules: candidateRules, ruleCount: rules.count, always: alwaysEvaluate)
+        c.screens[key] = screen
         return screen
     }
 
@@ -1046,14 +1118,27 @@ package struct RuleSet: Sendable {
     /// once the session reported a failure. Returns the rules to report for this event.
     func settle(_ event: inout Event, matched: [Int], context c: inout Context) -> [Int] {
         let plan = c.plan
+        // What the prefilter's pass found of the extractors' literals, when the plan's screen
+        // carried them: the finding extractors come first in its list, then the session ones.
+        let riding = c.presentValid ? plan.screen?.riding ?? 0 : 0
+        let present = riding != 0 ? c.present : nil
         if !matched.isEmpty {
-            if let list = plan.finding { pipeline.extract(list, into: &event) } else { pipeline.extract(.finding, into: &event) }
+            if let list = plan.finding {
+                pipeline.extract(list, into: &event, present: present, riding: riding)
+            } else {
+                pipeline.extract(.finding, into: &event)
+            }
         }
         guard plan.sessionEvent ?? pipeline.sessionEvents.matches(event.fields), let key = sessionKey(event, ranges: &c.sessionRanges)
         else { return matched }
         let at = c.sessions.touch(key, time: event.time)
         if matched.isEmpty {
-            if let list = plan.session { pipeline.extract(list, into: &event) } else { pipeline.extract(.session, into: &event) }
+            if let list = plan.session {
+                let base = plan.finding?.count ?? 0
+                pipeline.extract(list, into: &event, present: present, riding: riding >> UInt64(base), presentBase: base)
+            } else {
+                pipeline.extract(.session, into: &event)
+            }
         }
         c.sessions.share(at, with: &event, fields: sessionFieldNames, ranges: &c.sharedRanges)
         // Moved out and back (an empty session stands in), not copied: no field is retained.

@@ -522,6 +522,85 @@ struct ExtractorTests {
         }
     }
 
+    /// Extractors of a matched event or a session event give the same fields whether the
+    /// prefilter's pass over the event found their literals for them (their field is there as
+    /// the event is matched) or they screen their field themselves (here `detail`, a field an
+    /// earlier extractor adds, and every extractor when the stage is run on its own).
+    @Test func extractorsGiveTheSameFieldsWithThePrefilterOrAlone() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("riding-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir + "/pipelines", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try """
+        session_events: {SYSLOG_IDENTIFIER: [app]}
+        session_key: [SYSLOG_IDENTIFIER, _PID]
+        session_fields: [source.address]
+        routes:
+          - logsource: {service: app}
+            events:
+              - SYSLOG_IDENTIFIER: [app]
+        extractors:
+          - name: who
+            events: {SYSLOG_IDENTIFIER: [app]}
+            field: MESSAGE
+            patterns:
+              - 'denied for (?<user.name>\\S+) from (?<source.address>\\S+)(?: \\[(?<detail>[^]]*)\\])?'
+              - 'Refused (?<user.name>\\S+) at (?<source.address>\\S+)'
+              - 'really long literal piece here (?<user.name>\\S+)'
+          - name: detail
+            field: detail
+            patterns: ['code=(?<code>\\d+)']
+          - name: hello
+            stage: session
+            events: {SYSLOG_IDENTIFIER: [app]}
+            field: MESSAGE
+            patterns: ['^hello from (?<source.address>\\S+)']
+        """.write(toFile: dir + "/pipelines/app.yml", atomically: true, encoding: .utf8)
+        try """
+        title: app denial
+        id: 4e0b6f0a-9d64-4f55-8a55-2b1f0c7e1a01
+        logsource: {service: app}
+        detection:
+            selection:
+                MESSAGE|contains: 'denied'
+            other:
+                MESSAGE|contains: 'Refused'
+            long:
+                MESSAGE|contains: 'LITERAL'
+            condition: selection or other or long
+        level: low
+        """.write(toFile: dir + "/rule.yml", atomically: true, encoding: .utf8)
+        var pipeline = Pipeline()
+        try pipeline.add(file: dir + "/pipelines/app.yml")
+        let (set, report) = RuleSet.load(paths: [dir + "/rule.yml"], pipeline: pipeline)
+        #expect(report.rejected == 0 && set.rules.count == 1, "\(report.errors)")
+        var context = RuleSet.Context()
+        let messages = [
+            "hello from 192.0.2.1", "access denied for alice from 192.0.2.7 [code=13]", "Access DENIED for bob from 192.0.2.8",
+            "Refused carol at 192.0.2.9", "a really long literal piece here dave", "denied for erin", "nothing here",
+            "denied for frank from 192.0.2.10 [no code]", "ünïcode denied for gina from 192.0.2.11 [code=7]",
+        ]
+        for (n, message) in messages.enumerated() {
+            func event() -> Event {
+                var e = Event(position: SourcePosition(source: "t", line: n + 1, offset: 0))
+                e.fields.add(FieldName.identifier, "app")
+                e.fields.add(FieldName.pid, "\(n)")
+                e.fields.add(FieldName.message, message)
+                return e
+            }
+            var matched = event()
+            _ = set.evaluateInPlace(&matched, context: &context)
+            // The rule matches these (a match that names no address is held back, not reported).
+            let lower = message.lowercased()
+            let isMatch = ["denied", "refused", "literal"].contains { lower.contains($0) }
+            var alone = event()
+            pipeline.extract(isMatch ? .finding : .session, into: &alone)
+            for name in ["user.name", "source.address", "detail", "code"] {
+                #expect(matched.string(name) == alone.string(name), "\(name) of \(message)")
+            }
+        }
+        #expect(context.statistics.rulesEvaluated > 0)
+    }
+
     /// An extractor screens its patterns by their literals with one automaton over its first 64
     /// literals (patterns past those are not screened): either way the first pattern that
     /// matches gives the fields.

@@ -36,6 +36,9 @@ package struct InjectionScreen: Sendable {
     private let automaton: AhoCorasick
     /// Per phrase, the bit of its reason (bit i: `Reason.allCases[i]`).
     private let reasonBits: [UInt8]
+    /// This screen's tag in the marks it writes (bits 24 to 30, from its words): a screen
+    /// looking for other words reads an event anew rather than take bits that mean other words.
+    private let tag: UInt32
 
     /// `words` (lower case, at most 16) are looked for in the same walk as the phrases, for a
     /// caller that wants to know more of each message (see `flag(_:accept:)`): one pass over
@@ -44,6 +47,9 @@ package struct InjectionScreen: Sendable {
         precondition(words.count <= 16, "at most 16 words")
         automaton = AhoCorasick(patterns: Self.phrases.map { Array($0.0.utf8) } + words.map { Array($0.utf8) })
         reasonBits = Self.phrases.map { 1 << UInt8(Reason.allCases.firstIndex(of: $0.1)!) }
+        var h = FNV1a()
+        for w in words { h.combine(Array(w.utf8) + [0]) }
+        tag = UInt32(truncatingIfNeeded: h.value % 127) << 24
     }
 
     /// The reasons in `text` as bits, and the words (bit k: `words[k]`), in one pass.
@@ -74,18 +80,23 @@ package struct InjectionScreen: Sendable {
         return copy.withUTF8 { screen($0) }
     }
 
-    /// An event's marks: the reasons in bits 0 to 7, the words in bits 8 to 23, and bit 31 set
-    /// once screened (so that a screen that found nothing is not repeated).
+    /// An event's marks: the reasons in bits 0 to 7, the words in bits 8 to 23, the screen's
+    /// tag in bits 24 to 30, and bit 31 set once screened (so that a screen that found nothing
+    /// is not repeated).
     private static let screened: UInt32 = 1 << 31
+    private static let tagBits: UInt32 = 0x7F << 24
 
-    private static func marks(reasons: UInt8, words: UInt64) -> UInt32 {
-        screened | UInt32(reasons) | UInt32(truncatingIfNeeded: words) << 8
+    private func marks(reasons: UInt8, words: UInt64) -> UInt32 {
+        Self.screened | tag | UInt32(reasons) | UInt32(truncatingIfNeeded: words & 0xFFFF) << 8
     }
+
+    /// Whether `marks` were written by a screen with this one's words.
+    private func wrote(_ marks: UInt32) -> Bool { marks & Self.screened != 0 && marks & Self.tagBits == tag }
 
     /// The reasons and words of an event's messages, from its marks or else by reading them.
     private func found(in event: Event) -> (reasons: UInt8, words: UInt64) {
         let marks = event.marks
-        if marks & Self.screened != 0 { return (UInt8(truncatingIfNeeded: marks), UInt64(marks >> 8 & 0xFFFF)) }
+        if wrote(marks) { return (UInt8(truncatingIfNeeded: marks), UInt64(marks >> 8 & 0xFFFF)) }
         var found: (reasons: UInt8, words: UInt64) = (0, 0)
         _ = event.fields.anyValue(FieldName.message) { value in
             let (reasons, words) = scan(value)
@@ -100,9 +111,9 @@ package struct InjectionScreen: Sendable {
     /// an event about to be kept as evidence: it is read while in cache, and once, however many
     /// findings cite it.
     package func mark(_ event: inout Event) {
-        guard event.marks & Self.screened == 0 else { return }
+        guard !wrote(event.marks) else { return }
         let (reasons, words) = found(in: event)
-        event.marks = Self.marks(reasons: reasons, words: words)
+        event.marks = marks(reasons: reasons, words: words)
     }
 
     /// Screens every evidence event of `finding` (by its marks where `mark` has screened it) and

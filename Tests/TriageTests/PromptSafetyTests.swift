@@ -86,6 +86,12 @@ struct PromptSafetyTests {
             #expect(!s.flag(&clean) { $0 != 0 })
             #expect(clean.injection.isEmpty)
         }
+        // Marks of a screen with other words are not taken for this one's: the words are read anew.
+        var b = bad
+        InjectionScreen(words: ["wheel"]).mark(&b)
+        var f = finding([b])
+        #expect(s.flag(&f) { $0 == 1 })
+        #expect(f.injection == [InjectionScreen.Reason.overridePhrase.rawValue])
     }
 
     @Test("adversarial lines: every finding flagged, none below its floor, no raw control characters in the output")

@@ -2,16 +2,19 @@
 # Compares the scan time of two logtriage binaries on the benchmark file (see bench.sh): both
 # run at the same time, one per core, and swap cores every round, so that both see the same
 # phases of a machine whose speed drifts. Prints each round and the median ratio B/A.
-# Usage: [ROUNDS=N] scripts/bench-compare.sh BINARY_A BINARY_B [LINES]
+# SOLO=1 runs them one after the other on core 0 instead, in alternating order: the conditions
+# of bench.sh, where a scan has the shared cache to itself (the two modes can disagree).
+# Usage: [ROUNDS=N] [SOLO=1] scripts/bench-compare.sh BINARY_A BINARY_B [LINES]
 # A binary built elsewhere finds the bundled rules through LOGTRIAGE_RULES_DIR (set here to
 # this checkout's Rules/ unless it is set already).
 set -euo pipefail
-[ $# -ge 2 ] || { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+[ $# -ge 2 ] || { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 a=$(realpath "$1")
 b=$(realpath "$2")
 lines=${3:-1000000}
 cd "$(dirname "$0")/.."
-[ "$(nproc)" -ge 2 ] || { echo "bench-compare.sh: needs two cores" >&2; exit 1; }
+solo=${SOLO:-0}
+[ "$solo" = 1 ] || [ "$(nproc)" -ge 2 ] || { echo "bench-compare.sh: needs two cores (or SOLO=1)" >&2; exit 1; }
 export LOGTRIAGE_RULES_DIR=${LOGTRIAGE_RULES_DIR:-$PWD/Rules}
 log=bench-data/mixed-$lines.log
 mkdir -p bench-data
@@ -39,17 +42,30 @@ times_a=()
 times_b=()
 for ((r = 0; r < rounds; r++)); do
     core_a=$((r % 2))
-    timed "$core_a" "$a" "$tmp/a" &
-    pid_a=$!
-    timed $((1 - core_a)) "$b" "$tmp/b" &
-    pid_b=$!
-    wait "$pid_a"
-    wait "$pid_b"
+    if [ "$solo" = 1 ]; then
+        # One at a time on core 0; B goes first in odd rounds.
+        if ((r % 2)); then
+            timed 0 "$b" "$tmp/b"
+            timed 0 "$a" "$tmp/a"
+        else
+            timed 0 "$a" "$tmp/a"
+            timed 0 "$b" "$tmp/b"
+        fi
+        where="one at a time on core 0"
+    else
+        timed "$core_a" "$a" "$tmp/a" &
+        pid_a=$!
+        timed $((1 - core_a)) "$b" "$tmp/b" &
+        pid_b=$!
+        wait "$pid_a"
+        wait "$pid_b"
+        where="A on core $core_a, B on core $((1 - core_a))"
+    fi
     ta=$(awk '{printf "%.3f", $2 - $1}' "$tmp/a")
     tb=$(awk '{printf "%.3f", $2 - $1}' "$tmp/b")
     times_a+=("$ta")
     times_b+=("$tb")
-    echo "round $((r + 1)): A ${ta} s (core $core_a), B ${tb} s (core $((1 - core_a)))"
+    echo "round $((r + 1)): A ${ta} s, B ${tb} s ($where)"
 done
 
 python3 - "$lines" "${times_a[*]}" "${times_b[*]}" <<'PY'

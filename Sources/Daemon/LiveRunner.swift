@@ -517,7 +517,9 @@ package final class LiveRunner {
         init(_ outputs: [DaemonConfiguration.Output]) throws {
             for o in outputs {
                 switch o {
-                case .stdout: stdout = SharedOutput(fd: 1)
+                case .stdout:
+                    Self.endLine(fd: 1, path: "/proc/self/fd/1")
+                    stdout = SharedOutput(fd: 1)
                 case .file(let path, let policy):
                     let fd = try Self.open(path)
                     files.append((path, policy, fd, SharedOutput(fd: fd)))
@@ -532,7 +534,25 @@ package final class LiveRunner {
             if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
             let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
             guard fd >= 0 else { throw Refusal(description: "\(path): \(String(cString: strerror(errno)))") }
+            endLine(fd: fd, path: path)
             return fd
+        }
+
+        /// A kill can cut the last line of a file output short (the kernel may end a large write
+        /// early for a fatal signal). The finding it held is written again after the restart, but
+        /// appended to the cut line it would be lost inside one invalid line: so when the file
+        /// (`fd`, readable at `path`) does not end with a newline, one is written first, and the
+        /// cut line stays a line of its own. Pipes and sockets are left alone.
+        static func endLine(fd: Int32, path: String) {
+            var st = stat()
+            guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size > 0 else { return }
+            let reader = Glibc.open(path, O_RDONLY | O_CLOEXEC)
+            guard reader >= 0 else { return }
+            defer { close(reader) }
+            var last: UInt8 = 0
+            guard pread(reader, &last, 1, st.st_size - 1) == 1, last != UInt8(ascii: "\n") else { return }
+            var newline = UInt8(ascii: "\n")
+            _ = Glibc.write(fd, &newline, 1)
         }
 
         /// One encoded finding (a JSON line) to every output; `severity` is its level (1–5) for syslog.

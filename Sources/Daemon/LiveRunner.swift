@@ -546,6 +546,8 @@ package final class LiveRunner {
         static func endLine(fd: Int32, path: String) {
             var st = stat()
             guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size > 0 else { return }
+            // Only where the next write lands at the end (a file opened to append, or at its end).
+            guard fcntl(fd, F_GETFL) & O_APPEND != 0 || lseek(fd, 0, SEEK_CUR) == st.st_size else { return }
             let reader = Glibc.open(path, O_RDONLY | O_CLOEXEC)
             guard reader >= 0 else { return }
             defer { close(reader) }

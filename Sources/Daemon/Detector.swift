@@ -56,23 +56,14 @@ package struct Detector {
             let incidents = correlations.advance(to: event.time ?? now)
             hand(incidents.map { Finding(incident: $0, rule: correlationSummaries[$0.correlation]) }, deliver)
         }
-        for (matched, var matchedEvent) in released {
-            mark(&matchedEvent)
-            report(matched, matchedEvent, now: now, deliver)
-        }
-        if !own.isEmpty {
-            mark(&event)
-            report(own, event, now: now, deliver)
-        }
+        for (matched, var matchedEvent) in released { report(matched, &matchedEvent, now: now, deliver) }
+        if !own.isEmpty { report(own, &event, now: now, deliver) }
     }
 
-    /// A matched event is screened for triage before it is kept as evidence, while it is in cache.
-    private func mark(_ event: inout Event) {
-        if triage == .none { return }
-        triager.mark(&event)
-    }
-
-    private mutating func report(_ matched: [Int], _ event: Event, now: Int64, _ deliver: (Finding) -> Void) {
+    /// Reports `event` for the rules it matched. It is first screened for triage (see
+    /// `InjectionScreen.mark`), while it is in cache and before it is kept as evidence.
+    private mutating func report(_ matched: [Int], _ event: inout Event, now: Int64, _ deliver: (Finding) -> Void) {
+        if triage != .none { triager.mark(&event) }
         let time = event.time ?? now
         for r in matched {
             matches += 1
@@ -143,10 +134,7 @@ package struct Detector {
     package mutating func settle(now: Int64, deliver: (Finding) -> Void) {
         audit.flush(into: &auditReady)
         detectAudit(now: now, deliver: deliver)
-        for (pending, var event) in rules.drainPending(context: &context) {
-            mark(&event)
-            report(pending, event, now: now, deliver)
-        }
+        for (pending, var event) in rules.drainPending(context: &context) { report(pending, &event, now: now, deliver) }
         hand(aggregator.flush(), deliver)
     }
 
@@ -154,10 +142,7 @@ package struct Detector {
     package mutating func finish(now: Int64, deliver: (Finding) -> Void) {
         audit.flush(into: &auditReady)
         detectAudit(now: now, deliver: deliver)
-        for (pending, var event) in rules.drainPending(context: &context) {
-            mark(&event)
-            report(pending, event, now: now, deliver)
-        }
+        for (pending, var event) in rules.drainPending(context: &context) { report(pending, &event, now: now, deliver) }
         hand(correlations.flush().map { Finding(incident: $0, rule: correlationSummaries[$0.correlation]) }, deliver)
         hand(aggregator.flush(), deliver)
     }

@@ -537,10 +537,9 @@ package struct RuleSet: Sendable {
         /// Prefilters built so far, one per distinct set of routes and extractors.
         var screens: [ScreenKey: RouteScreen] = [:]
         /// Per extractor of the plan's screen (`RouteScreen.extractors`), the pieces of its
-        /// literals that the prefilter's pass found in the event, for `settle`.
+        /// literals that the prefilter's pass found in the event, for `settle` (`match` makes the
+        /// pass whenever the plan has a screen).
         var present: [UInt64] = []
-        /// `present` belongs to the event being worked on.
-        var presentValid = false
         var sessions = SessionMemory()
         package var statistics = MatchStatistics()
         package init() {}
@@ -883,7 +882,6 @@ package struct RuleSet: Sendable {
             c.plan = Plan(
                 screen: screen(for: routes, extractors: [], context: &c), detect: nil, finding: nil, session: nil, sessionEvent: nil)
         }
-        c.presentValid = false
         guard let screen = c.plan.screen else { return [] }
         let gen = c.generation
         if c.present.count < screen.extractors.count { c.present = Array(repeating: 0, count: screen.extractors.count) }
@@ -945,7 +943,6 @@ package struct RuleSet: Sendable {
                 }
             }
         }
-        c.presentValid = true
         // In route order, as the routes list their rules: the rules always due and those marked.
         for p in screen.always where c.stamp[screen.rules[Int(p)]] != gen {
             c.due[0] += 1
@@ -1118,9 +1115,9 @@ package struct RuleSet: Sendable {
     /// once the session reported a failure. Returns the rules to report for this event.
     func settle(_ event: inout Event, matched: [Int], context c: inout Context) -> [Int] {
         let plan = c.plan
-        // What the prefilter's pass found of the extractors' literals, when the plan's screen
-        // carried them: the finding extractors come first in its list, then the session ones.
-        let riding = c.presentValid ? plan.screen?.riding ?? 0 : 0
+        // What the prefilter's pass in `match` found of the extractors' literals, when the plan's
+        // screen carried them: the finding extractors come first in its list, then the session ones.
+        let riding = plan.screen?.riding ?? 0
         let present = riding != 0 ? c.present : nil
         if !matched.isEmpty {
             if let list = plan.finding {

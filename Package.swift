@@ -1,9 +1,25 @@
 // swift-tools-version:6.2
+import Foundation
 import PackageDescription
 
 /// Release builds of our modules let the optimizer inline and specialize across module
-/// boundaries (the per-event path runs through EventModel, Ingest, Sigma and Findings).
-let optimized: [SwiftSetting] = [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]
+/// boundaries (the per-event path runs through EventModel, Ingest, Sigma and Findings), and put
+/// each function in a section of its own, for the linker to place (below).
+let optimized: [SwiftSetting] = [
+    .unsafeFlags(["-cross-module-optimization", "-function-sections"], .when(configuration: .release))
+]
+
+/// Release links lay functions out by the call graph of the per-line path, measured by
+/// scripts/link-order.sh: a caller and its hot callees share cache lines and pages of code.
+/// (The scan runs about 4 % faster than with the default layout.) lld comes with the toolchain.
+let linkOrder = Context.packageDirectory + "/scripts/link-order.txt"
+let laidOut: [LinkerSetting] =
+    FileManager.default.fileExists(atPath: linkOrder)
+    ? [
+        .unsafeFlags(
+            ["-use-ld=lld", "-Xlinker", "--call-graph-ordering-file=" + linkOrder, "-Xlinker", "--no-warn-symbol-ordering"],
+            .when(configuration: .release))
+    ] : []
 
 let package = Package(
     name: "logtriage",
@@ -49,7 +65,8 @@ let package = Package(
             dependencies: [
                 "Daemon", "Triage", .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            linkerSettings: laidOut
         ),
         .target(
             name: "TestSupport",

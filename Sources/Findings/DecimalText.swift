@@ -4,14 +4,15 @@ enum DecimalText {
     /// How many digits `v` has.
     @inline(__always)
     static func digitCount(_ v: UInt64) -> Int {
-        var digits = 1
-        var probe = v
-        while probe >= 10 {
-            probe /= 10
-            digits += 1
-        }
-        return digits
+        guard v >= 10 else { return 1 }
+        // From the bit length: floor(log10(2) × bits) is the digit count or one less (1233 / 4096
+        // is log10(2) from below), and one comparison tells which.
+        let estimate = ((64 - v.leadingZeroBitCount) &* 1233) >> 12
+        return v >= powersOfTen[estimate] ? estimate &+ 1 : estimate
     }
+
+    /// 10⁰ to 10¹⁹, all the powers of ten a UInt64 holds.
+    private static let powersOfTen: [UInt64] = (0..<20).map { (0..<$0).reduce(1) { power, _ in power * 10 } }
 
     /// Writes the digits of `v` so that the last lies just before `end`; `digitCount(v)` bytes
     /// before `end` must be writable. Two digits per division, from the last.

@@ -64,8 +64,30 @@ package struct JSONWriter: ~Copyable {
     @inline(__always)
     private mutating func put(_ b: UnsafeBufferPointer<UInt8>) {
         reserve(b.count)
-        if let from = b.baseAddress { (base + count).initialize(from: from, count: b.count) }
+        if let from = b.baseAddress { Self.copy(from, b.count, to: base + count) }
         count += b.count
+    }
+
+    /// Copies `n` bytes; runs of up to 16 (keys, names, numbers, most short values) with two
+    /// overlapping moves of a word or less instead of a call to `memcpy`.
+    @inline(__always)
+    private static func copy(_ from: UnsafePointer<UInt8>, _ n: Int, to: UnsafeMutablePointer<UInt8>) {
+        let source = UnsafeRawPointer(from)
+        let target = UnsafeMutableRawPointer(to)
+        if n > 16 {
+            target.copyMemory(from: source, byteCount: n)
+        } else if n >= 8 {
+            target.storeBytes(of: source.loadUnaligned(as: UInt64.self), as: UInt64.self)
+            target.storeBytes(of: source.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self), toByteOffset: n &- 8, as: UInt64.self)
+        } else if n >= 4 {
+            target.storeBytes(of: source.loadUnaligned(as: UInt32.self), as: UInt32.self)
+            target.storeBytes(of: source.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self), toByteOffset: n &- 4, as: UInt32.self)
+        } else if n >= 2 {
+            target.storeBytes(of: source.loadUnaligned(as: UInt16.self), as: UInt16.self)
+            target.storeBytes(of: source.loadUnaligned(fromByteOffset: n &- 2, as: UInt16.self), toByteOffset: n &- 2, as: UInt16.self)
+        } else if n == 1 {
+            to[0] = from[0]
+        }
     }
 
     private mutating func put(_ b: [UInt8]) {
@@ -79,6 +101,23 @@ package struct JSONWriter: ~Copyable {
     }
 
     private mutating func key(_ k: JSONKey) {
+        if case .plain(let text) = k.text, text.hasPointerRepresentation {
+            // The comma, `"key":` and the key's bytes after one reserve.
+            let n = text.utf8CodeUnitCount
+            reserve(n &+ 4)
+            var at = count
+            if written & 1 != 0 {
+                base[at] = UInt8(ascii: ",")
+                at &+= 1
+            }
+            written |= 1
+            base[at] = UInt8(ascii: "\"")
+            Self.copy(text.utf8Start, n, to: base + (at &+ 1))
+            base[at &+ n &+ 1] = UInt8(ascii: "\"")
+            base[at &+ n &+ 2] = UInt8(ascii: ":")
+            count = at &+ n &+ 3
+            return
+        }
         separator()
         switch k.text {
         case .plain(let text):

@@ -1111,7 +1111,7 @@ struct BitStateBacktracker {
         @inline(__always)
         func firstVisit(_ pc: Int, _ at: Int) -> Bool {
             let row = Int(steps[pc].row)
-            return row < 0 || firstVisit(bit: row * width + at)
+            return row < 0 || firstVisit(bit: row &* width &+ at)
         }
 
         /// Marks bit `bit` of the visit bitmap; false when it already was.
@@ -1177,7 +1177,7 @@ struct BitStateBacktracker {
                         let body = greedy ? a : b
                         let exit = greedy ? b : a
                         // A loop's split is a jump target, so it has a row.
-                        let rowStart = Int(steps[pc].row) * width
+                        let rowStart = Int(steps[pc].row) &* width
                         if !lookahead.isEmpty {
                             // A run of ASCII bytes that the body takes and the exit cannot begin
                             // with: for each, the steps below queue nothing and move on one byte.
@@ -1190,8 +1190,8 @@ struct BitStateBacktracker {
                                 let b = input[at]
                                 let word = b < 64 ? runLow : b < 128 ? runHigh : 0
                                 guard word >> UInt64(b & 63) & 1 != 0 else { break }
-                                at += 1
-                                guard firstVisit(bit: rowStart + at) else { break thread }
+                                at &+= 1
+                                guard firstVisit(bit: rowStart &+ at) else { break thread }
                             }
                         }
                         while true {
@@ -1209,9 +1209,9 @@ struct BitStateBacktracker {
                             } else if step == 0 {
                                 break thread
                             }
-                            at += step
+                            at &+= step
                             // Back at the split.
-                            guard firstVisit(bit: rowStart + at) else { break thread }
+                            guard firstVisit(bit: rowStart &+ at) else { break thread }
                         }
                     case .split(let a, let b):
                         // A branch the next byte rules out (see `lookahead`) is neither taken nor
@@ -1228,38 +1228,38 @@ struct BitStateBacktracker {
                             jobs.push(Job(pc: 0, at: 0, restoreSlot: Int32(k), restoreValue: Int32(slots[k])))
                             slots[k] = at
                         }
-                        pc += 1
+                        pc &+= 1
                         continue
                     case .assertStart(let m):
                         guard at == 0 || (m && input[at - 1] == 10) else { break }
-                        pc += 1
+                        pc &+= 1
                         continue
                     case .assertEnd(let m):
                         guard at == input.count || (m && input[at] == 10) else { break }
-                        pc += 1
+                        pc &+= 1
                         continue
                     case .assertWord(let want):
                         guard (PikeVM.isWord(input, at - 1) != PikeVM.isWord(input, at)) == want else { break }
-                        pc += 1
+                        pc &+= 1
                         continue
                     default:
                         // A run of one-byte tests (a literal), compared in one loop. A scalar
                         // test's lookahead holds exactly its byte, a folded letter's both cases.
                         let run = Int(steps[pc].run)
                         if run > 1, !lookahead.isEmpty {
-                            guard at + run <= input.count else { break }
+                            guard at &+ run <= input.count else { break }
                             var k = 0
-                            while k < run, lookahead[pc + k].bytes.contains(input[at + k]) { k += 1 }
+                            while k < run, lookahead[pc &+ k].bytes.contains(input[at &+ k]) { k &+= 1 }
                             guard k == run else { break }
-                            at += run
-                            pc += run
+                            at &+= run
+                            pc &+= run
                             continue
                         }
                         // A one-character test (the rest were handled above).
                         let step = taken(pc, at)
                         guard step > 0 else { break }
-                        at += step
-                        pc += 1
+                        at &+= step
+                        pc &+= 1
                         continue
                     }
                     break

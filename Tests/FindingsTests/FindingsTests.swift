@@ -52,6 +52,41 @@ struct JSONWriterTests {
 }
 
 extension JSONWriterTests {
+    @Test("keys and values of every length up to past the short copies, written byte for byte")
+    func everyLength() throws {
+        let text = Array("abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKL".utf8)
+        var w = JSONWriter()
+        w.beginObject()
+        // Keys written in the source, of 1 to 17 bytes; keys and values from logs, of 0 to 48.
+        let keys: [JSONKey] = [
+            "a", "ab", "abc", "abcd", "abcde", "abcdef", "abcdefg", "abcdefgh", "abcdefghi", "abcdefghijklmno", "abcdefghijklmnop",
+            "abcdefghijklmnopq",
+        ]
+        for (i, k) in keys.enumerated() { w.field(k, bytes: text.prefix(i)) }
+        w.endObject()
+        var logged = JSONWriter()
+        logged.beginObject()
+        for n in 1...48 {
+            text.prefix(n).withUnsafeBufferPointer { key in
+                text.prefix(n - 1).withUnsafeBufferPointer { logged.field(key: key, bytes: $0) }
+            }
+        }
+        logged.endObject()
+        let first = try #require(try JSONSerialization.jsonObject(with: Data(w.bytes)) as? [String: String])
+        #expect(
+            first == [
+                "a": "", "ab": "a", "abc": "ab", "abcd": "abc", "abcde": "abcd", "abcdef": "abcde", "abcdefg": "abcdef",
+                "abcdefgh": "abcdefg",
+                "abcdefghi": "abcdefgh", "abcdefghijklmno": "abcdefghi", "abcdefghijklmnop": "abcdefghij",
+                "abcdefghijklmnopq": "abcdefghijk",
+            ])
+        let second = try #require(try JSONSerialization.jsonObject(with: Data(logged.bytes)) as? [String: String])
+        #expect(second.count == 48)
+        for n in 1...48 {
+            #expect(second[String(decoding: text.prefix(n), as: UTF8.self)] == String(decoding: text.prefix(n - 1), as: UTF8.self))
+        }
+    }
+
     @Test("numbers, nesting and keys taken from logs")
     func numbersNestingAndKeys() throws {
         var w = JSONWriter()

@@ -176,6 +176,27 @@ package struct JSONWriter: ~Copyable {
 
     /// A member whose key is text from elsewhere (a log's field name), escaped like its value.
     package mutating func field(key k: UnsafeBufferPointer<UInt8>, bytes v: UnsafeBufferPointer<UInt8>) {
+        // The usual plain pair in one pass after one reserve: `,"key":"value"`.
+        reserve(k.count &+ v.count &+ 6)
+        var at = count
+        if written & 1 != 0 {
+            base[at] = UInt8(ascii: ",")
+            at &+= 1
+        }
+        base[at] = UInt8(ascii: "\"")
+        if Self.copyIfPlain(k, to: base + (at &+ 1)) {
+            at &+= k.count &+ 1
+            base[at] = UInt8(ascii: "\"")
+            base[at &+ 1] = UInt8(ascii: ":")
+            if Self.copyIfPlain(v, to: base + (at &+ 3)) {
+                base[at &+ 2] = UInt8(ascii: "\"")
+                base[at &+ 3 &+ v.count] = UInt8(ascii: "\"")
+                count = at &+ 4 &+ v.count
+                written |= 1
+                return
+            }
+        }
+        // Something to escape: written again, the usual way, over what was copied.
         separator()
         escaped(k)
         put(UInt8(ascii: ":"))
@@ -249,44 +270,68 @@ package struct JSONWriter: ~Copyable {
     }
 
     /// Writes `v` (in quotes when `quoted`) and returns true when it can be written as is
-    /// (printable ASCII without `"` and `\`); else writes nothing and returns false. Most values are plain, and
-    /// this runs for every string of every finding: a value of eight bytes or more is tested
-    /// while it is copied, a word at a time (its last word may overlap the one before), in one
-    /// pass. A value that turns out not to be plain leaves bytes only past `count`.
+    /// (printable ASCII without `"` and `\`); else writes nothing and returns false. Most
+    /// values are plain, and this runs for every string of every finding (see `copyIfPlain`).
+    /// A value that turns out not to be plain leaves bytes only past `count`.
     @inline(__always)
     private mutating func putIfPlain(_ v: UnsafeBufferPointer<UInt8>, quoted: Bool) -> Bool {
         let n = v.count
-        guard n >= 8, let from = v.baseAddress else {
-            for c in v where c < 0x20 || c >= 0x7F || c == UInt8(ascii: "\"") || c == UInt8(ascii: "\\") { return false }
-            if quoted { put(UInt8(ascii: "\"")) }
-            put(v)
-            if quoted { put(UInt8(ascii: "\"")) }
-            return true
-        }
         let quotes = quoted ? 1 : 0
-        reserve(n + 2 * quotes)
-        let source = UnsafeRawPointer(from)
-        let target = UnsafeMutableRawPointer(base + count + quotes)
-        var plain: UInt64 = 0x8080_8080_8080_8080
-        var i = 0
-        while i + 8 <= n {
-            let word = source.loadUnaligned(fromByteOffset: i, as: UInt64.self)
-            plain &= Self.plainBits(word)
-            target.storeBytes(of: word, toByteOffset: i, as: UInt64.self)
-            i += 8
-        }
-        if i < n {
-            let word = source.loadUnaligned(fromByteOffset: n - 8, as: UInt64.self)
-            plain &= Self.plainBits(word)
-            target.storeBytes(of: word, toByteOffset: n - 8, as: UInt64.self)
-        }
-        guard plain == 0x8080_8080_8080_8080 else { return false }
+        reserve(n &+ 2 &* quotes)
+        guard Self.copyIfPlain(v, to: base + (count &+ quotes)) else { return false }
         if quoted {
             base[count] = UInt8(ascii: "\"")
-            base[count + n + 1] = UInt8(ascii: "\"")
+            base[count &+ n &+ 1] = UInt8(ascii: "\"")
         }
-        count += n + 2 * quotes
+        count &+= n &+ 2 &* quotes
         return true
+    }
+
+    /// Copies `v` to `target` (room for `v.count` bytes) and returns whether every byte is
+    /// plain (see `putIfPlain`); when not, what it copied is to be dropped. Tested while copied,
+    /// a word at a time (the last word may overlap the one before), in one pass; a value of
+    /// fewer than eight bytes is tested as one word, padded with a plain byte.
+    @inline(__always)
+    private static func copyIfPlain(_ v: UnsafeBufferPointer<UInt8>, to target: UnsafeMutablePointer<UInt8>) -> Bool {
+        let n = v.count
+        guard n > 0, let from = v.baseAddress else { return true }
+        let source = UnsafeRawPointer(from)
+        let to = UnsafeMutableRawPointer(target)
+        let allPlain: UInt64 = 0x8080_8080_8080_8080
+        if n >= 8 {
+            var plain = allPlain
+            var i = 0
+            while i &+ 8 <= n {
+                let word = source.loadUnaligned(fromByteOffset: i, as: UInt64.self)
+                plain &= plainBits(word)
+                to.storeBytes(of: word, toByteOffset: i, as: UInt64.self)
+                i &+= 8
+            }
+            if i < n {
+                let word = source.loadUnaligned(fromByteOffset: n &- 8, as: UInt64.self)
+                plain &= plainBits(word)
+                to.storeBytes(of: word, toByteOffset: n &- 8, as: UInt64.self)
+            }
+            return plain == allPlain
+        }
+        let word: UInt64
+        if n >= 4 {
+            let low = source.loadUnaligned(as: UInt32.self)
+            let high = source.loadUnaligned(fromByteOffset: n &- 4, as: UInt32.self)
+            to.storeBytes(of: low, as: UInt32.self)
+            to.storeBytes(of: high, toByteOffset: n &- 4, as: UInt32.self)
+            word = UInt64(low) | UInt64(high) << 32
+        } else if n >= 2 {
+            let low = source.loadUnaligned(as: UInt16.self)
+            let high = source.loadUnaligned(fromByteOffset: n &- 2, as: UInt16.self)
+            to.storeBytes(of: low, as: UInt16.self)
+            to.storeBytes(of: high, toByteOffset: n &- 2, as: UInt16.self)
+            word = UInt64(low) | UInt64(high) << 16 | 0x6161_6161_0000_0000
+        } else {
+            target[0] = from[0]
+            word = UInt64(from[0]) | 0x6161_6161_6161_6100
+        }
+        return plainBits(word) == allPlain
     }
 
     /// The high bit of each byte of `x` that is printable ASCII other than `"` and `\` (see

@@ -23,7 +23,7 @@ struct JSONWriterTests {
         // Escaped, invalid, and the plain bytes either side of each escaped range.
         let specials: [UInt8] = [0x00, 0x01, 0x1F, 0x20, 0x21, 0x22, 0x23, 0x5B, 0x5C, 0x5D, 0x7E, 0x7F, 0x80, 0xC3, 0xFF]
         for special in specials {
-            for length in [1, 7, 8, 9, 15, 16, 17, 23, 32, 33] {
+            for length in [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 23, 32, 33] {
                 for at in 0..<length {
                     var value = Array(repeating: UInt8(ascii: "a"), count: length)
                     value[at] = special
@@ -39,6 +39,14 @@ struct JSONWriterTests {
                         : String(repeating: "a", count: at) + "\u{FFFD}" + String(repeating: "a", count: length - at - 1)
                     #expect(decoded == expected, "\(special) at \(at) of \(length)")
                     #expect(!w.bytes.contains { $0 < 0x20 }, "\(special) at \(at) of \(length)")
+                    // The same text as a key and a value from a log, after a plain member.
+                    var logged = JSONWriter()
+                    logged.beginObject()
+                    logged.field("p", bytes: Array("plain".utf8))
+                    value.withUnsafeBufferPointer { logged.field(key: $0, bytes: $0) }
+                    logged.endObject()
+                    let pair = try JSONSerialization.jsonObject(with: Data(logged.bytes)) as? [String: String]
+                    #expect(pair == ["p": "plain", expected: expected], "\(special) at \(at) of \(length)")
                 }
             }
         }

@@ -617,9 +617,10 @@ package struct RuleSet: Sendable {
             /// Takes the values at `ranges` of `storage` where there are some, and keeps the
             /// others.
             mutating func update(from storage: [UInt8], ranges: [Range<Int>?]) {
-                // Value k's length: the new one where there is one, else the one kept.
-                let lengths = withBuffer { old in ranges.indices.map { ranges[$0]?.count ?? Self.range($0, in: old)?.count } }
-                let total = 4 * (ranges.count + 1) + lengths.reduce(0) { $0 + ($1 ?? 0) }
+                // Value k's length: the new one where there is one, else the one kept. (Worked
+                // out twice, for the total and to write it: a list of them was an allocation.)
+                func length(_ k: Int, _ old: UnsafeBufferPointer<UInt8>) -> Int? { ranges[k]?.count ?? Self.range(k, in: old)?.count }
+                let total = withBuffer { old in ranges.indices.reduce(4 * (ranges.count + 1)) { $0 + (length($1, old) ?? 0) } }
                 // Written on the stack (for a buffer of usual size), then kept inline or in an array.
                 withUnsafeTemporaryAllocation(of: UInt8.self, capacity: total) { out in
                     var at = 0
@@ -630,7 +631,9 @@ package struct RuleSet: Sendable {
                     }
                     func put(_ w: UInt32) { withUnsafeBytes(of: w.littleEndian) { put($0) } }
                     put(UInt32(ranges.count))
-                    for length in lengths { put(length.map { UInt32($0) } ?? Self.absent) }
+                    withBuffer { old in
+                        for k in ranges.indices { put(length(k, old).map { UInt32($0) } ?? Self.absent) }
+                    }
                     withBuffer { old in
                         storage.withUnsafeBytes { storage in
                             for k in ranges.indices {

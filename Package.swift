@@ -6,7 +6,7 @@ import PackageDescription
 /// boundaries (the per-event path runs through EventModel, Ingest, Sigma and Findings), and put
 /// each function in a section of its own, for the linker to place (below).
 let optimized: [SwiftSetting] = [
-    .unsafeFlags(["-cross-module-optimization", "-function-sections"], .when(configuration: .release))
+    .unsafeFlags(["-cross-module-optimization", "-Xfrontend", "-function-sections"], .when(configuration: .release))
 ]
 
 /// Release links lay functions out by the call graph of the per-line path, measured by

@@ -101,36 +101,37 @@ package struct JSONWriter: ~Copyable {
     }
 
     private mutating func key(_ k: JSONKey) {
-        if case .plain(let text) = k.text, text.hasPointerRepresentation {
-            // The comma, `"key":` and the key's bytes after one reserve.
-            let n = text.utf8CodeUnitCount
-            reserve(n &+ 4)
-            var at = count
-            if written & 1 != 0 {
-                base[at] = UInt8(ascii: ",")
-                at &+= 1
-            }
-            written |= 1
-            base[at] = UInt8(ascii: "\"")
-            Self.copy(text.utf8Start, n, to: base + (at &+ 1))
-            base[at &+ n &+ 1] = UInt8(ascii: "\"")
-            base[at &+ n &+ 2] = UInt8(ascii: ":")
-            count = at &+ n &+ 3
-            return
-        }
-        separator()
         switch k.text {
-        case .plain(let text):
+        case .plain(let text) where text.hasPointerRepresentation:
             // A key written in the source: plain ASCII, copied without escaping.
-            put(UInt8(ascii: "\""))
-            // withUTF8Buffer reads either form of StaticString; utf8Start traps on the scalar form
-            // (this compiler keeps one-character literals of JSONKey in pointer form, but the
-            // language does not promise it).
-            text.withUTF8Buffer { put($0) }
-            put(UInt8(ascii: "\""))
-        case .dynamic(let text): string(text)
+            plainKey(UnsafeBufferPointer(start: text.utf8Start, count: text.utf8CodeUnitCount))
+        case .plain(let text):
+            // The scalar form, where utf8Start traps (this compiler keeps one-character literals
+            // of JSONKey in pointer form, but the language does not promise it).
+            text.withUTF8Buffer { plainKey($0) }
+        case .dynamic(let text):
+            separator()
+            string(text)
+            put(UInt8(ascii: ":"))
         }
-        put(UInt8(ascii: ":"))
+    }
+
+    /// The comma, `"key":` and the key's bytes after one reserve.
+    @inline(__always)
+    private mutating func plainKey(_ key: UnsafeBufferPointer<UInt8>) {
+        let n = key.count
+        reserve(n &+ 4)
+        var at = count
+        if written & 1 != 0 {
+            base[at] = UInt8(ascii: ",")
+            at &+= 1
+        }
+        written |= 1
+        base[at] = UInt8(ascii: "\"")
+        if let from = key.baseAddress { Self.copy(from, n, to: base + (at &+ 1)) }
+        base[at &+ n &+ 1] = UInt8(ascii: "\"")
+        base[at &+ n &+ 2] = UInt8(ascii: ":")
+        count = at &+ n &+ 3
     }
 
     /// Writes object members encoded beforehand by `take()`: `"key":value`, comma-separated.

@@ -59,4 +59,11 @@ for (a, b), n in sorted(merged.items(), key=lambda e: (-e[1], e[0])):
     if n >= 100:
         print(a, b, n)
 PY
+# Nothing collected means the toggle above no longer names the scan loop (a renamed function):
+# an empty file would quietly drop the layout.
+if [ ! -s scripts/link-order.txt ]; then
+    git checkout -q -- scripts/link-order.txt 2>/dev/null || true
+    echo "link-order.sh: callgrind saw no calls; update --toggle-collect to ScanPipeline.run's symbol (nm | grep ScanPipelineV3run)" >&2
+    exit 1
+fi
 echo "link-order.sh: wrote scripts/link-order.txt ($(wc -l < scripts/link-order.txt) calls)" >&2

@@ -15,6 +15,12 @@ rules=(--rules Rules/linux)
 [ -d "$sigma" ] && rules+=(--rules "$sigma")
 swift build -c release --static-swift-stdlib --product logtriage >/dev/null
 bin=.build/release/logtriage
+# The allocator matters by a few percent (README, "Memory allocator").
+if ldd "$bin" | grep -q libjemalloc; then
+    allocator=jemalloc
+else
+    allocator="glibc malloc (libjemalloc-dev was not installed when it was built)"
+fi
 command -v rg >/dev/null || { echo "bench.sh: ripgrep missing (apt-get install ripgrep)" >&2; exit 1; }
 mb=$(python3 -c "import os;print(os.path.getsize('$log')/1048576)")
 
@@ -36,6 +42,7 @@ for ((r = 0; r < rounds; r++)); do
 done
 rss=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$data/scan.err")
 grep '^logtriage: scanned' "$data/scan.err"
+echo "allocator: $allocator"
 
 python3 - "$lines" "$mb" "$rss" "$(wc -l < "$data/literals.txt")" "${times[*]}" "${rgtimes[*]}" <<'PY'
 import statistics, sys

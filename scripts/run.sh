@@ -2,7 +2,7 @@
 # Builds logtriage and runs the daemon on its embedded defaults (`logtriage config defaults`):
 # the local journal from its tail, syslog on udp:// and tcp://127.0.0.1:5514, the bundled rules,
 # built-in triage, findings on standard output, state in /var/lib/logtriage.
-# Installs the build dependencies (libsystemd-dev, pkg-config) on Debian when missing.
+# Installs the build dependencies (libsystemd-dev, pkg-config, libjemalloc-dev) on Debian when missing.
 # Extra arguments go to `logtriage run` (for example --config Deploy/logtriage.yaml).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +12,7 @@ SUDO=""
 need=()
 dpkg -s libsystemd-dev >/dev/null 2>&1 || need+=(libsystemd-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+dpkg -s libjemalloc-dev >/dev/null 2>&1 || need+=(libjemalloc-dev)
 if [ ${#need[@]} -gt 0 ]; then
     echo "run.sh: installing ${need[*]}" >&2
     $SUDO apt-get update -qq

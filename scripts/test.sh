@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 need=()
 dpkg -s libsystemd-dev >/dev/null 2>&1 || need+=(libsystemd-dev)
 dpkg -s pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+dpkg -s libjemalloc-dev >/dev/null 2>&1 || need+=(libjemalloc-dev)
 dpkg -s ripgrep >/dev/null 2>&1 || need+=(ripgrep)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v rsyslogd >/dev/null 2>&1 || need+=(rsyslog)

@@ -111,11 +111,16 @@ package struct PackedEvent: Sendable {
     /// The event packed in `bytes`. `source` is the source path of the event unpacked before it,
     /// if any: reused when it is the same (a list's events mostly share one), else replaced.
     static func unpack(_ bytes: ArraySlice<UInt8>, source known: inout String?) -> Event {
-        var i = bytes.startIndex
+        bytes.withUnsafeBufferPointer { unpack($0, source: &known) }
+    }
+
+    /// `unpack` from the bytes where they lie.
+    static func unpack(_ bytes: UnsafeBufferPointer<UInt8>, source known: inout String?) -> Event {
+        var i = 0
         func varint() -> UInt64 {
             var v: UInt64 = 0
             var shift: UInt64 = 0
-            while i < bytes.endIndex {
+            while i < bytes.count {
                 let b = bytes[i]
                 i += 1
                 v |= UInt64(b & 0x7F) << shift
@@ -124,18 +129,23 @@ package struct PackedEvent: Sendable {
             }
             return v
         }
-        func slice() -> ArraySlice<UInt8> {
+        func slice() -> UnsafeBufferPointer<UInt8> {
             let n = Int(varint())
-            let s = bytes[i..<min(bytes.endIndex, i + n)]
+            let s = UnsafeBufferPointer(rebasing: bytes[i..<min(bytes.count, i + n)])
             i += n
             return s
         }
         let rawTime = varint()
         let sourceBytes = slice()
-        let same =
-            known?.utf8.withContiguousStorageIfAvailable { k in
-                sourceBytes.withUnsafeBufferPointer { k.count == $0.count && k.elementsEqual($0) }
-            } ?? false
+        var same = false
+        if var k = known {
+            same = k.withUTF8 { k in
+                guard k.count == sourceBytes.count else { return false }
+                var j = 0
+                while j < k.count, k[j] == sourceBytes[j] { j += 1 }
+                return j == k.count
+            }
+        }
         if !same { known = String(decoding: sourceBytes, as: UTF8.self) }
         let source = known!
         let line = Int(varint())
@@ -145,13 +155,13 @@ package struct PackedEvent: Sendable {
         let repeats = Int(varint())
         let count = Int(varint())
         var fields = EventFields(capacity: bytes.count, fields: min(count, 64))
+        let common = Self.commonNames
         for _ in 0..<count {
-            guard i < bytes.endIndex else { break }
+            guard i < bytes.count else { break }
             let code = Int(bytes[i])
             i += 1
-            let name =
-                code == 0 ? String(decoding: slice(), as: UTF8.self) : code <= Self.commonNames.count ? Self.commonNames[code - 1] : "?"
-            fields.add(name, bytes: slice())
+            let name = code == 0 ? String(decoding: slice(), as: UTF8.self) : code <= common.count ? common[code - 1] : "?"
+            fields.add(name, buffer: UnsafeRawBufferPointer(slice()))
         }
         var event = Event(
             time: rawTime == 0 ? nil : Int64(bitPattern: rawTime &- 1),

@@ -533,7 +533,7 @@ package struct RuleSet: Sendable {
         var ranges: [Range<Int>?] = []
         /// What applies to the event being worked on (from `match`, for `settle`).
         var plan = Plan.none
-        var planCache: [UInt64: PlanCacheEntry] = [:]
+        var planCache = PlanCache()
         /// Prefilters built so far, one per distinct set of routes and extractors.
         var screens: [ScreenKey: RouteScreen] = [:]
         /// Per extractor of the plan's screen (`RouteScreen.extractors`), the pieces of its
@@ -821,33 +821,100 @@ package struct RuleSet: Sendable {
         static let none = Plan(screen: nil, detect: nil, finding: nil, session: nil, sessionEvent: nil)
     }
 
-    struct PlanCacheEntry: Sendable {
-        var values: [[UInt8]?]
-        var plan: Plan
+    /// The plans worked out so far, direct-mapped by a hash of the predicate fields' values: a
+    /// slot holds the last plan whose hash fell on it. Lines pick among a few dozen plans (one
+    /// per program name, mostly), so slots rarely collide, and a lookup is an index and a
+    /// comparison of those values (a dictionary hashed the hash again).
+    struct PlanCache: Sendable {
+        static let slotCount = 1024
+        private var hashes: [UInt64] = []
+        private var entries: [PlanCacheEntry?] = []
 
-        func matches(_ ranges: [Range<Int>?], _ storage: UnsafeBufferPointer<UInt8>) -> Bool {
-            guard values.count == ranges.count else { return false }
-            for (v, r) in zip(values, ranges) {
-                switch (v, r) {
-                case (nil, nil): continue
-                case (let v?, let r?): if !v.elementsEqual(storage[r]) { return false }
-                default: return false
+        /// The plan cached for `hash` and values at `ranges`, if any.
+        func plan(_ hash: UInt64, _ ranges: UnsafeBufferPointer<Range<Int>?>, _ storage: UnsafeBufferPointer<UInt8>) -> Plan? {
+            guard !hashes.isEmpty else { return nil }
+            let slot = Self.slot(hash)
+            guard hashes[slot] == hash else { return nil }
+            return entries.withUnsafeBufferPointer { entries in
+                guard let entry = entries[slot], entry.matches(ranges, storage) else { return nil }
+                return entry.plan
+            }
+        }
+
+        mutating func insert(_ hash: UInt64, _ entry: PlanCacheEntry) {
+            if hashes.isEmpty {
+                hashes = Array(repeating: 0, count: Self.slotCount)
+                entries = Array(repeating: nil, count: Self.slotCount)
+            }
+            let slot = Self.slot(hash)
+            hashes[slot] = hash
+            entries[slot] = entry
+        }
+
+        private static func slot(_ hash: UInt64) -> Int { Int(truncatingIfNeeded: hash ^ hash >> 32) & (slotCount - 1) }
+    }
+
+    /// A plan and the predicate fields' values it was worked out for: the values one after the
+    /// other in `bytes`, and each one's length (-1: the field was absent).
+    final class PlanCacheEntry: Sendable {
+        let bytes: [UInt8]
+        let lengths: [Int]
+        let plan: Plan
+
+        init(_ ranges: UnsafeBufferPointer<Range<Int>?>, _ storage: UnsafeBufferPointer<UInt8>, plan: Plan) {
+            var bytes: [UInt8] = []
+            var lengths: [Int] = []
+            for range in ranges {
+                lengths.append(range?.count ?? -1)
+                if let range { bytes.append(contentsOf: storage[range]) }
+            }
+            self.bytes = bytes
+            self.lengths = lengths
+            self.plan = plan
+        }
+
+        func matches(_ ranges: UnsafeBufferPointer<Range<Int>?>, _ storage: UnsafeBufferPointer<UInt8>) -> Bool {
+            bytes.withUnsafeBufferPointer { bytes in
+                lengths.withUnsafeBufferPointer { lengths in
+                    guard lengths.count == ranges.count else { return false }
+                    var at = 0
+                    for k in 0..<ranges.count {
+                        let length = lengths[k]
+                        guard let r = ranges[k] else {
+                            if length >= 0 { return false }
+                            continue
+                        }
+                        guard length == r.upperBound &- r.lowerBound else { return false }
+                        var j = 0
+                        while j < length {
+                            if bytes[at &+ j] != storage[r.lowerBound &+ j] { return false }
+                            j &+= 1
+                        }
+                        at &+= length
+                    }
+                    return true
                 }
             }
-            return true
         }
     }
 
     /// The plan for an event whose predicate fields stand at `c.ranges`: from the cache, or
     /// worked out and cached.
     private func cachedPlan(_ storage: UnsafeBufferPointer<UInt8>, context c: inout Context) -> Plan {
-        var hasher = FNV1a()
-        for range in c.ranges {
-            if let range { hasher.combine(storage[range]) }
-            hasher.separate(present: range != nil)
+        // FNV-1a over the values, each ended by a mark of whether it was there.
+        let (hash, cached) = c.ranges.withUnsafeBufferPointer { ranges -> (UInt64, Plan?) in
+            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+            for k in 0..<ranges.count {
+                if let r = ranges[k] {
+                    for j in r { hash = (hash ^ UInt64(storage[j])) &* 0x0000_0100_0000_01B3 }
+                    hash = (hash ^ 0x1FF) &* 0x0000_0100_0000_01B3
+                } else {
+                    hash = (hash ^ 0x2FF) &* 0x0000_0100_0000_01B3
+                }
+            }
+            return (hash, c.planCache.plan(hash, ranges, storage))
         }
-        let hash = hasher.value
-        if let cached = c.planCache[hash], cached.matches(c.ranges, storage) { return cached.plan }
+        if let cached { return cached }
         let routes = routePredicates.indices.map { r in !routeRules[r].isEmpty && routePredicates[r].applies(c.ranges, storage) }
         var stages: [Pipeline.Stage: [Int]] = [:]
         for (x, extractor) in pipeline.extractors.enumerated() where extractorPredicates[x].applies(c.ranges, storage) {
@@ -858,8 +925,8 @@ package struct RuleSet: Sendable {
         let plan = Plan(
             screen: screen(for: routes, extractors: finding + session, context: &c), detect: stages[.detect] ?? [], finding: finding,
             session: session, sessionEvent: sessionPredicate.applies(c.ranges, storage))
-        if c.planCache.count >= 4096 { c.planCache.removeAll(keepingCapacity: true) }
-        c.planCache[hash] = PlanCacheEntry(values: c.ranges.map { $0.map { Array(storage[$0]) } }, plan: plan)
+        let entry = c.ranges.withUnsafeBufferPointer { PlanCacheEntry($0, storage, plan: plan) }
+        c.planCache.insert(hash, entry)
         return plan
     }
 

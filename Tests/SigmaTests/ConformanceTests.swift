@@ -320,6 +320,8 @@ struct ByteRegexTests {
             "from (?<x>[^ ]+) port", "(?i)FR(?<x>.)m", "é(?<x>\\S*?)b", "(?<x>[^a]+)é",
             // Loop bodies that overlap what follows them, and loops that start at a line's end.
             "(?<x>[a-f]*)(?<y>[c-z]+)", "(?<x>[a-f]*?)(?<y>[c-z]+)$", "(?<x>\\S*?)(?<y>\\.\\d*)?$",
+            // Literals, folded and not, after loops that run over many bytes.
+            "(?i)FROM (?<x>[^ ]*)(?: port (?<y>\\d+))?", "(?<x>[ab]*)from", "(?<x>a*) (?<y>\\S*?)ab$",
         ]
         // Non-ASCII and invalid bytes too: the backtracker decodes them, and looks ASCII bytes up.
         let alphabet = Array("ab: 1.\nxcfrompté".utf8) + [0xFF, 0xC3]
@@ -330,8 +332,16 @@ struct ByteRegexTests {
         }
         for p in patterns {
             let r = try ByteRegex(p)
-            for _ in 0..<300 {
-                let input = (0..<(next() % 24)).map { _ in alphabet[next() % alphabet.count] }
+            for k in 0..<400 {
+                // Short inputs, and long ones made of runs: a loop then runs over many bytes, and
+                // its visits span several words of the visit bitmap.
+                let input =
+                    k < 300
+                    ? (0..<(next() % 24)).map { _ in alphabet[next() % alphabet.count] }
+                    : (0..<(next() % 12)).flatMap { _ in
+                        let piece = next() % 3 == 0 ? Array("from".utf8) : [alphabet[next() % alphabet.count]]
+                        return Array([[UInt8]](repeating: piece, count: 1 + next() % 70).joined())
+                    }
                 let (fast, vm) = input.withUnsafeBufferPointer { (r.firstMatch($0), r.firstMatch($0, backtrack: false)) }
                 #expect(fast == vm, "\(p) on \(String(decoding: input, as: UTF8.self).debugDescription)")
             }

@@ -233,6 +233,26 @@ struct ConformanceTests {
         #expect(set.match(&tagged, context: &context) == [0])
     }
 
+    /// Plans are cached by a hash of the fields routes test, in a table of 1,024 slots. With
+    /// far more kinds of line than slots, other programs share sshd's slot; each line must still
+    /// get its own routes.
+    @Test func planCacheKeepsKindsOfLineApartPastItsSlots() throws {
+        let yaml =
+            "title: h\nid: h1\nlogsource: {product: linux, service: sshd}\ndetection:\n    s: {MESSAGE|contains: 'Failed password'}\n    condition: s\n"
+        let (set, report) = try Fixtures.ruleSet(yaml)
+        #expect(report.errors.isEmpty)
+        var context = RuleSet.Context()
+        var wrong = 0
+        for k in 0..<10_000 {
+            // Same text, but only sshd's line is routed to the sshd rule.
+            var other = Fixtures.syslog("Mar  1 10:00:00 h prog\(k)[1]: Failed password for root from 10.0.0.5 port 22 ssh2")
+            if !set.match(&other, context: &context).isEmpty { wrong += 1 }
+            var sshd = Fixtures.syslog("Mar  1 10:00:00 h sshd[1]: Failed password for root from 10.0.0.5 port 22 ssh2")
+            if set.match(&sshd, context: &context) != [0] { wrong += 1 }
+        }
+        #expect(wrong == 0)
+    }
+
     @Test func metaFilterExcludesFromReferencedRules() throws {
         let yaml = """
             title: failed login

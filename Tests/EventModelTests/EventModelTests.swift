@@ -119,6 +119,16 @@ struct PackedEventListTests {
         return e
     }
 
+    @Test("each event keeps its own source, when the one before it had the same, another of the same length, or none")
+    func sourcesOfMixedEvents() {
+        let sources = ["/var/log/a.log", "/var/log/a.log", "/var/log/b.log", "/var/log/a.lo", "", "-", "/var/log/a.log"]
+        var list = PackedEventList()
+        for (i, source) in sources.enumerated() {
+            list.append(Event(position: SourcePosition(source: source, line: i, offset: 0)), keeping: -1)
+        }
+        #expect(list.events().map(\.position.source) == sources)
+    }
+
     @Test func keepsOrderAcrossRestoresAndLimits() {
         var list = PackedEventList()
         for i in 0..<13 { list.append(Self.event(i), keeping: 5) }

@@ -901,18 +901,13 @@ package struct RuleSet: Sendable {
     /// The plan for an event whose predicate fields stand at `c.ranges`: from the cache, or
     /// worked out and cached.
     private func cachedPlan(_ storage: UnsafeBufferPointer<UInt8>, context c: inout Context) -> Plan {
-        // FNV-1a over the values, each ended by a mark of whether it was there.
         let (hash, cached) = c.ranges.withUnsafeBufferPointer { ranges -> (UInt64, Plan?) in
-            var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-            for k in 0..<ranges.count {
-                if let r = ranges[k] {
-                    for j in r { hash = (hash ^ UInt64(storage[j])) &* 0x0000_0100_0000_01B3 }
-                    hash = (hash ^ 0x1FF) &* 0x0000_0100_0000_01B3
-                } else {
-                    hash = (hash ^ 0x2FF) &* 0x0000_0100_0000_01B3
-                }
+            var hasher = FNV1a()
+            for range in ranges {
+                if let range { hasher.combine(storage[range]) }
+                hasher.separate(present: range != nil)
             }
-            return (hash, c.planCache.plan(hash, ranges, storage))
+            return (hasher.value, c.planCache.plan(hasher.value, ranges, storage))
         }
         if let cached { return cached }
         let routes = routePredicates.indices.map { r in !routeRules[r].isEmpty && routePredicates[r].applies(c.ranges, storage) }

@@ -18,8 +18,11 @@ bin=.build/release/logtriage
 # The allocator matters by a few percent (README, "Memory allocator").
 if ldd "$bin" | grep -q libjemalloc; then
     allocator=jemalloc
+elif dpkg -s libjemalloc-dev >/dev/null 2>&1; then
+    # SwiftPM keeps the manifest's answer from a build made before jemalloc was installed.
+    allocator="glibc malloc (libjemalloc-dev is installed now, but the build predates it: swift package reset, then run again)"
 else
-    allocator="glibc malloc (libjemalloc-dev was not installed when it was built)"
+    allocator="glibc malloc (libjemalloc-dev is not installed)"
 fi
 command -v rg >/dev/null || { echo "bench.sh: ripgrep missing (apt-get install ripgrep)" >&2; exit 1; }
 mb=$(python3 -c "import os;print(os.path.getsize('$log')/1048576)")
